@@ -1,0 +1,31 @@
+"""napari-compand: image companding and inverse halftoning (Hou & Qiu) for napari.
+
+The Qt-free core is importable without napari:
+
+* :mod:`napari_compand.degrade` — bit-depth reduction (Eq. 2) and halftoning,
+* :mod:`napari_compand.metrics` — PSNR and SSIM between images and stacks.
+
+The napari widgets live in the private ``_widgets`` package and are wired to
+napari only through ``napari.yaml``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .degrade import HALFTONE_METHODS, Degradation, DegradationMode, halftone, quantize
+from .metrics import psnr, ssim
+
+try:
+    __version__ = version("napari-compand")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "HALFTONE_METHODS",
+    "Degradation",
+    "DegradationMode",
+    "__version__",
+    "halftone",
+    "psnr",
+    "quantize",
+    "ssim",
+]

@@ -1,0 +1,179 @@
+"""Compiled error-diffusion and ordered-dither kernels (one 2D plane at a time).
+
+The kernels are numba-compiled with ``nogil=True`` so that independent planes
+(colour channels, stack slices) run in parallel threads; see
+:func:`napari_compand.degrade.halftone` for the public API.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numba
+import numpy as np
+
+__all__ = ["DIFFUSION_KERNELS", "BAYER_SIZES", "bayer_matrix", "diffuse_plane", "ordered_plane"]
+
+
+def _kernel(divisor: int, rows: list[list[int]], centre: int) -> tuple[tuple[int, int, Fraction], ...]:
+    """Turn a textbook kernel table into ``(dy, dx, weight)`` entries.
+
+    ``rows[0]`` starts at the current pixel's column ``centre`` (entries left of
+    and at the current pixel are zero and omitted in the textbook), later rows
+    are the rows below, column ``centre`` being the current pixel's column.
+    """
+    entries = []
+    for dy, row in enumerate(rows):
+        for col, weight in enumerate(row):
+            dx = col - centre
+            if weight and (dy > 0 or dx > 0):
+                entries.append((dy, dx, Fraction(weight, divisor)))
+    return tuple(entries)
+
+
+#: Error-diffusion kernels as ``(dy, dx, weight)``; raster order, dx mirrored on
+#: right-to-left rows. Weights sum to 1 except Atkinson's, which by design
+#: diffuses only 6/8 of the error.
+DIFFUSION_KERNELS: dict[str, tuple[tuple[int, int, Fraction], ...]] = {
+    "floyd-steinberg": _kernel(16, [[0, 0, 7], [3, 5, 1]], centre=1),
+    "jarvis-judice-ninke": _kernel(
+        48, [[0, 0, 0, 7, 5], [3, 5, 7, 5, 3], [1, 3, 5, 3, 1]], centre=2
+    ),
+    "stucki": _kernel(42, [[0, 0, 0, 8, 4], [2, 4, 8, 4, 2], [1, 2, 4, 2, 1]], centre=2),
+    "burkes": _kernel(32, [[0, 0, 0, 8, 4], [2, 4, 8, 4, 2]], centre=2),
+    "sierra": _kernel(32, [[0, 0, 0, 5, 3], [2, 4, 5, 4, 2], [0, 2, 3, 2, 0]], centre=2),
+    "sierra-lite": _kernel(4, [[0, 0, 2], [1, 1, 0]], centre=1),
+    "atkinson": _kernel(8, [[0, 0, 1, 1], [1, 1, 1, 0], [0, 1, 0, 0]], centre=1),
+}
+
+#: Sizes of the supported Bayer threshold matrices.
+BAYER_SIZES = (2, 4, 8)
+
+
+def bayer_matrix(size: int) -> np.ndarray:
+    """Bayer index matrix of ``size`` x ``size`` (values 0 .. size**2 - 1).
+
+    Built by the recursion ``M_2n = [[4M, 4M + 2], [4M + 3, 4M + 1]]`` from
+    ``M_1 = [[0]]``.
+    """
+    if size not in BAYER_SIZES:
+        raise ValueError(f"Bayer matrix size must be one of {BAYER_SIZES}, got {size}")
+    matrix = np.zeros((1, 1), dtype=np.int64)
+    while matrix.shape[0] < size:
+        matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
+    return matrix
+
+
+@numba.njit(nogil=True, cache=True)
+def _diffuse(src, out, maxval, high, dys, dxs, weights, serpentine):  # pragma: no cover - compiled
+    height, width = src.shape
+    n_rows = dys.max() + 1
+    pad = max(np.abs(dxs).max(), 1)
+    # Ring buffer of the running values of the current row and the rows below,
+    # initialised with the intensities in [0, 1] and accumulated in float64 in
+    # textbook order (raster order of the pixels that spread their error).
+    buf = np.zeros((n_rows, width + 2 * pad))
+    for k in range(min(n_rows, height)):
+        for x in range(width):
+            buf[k, x + pad] = src[k, x] / maxval
+    rows = np.empty(n_rows, dtype=np.int64)
+    n_entries = weights.shape[0]
+    for y in range(height):
+        for k in range(n_rows):
+            rows[k] = (y + k) % n_rows
+        current = rows[0]
+        reverse = serpentine and (y % 2 == 1)
+        step = -1 if reverse else 1
+        x = width - 1 if reverse else 0
+        for _ in range(width):
+            value = buf[current, x + pad]
+            level = np.float64(value >= 0.5)
+            out[y, x] = level * high
+            error = value - level
+            for j in range(n_entries):
+                buf[rows[dys[j]], x + pad + step * dxs[j]] += error * weights[j]
+            x += step
+        # The row just finished becomes the row n_rows below the next one.
+        nxt = y + n_rows
+        for x2 in range(width + 2 * pad):
+            buf[current, x2] = 0.0
+        if nxt < height:
+            for x2 in range(width):
+                buf[current, x2 + pad] = src[nxt, x2] / maxval
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _fs_row(cur, nxt, out_row, high, reverse):  # pragma: no cover - compiled
+    # One Floyd-Steinberg row. ``cur`` holds the running values of this row and
+    # ``nxt`` those of the next (intensities plus the errors received so far).
+    # Same float64 operations in the same order as the textbook full-image
+    # loop, but the values that the next pixels depend on stay in registers:
+    #   right      = cur[x + 1] + 7/16 e(x)
+    #   nxt[x - 1] = ((nxt[x - 1] + 1/16 e(x - 2)) + 5/16 e(x - 1)) + 3/16 e(x)
+    width = cur.shape[0]
+    step = -1 if reverse else 1
+    x = width - 1 if reverse else 0
+    carry = 0.0  # 7/16 of the previous pixel's error
+    behind = 0.0  # next-row value one pixel back, waiting for 3/16 e(x)
+    here = nxt[x]  # next-row value under x, waiting for 5/16 e(x)
+    for i in range(width):
+        value = cur[x] + carry
+        level = np.float64(value >= 0.5)  # branch-free threshold: 0.0 or 1.0
+        out_row[x] = level * high
+        error = value - level
+        carry = error * 0.4375
+        if i > 0:
+            nxt[x - step] = behind + error * 0.1875
+        behind = here + error * 0.3125
+        if i + 1 < width:
+            here = nxt[x + step] + error * 0.0625
+        x += step
+    nxt[x - step] = behind
+
+
+@numba.njit(nogil=True, cache=True)
+def _floyd_steinberg(src, out, maxval, high, serpentine):  # pragma: no cover - compiled
+    height, width = src.shape
+    rows = np.empty((2, width))  # running values of rows y and y + 1
+    for x in range(width):
+        rows[0, x] = src[0, x] / maxval
+    for y in range(height):
+        cur = rows[y % 2]
+        nxt = rows[(y + 1) % 2]
+        if y + 1 < height:
+            for x in range(width):
+                nxt[x] = src[y + 1, x] / maxval
+        _fs_row(cur, nxt, out[y], high, serpentine and (y % 2 == 1))
+
+
+def diffuse_plane(
+    src: np.ndarray, out: np.ndarray, method: str, high: float, serpentine: bool
+) -> None:
+    """Error-diffuse one 2D plane ``src`` into ``out`` (0 or ``high``).
+
+    Intensities are ``src / maxval`` (255, 65535 or 1 for floats), thresholded at
+    ``>= 0.5``; the error ``value - output`` spreads to unvisited neighbours with
+    the method's weights, accumulated in float64 without clipping.
+    """
+    maxval = float(np.iinfo(src.dtype).max) if src.dtype.kind == "u" else 1.0
+    if method == "floyd-steinberg":
+        _floyd_steinberg(src, out, maxval, high, serpentine)
+        return
+    entries = DIFFUSION_KERNELS[method]
+    dys = np.array([e[0] for e in entries], dtype=np.int64)
+    dxs = np.array([e[1] for e in entries], dtype=np.int64)
+    weights = np.array([float(e[2]) for e in entries], dtype=np.float64)
+    _diffuse(src, out, maxval, high, dys, dxs, weights, serpentine)
+
+
+def ordered_plane(src: np.ndarray, out: np.ndarray, size: int, high: float) -> None:
+    """Ordered dithering of one plane with a ``size`` x ``size`` Bayer matrix.
+
+    A pixel is on when ``src / maxval > (B[y % n, x % n] + 0.5) / n**2``.
+    """
+    maxval = float(np.iinfo(src.dtype).max) if src.dtype.kind == "u" else 1.0
+    thresholds = (bayer_matrix(size) + 0.5) / size**2
+    height, width = src.shape
+    reps = (-(-height // size), -(-width // size))
+    tiled = np.tile(thresholds, reps)[:height, :width]
+    np.copyto(out, np.where(src / maxval > tiled, high, 0).astype(out.dtype, copy=False))

@@ -1,0 +1,51 @@
+"""Helpers shared by the widgets: layer choices, input arrays, derived layers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["derived_layer", "image_layer_choices", "layer_array"]
+
+
+def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
+    """``(name, layer)`` choices of the viewer's image layers, top layer first."""
+    return [(layer.name, layer) for layer in reversed(viewer.layers) if isinstance(layer, Image)]
+
+
+def layer_array(layer: Image) -> np.ndarray:
+    """The layer's full-resolution data as a numpy array (never a view to write into).
+
+    Raises
+    ------
+    ValueError
+        For multiscale (pyramid) layers, which would need every level redone.
+    """
+    if layer.multiscale:
+        raise ValueError(
+            f"layer {layer.name!r} is multiscale; open its full-resolution level as a "
+            "plain image layer first"
+        )
+    return np.asarray(layer.data)
+
+
+def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str, Any]) -> Image:
+    """A new image layer of ``data`` that keeps ``source``'s geometry and look.
+
+    Scale, translate, rotation, rgb flag, colormap, blending, axis labels and the
+    like come from the source; ``name`` and extra ``metadata`` are new, and the
+    contrast limits span the full range of ``data``'s dtype.
+    """
+    state = dict(source._get_state())
+    for key in ("data", "name", "metadata", "contrast_limits", "multiscale", "visible"):
+        state.pop(key, None)
+    state["name"] = name
+    state["metadata"] = {**source.metadata, **metadata}
+    top = float(np.iinfo(data.dtype).max) if data.dtype.kind == "u" else 1.0
+    state["contrast_limits"] = (0.0, top)
+    return Image(data, **state)

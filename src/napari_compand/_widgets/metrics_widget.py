@@ -1,0 +1,111 @@
+"""Metrics widget: PSNR and SSIM of test layers against a reference layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
+from napari.qt.threading import FunctionWorker, create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QApplication
+
+from ..metrics import compare
+from ._common import image_layer_choices, layer_array
+
+if TYPE_CHECKING:
+    import napari
+    import numpy as np
+
+__all__ = ["MetricsWidget"]
+
+COLUMNS = ("test layer", "plane", "PSNR (dB)", "SSIM")
+
+
+def _metrics_job(
+    reference: np.ndarray, tests: list[tuple[str, np.ndarray]], data_range: float | None, rgb: bool
+) -> list[tuple[str, str, float, float]]:
+    """Worker body: one row per test layer and plane."""
+    rows = []
+    for name, test in tests:
+        for scores in compare(reference, test, data_range, rgb=rgb):
+            plane = ",".join(map(str, scores.plane)) or "-"
+            rows.append((name, plane, round(scores.psnr, 3), round(scores.ssim, 4)))
+    return rows
+
+
+class MetricsWidget(Container):
+    """Reference layer + test layers -> a table of PSNR/SSIM (per plane for stacks).
+
+    ``data range`` 0 means automatic: 255 / 65535 from the dtype, 1.0 for floats
+    in [0, 1]. "Copy table" puts the table on the clipboard as tab-separated text
+    (pastes into spreadsheets).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        choices = lambda _: image_layer_choices(viewer)  # noqa: E731
+        self._reference = ComboBox(label="reference", choices=choices)
+        self._tests = Select(label="test layers", choices=choices)
+        self._data_range = FloatSpinBox(label="data range", min=0.0, max=1e9, value=0.0, step=1.0)
+        self._run_button = PushButton(text="Compute")
+        self._copy_button = PushButton(text="Copy table")
+        self._status = Label(value="")
+        self.table = Table(value={"data": [], "columns": list(COLUMNS)})
+        super().__init__(
+            widgets=[self._reference, self._tests, self._data_range, self._run_button,
+                     self.table, self._copy_button, self._status]
+        )
+        self.worker: FunctionWorker | None = None
+        self._run_button.clicked.connect(self.run)
+        self._copy_button.clicked.connect(self.copy_table)
+
+    def run(self) -> FunctionWorker | None:
+        """Compute the metrics in a thread worker; returns the started worker."""
+        reference = self._reference.value
+        tests = [layer for layer in self._tests.value if layer is not reference]
+        if reference is None or not tests:
+            self._fail("choose a reference layer and at least one other test layer")
+            return None
+        try:
+            ref_data = layer_array(reference)
+            test_data = [(layer.name, layer_array(layer)) for layer in tests]
+        except ValueError as err:
+            self._fail(str(err))
+            return None
+        data_range = self._data_range.value or None
+        worker = create_worker(
+            _metrics_job, ref_data, test_data, data_range, reference.rgb,
+            _progress={"desc": f"PSNR/SSIM vs {reference.name}"},
+        )
+        worker.returned.connect(self._show_rows)
+        worker.errored.connect(lambda err: self._fail(str(err)))
+        worker.finished.connect(self._set_idle)
+        self._run_button.enabled = False
+        self._status.value = "computing..."
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def rows(self) -> list[list]:
+        """The table's rows as shown."""
+        return [list(row) for row in self.table.data]
+
+    def table_text(self) -> str:
+        """The table as tab-separated text with a header line."""
+        lines = ["\t".join(COLUMNS)] + ["\t".join(map(str, row)) for row in self.rows()]
+        return "\n".join(lines)
+
+    def copy_table(self) -> None:
+        """Copy :meth:`table_text` to the clipboard."""
+        QApplication.clipboard().setText(self.table_text())
+        self._status.value = "table copied to the clipboard"
+
+    def _show_rows(self, rows: list[tuple[str, str, float, float]]) -> None:
+        self.table.value = {"data": [list(row) for row in rows], "columns": list(COLUMNS)}
+        self._status.value = f"{len(rows)} row(s) vs {self._reference.value.name!r}"
+
+    def _set_idle(self) -> None:
+        self._run_button.enabled = True
+
+    def _fail(self, message: str) -> None:
+        self._status.value = f"error: {message}"
+        show_error(f"Metrics: {message}")

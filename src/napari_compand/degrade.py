@@ -1,0 +1,347 @@
+"""Image degradations of Hou & Qiu: bit-depth reduction (Eq. 2) and halftoning.
+
+Both functions work on 2D grey images, RGB/RGBA images (channels on the last
+axis; alpha passes through unchanged) and nD stacks, where every 2D plane is
+processed on its own. They never modify their input and return an array of the
+input's dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> from napari_compand.degrade import quantize, halftone
+>>> quantize(np.array([[0, 31, 32, 255]], dtype=np.uint8), bits=3)
+array([[  0,   0,  32, 224]], dtype=uint8)
+>>> np.unique(halftone(np.full((8, 8), 128, dtype=np.uint8)))
+array([  0, 255], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from ._diffusion import BAYER_SIZES, DIFFUSION_KERNELS, diffuse_plane, ordered_plane
+from ._validation import check_image, dtype_max, guess_rgb, integer_bit_depth, plane_indices
+
+__all__ = [
+    "FLOAT_MAX_BITS",
+    "HALFTONE_METHODS",
+    "METADATA_KEY",
+    "Degradation",
+    "DegradationMode",
+    "halftone",
+    "max_bits",
+    "quantize",
+]
+
+#: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
+HALFTONE_METHODS: tuple[str, ...] = tuple(DIFFUSION_KERNELS) + tuple(
+    f"bayer-{n}x{n}" for n in BAYER_SIZES
+)
+
+#: Key of this package's entry in napari layer metadata.
+METADATA_KEY = "napari_compand"
+
+#: Largest bit depth ``l`` accepted for float images (treated like 16-bit data).
+FLOAT_MAX_BITS = 15
+
+Progress = Callable[[int, int], None]
+"""Callback ``progress(done, total)`` called after each finished 2D plane."""
+
+
+def max_bits(dtype: np.dtype) -> int:
+    """Largest ``bits`` that :func:`quantize` accepts for ``dtype`` (``h - 1``)."""
+    depth = integer_bit_depth(dtype)
+    return FLOAT_MAX_BITS if depth is None else depth - 1
+
+
+def quantize(
+    image: np.ndarray,
+    bits: int,
+    *,
+    rgb: bool | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    r"""Reduce ``image`` to ``bits`` bits per channel by the paper's Eq. 2.
+
+    .. math:: I_{low} = \lfloor I / 2^{h-l} \rfloor \cdot 2^{h-l}
+
+    with ``h`` = 8 for uint8 and 16 for uint16 and ``l = bits``. Float images are
+    taken as [0, 1] and get the same rule on ``2**bits`` levels,
+    ``min(floor(I * 2**l), 2**l - 1) / 2**l``, so 1.0 maps to the top level like
+    255 does for uint8.
+
+    Parameters
+    ----------
+    image
+        uint8, uint16 or float (in [0, 1]) array, at least 2D.
+    bits
+        Target bit depth ``l``, 1 .. h - 1 (1 .. 15 for floats).
+    rgb
+        Whether the last axis holds RGB(A) channels; ``None`` guesses like napari.
+        Only matters for RGBA, whose alpha channel is returned unchanged.
+    progress
+        Optional ``progress(done, total)`` callback, called per 2D plane.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array of ``image``'s dtype and shape.
+
+    Raises
+    ------
+    ValueError
+        If ``bits`` is outside 1 .. h - 1 or the image is empty or has NaNs.
+    TypeError
+        If the image is boolean, complex, or of an unsupported dtype.
+    """
+    return _run(_quantize_steps(image, bits, rgb=rgb), progress)
+
+
+def halftone(
+    image: np.ndarray,
+    method: str = "floyd-steinberg",
+    serpentine: bool = False,
+    *,
+    rgb: bool | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Halftone ``image`` to two levels per channel.
+
+    Error diffusion (Floyd–Steinberg and friends) scales intensities to [0, 1],
+    sets a pixel when its running value is ``>= 0.5`` and spreads the error
+    ``value - output`` to unvisited neighbours with the method's weights
+    (Floyd–Steinberg: 7/16 right, 3/16 below-left, 5/16 below, 1/16
+    below-right), in raster order, in float64, without clipping. Ordered Bayer
+    dithering compares each pixel with a tiled threshold matrix.
+
+    Parameters
+    ----------
+    image
+        uint8, uint16 or float (in [0, 1]) array, at least 2D.
+    method
+        One of :data:`HALFTONE_METHODS`.
+    serpentine
+        Scan odd rows right to left (error diffusion only).
+    rgb
+        Whether the last axis holds RGB(A) channels; ``None`` guesses like napari.
+        Each colour channel is halftoned on its own; alpha passes through.
+    workers
+        Threads for independent planes (channels, stack slices); default: the
+        cores available to this process.
+    progress
+        Optional ``progress(done, total)`` callback, called per 2D plane.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array of ``image``'s dtype and shape holding only 0 and the dtype's
+        maximum (255, 65535, or 1.0 for floats) in its colour planes.
+    """
+    return _run(
+        _halftone_steps(image, method, serpentine, rgb=rgb, workers=workers), progress
+    )
+
+
+class DegradationMode(str, Enum):
+    """The two degradations of the paper."""
+
+    QUANTIZE = "quantize"
+    HALFTONE = "halftone"
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A fully specified degradation: what the widgets, CLI and metadata share.
+
+    Parameters
+    ----------
+    mode
+        :class:`DegradationMode` (or its string value).
+    bits
+        Target bit depth, for ``quantize``.
+    method
+        Halftoning method, for ``halftone``.
+    serpentine
+        Serpentine scan, for error-diffusion ``halftone``.
+    """
+
+    mode: DegradationMode = DegradationMode.QUANTIZE
+    bits: int = 3
+    method: str = "floyd-steinberg"
+    serpentine: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", DegradationMode(self.mode))
+        if self.mode is DegradationMode.QUANTIZE:
+            _check_bits(self.bits, FLOAT_MAX_BITS + 1)
+        else:
+            _check_method(self.method)
+
+    @property
+    def label(self) -> str:
+        """Short description for layer and file names, e.g. ``3-bit``."""
+        if self.mode is DegradationMode.QUANTIZE:
+            return f"{self.bits}-bit"
+        serp = " serpentine" if self.serpentine and self.method in DIFFUSION_KERNELS else ""
+        return f"halftone {self.method}{serp}"
+
+    def as_metadata(self) -> dict[str, object]:
+        """JSON-serialisable description (stored in napari layer metadata)."""
+        if self.mode is DegradationMode.QUANTIZE:
+            return {"mode": self.mode.value, "bits": self.bits}
+        return {"mode": self.mode.value, "method": self.method, "serpentine": self.serpentine}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, object]) -> Degradation:
+        """Inverse of :meth:`as_metadata`."""
+        return cls(**metadata)  # type: ignore[arg-type]
+
+    def layer_metadata(self, source: str) -> dict[str, dict]:
+        """napari layer metadata recording this degradation and the source layer.
+
+        Stored under :data:`METADATA_KEY`; read back by :meth:`from_layer_metadata`.
+        """
+        return {METADATA_KEY: {"degradation": self.as_metadata(), "source": source}}
+
+    @classmethod
+    def from_layer_metadata(cls, metadata: dict) -> Degradation | None:
+        """The degradation recorded in a layer's metadata, or ``None``."""
+        record = metadata.get(METADATA_KEY, {}).get("degradation")
+        return None if record is None else cls.from_metadata(record)
+
+    def steps(
+        self, image: np.ndarray, *, rgb: bool | None = None, workers: int | None = None
+    ) -> Generator[tuple[int, int], None, np.ndarray]:
+        """Apply lazily: yields ``(done, total)`` per plane and returns the result.
+
+        Used by GUI workers to report progress; :meth:`apply` runs it to the end.
+        """
+        if self.mode is DegradationMode.QUANTIZE:
+            return _quantize_steps(image, self.bits, rgb=rgb, workers=workers)
+        return _halftone_steps(image, self.method, self.serpentine, rgb=rgb, workers=workers)
+
+    def apply(
+        self,
+        image: np.ndarray,
+        *,
+        rgb: bool | None = None,
+        workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Degrade ``image`` (see :func:`quantize` and :func:`halftone`)."""
+        return _run(self.steps(image, rgb=rgb, workers=workers), progress)
+
+
+def _check_bits(bits: int, depth: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"bits must be an integer, got {bits!r}")
+    if not 1 <= bits <= depth - 1:
+        raise ValueError(f"bits must be between 1 and {depth - 1} for this image, got {bits}")
+
+
+def _check_method(method: str) -> None:
+    if method not in HALFTONE_METHODS:
+        raise ValueError(
+            f"unknown halftone method {method!r}; valid methods: {', '.join(HALFTONE_METHODS)}"
+        )
+
+
+def _run(steps: Generator[tuple[int, int], None, np.ndarray], progress: Progress | None):
+    """Drive a step generator to its end, forwarding progress; return its value."""
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
+
+
+def _quantize_plane(src: np.ndarray, out: np.ndarray, bits: int) -> None:
+    depth = integer_bit_depth(src.dtype)
+    if depth is None:
+        levels = 2.0**bits
+        np.copyto(out, np.minimum(np.floor(src * levels), levels - 1) / levels, casting="unsafe")
+    else:
+        shift = depth - bits  # floor(I / 2^(h-l)) * 2^(h-l) == (I >> s) << s
+        np.copyto(out, (src >> shift) << shift)
+
+
+def _quantize_steps(image, bits, *, rgb=None, workers=None):
+    array = check_image(image, unit_range=True)
+    _check_bits(bits, max_bits(array.dtype) + 1)
+    return _map_planes(array, rgb, workers, lambda src, out: _quantize_plane(src, out, bits))
+
+
+def _halftone_steps(image, method, serpentine, *, rgb=None, workers=None):
+    _check_method(method)
+    array = check_image(image, unit_range=True)
+    high = dtype_max(array.dtype)
+    if method.startswith("bayer-"):
+        size = int(method.split("x")[-1])
+        return _map_planes(array, rgb, workers, lambda s, o: ordered_plane(s, o, size, high))
+    return _map_planes(
+        array, rgb, workers, lambda s, o: diffuse_plane(s, o, method, high, bool(serpentine))
+    )
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _map_planes(
+    image: np.ndarray,
+    rgb: bool | None,
+    workers: int | None,
+    plane_func: Callable[[np.ndarray, np.ndarray], None],
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """Apply ``plane_func(src, out)`` to every independent 2D plane of ``image``.
+
+    Planes run in up to ``workers`` threads (the kernels release the GIL); the
+    result starts as a copy of ``image`` so that alpha channels pass through.
+    float16 planes are computed in float32 (the compiled kernels need it).
+    """
+    is_rgb = guess_rgb(image, rgb)
+    result = image.copy()
+    indices = plane_indices(image.shape, is_rgb)
+    total = len(indices)
+
+    def one(index: tuple) -> None:
+        src = image[index]
+        target = result[index]
+        if src.dtype == np.float16 or not src.flags.c_contiguous:
+            # Kernels run fastest (and compile once) on contiguous planes; a
+            # strided colour channel is gathered and scattered around the call.
+            work = np.float32 if src.dtype == np.float16 else src.dtype
+            out = np.empty(src.shape, work)
+            plane_func(np.ascontiguousarray(src, dtype=work), out)
+            target[...] = out
+        else:
+            plane_func(src, target)
+
+    n_workers = min(total, workers or _available_cores())
+    if n_workers <= 1:
+        for done, index in enumerate(indices, start=1):
+            one(index)
+            yield done, total
+        return result
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="compand") as pool:
+        futures = [pool.submit(one, index) for index in indices]
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                future.result()
+                yield done, total
+        finally:
+            for future in futures:
+                future.cancel()
+    return result
