@@ -33,6 +33,15 @@ def _metrics_job(
     return rows
 
 
+def _table_value(rows: list[tuple]) -> dict[str, list]:
+    """magicgui Table value in "split" form: data, index (row numbers), columns."""
+    return {
+        "data": [list(row) for row in rows],
+        "index": list(range(1, len(rows) + 1)),
+        "columns": list(COLUMNS),
+    }
+
+
 class MetricsWidget(Container):
     """Reference layer + test layers -> a table of PSNR/SSIM (per plane for stacks).
 
@@ -49,7 +58,7 @@ class MetricsWidget(Container):
         self._run_button = PushButton(text="Compute")
         self._copy_button = PushButton(text="Copy table")
         self._status = Label(value="")
-        self.table = Table(value={"data": [], "columns": list(COLUMNS)})
+        self.table = Table(value=_table_value([]))
         super().__init__(
             widgets=[self._reference, self._tests, self._data_range, self._run_button,
                      self.table, self._copy_button, self._status]
@@ -100,7 +109,7 @@ class MetricsWidget(Container):
         self._status.value = "table copied to the clipboard"
 
     def _show_rows(self, rows: list[tuple[str, str, float, float]]) -> None:
-        self.table.value = {"data": [list(row) for row in rows], "columns": list(COLUMNS)}
+        self.table.value = _table_value(rows)
         self._status.value = f"{len(rows)} row(s) vs {self._reference.value.name!r}"
 
     def _set_idle(self) -> None:

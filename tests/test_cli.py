@@ -1,0 +1,64 @@
+"""Command line: degrade and metrics over real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_compand.cli import main
+from napari_compand.degrade import halftone, quantize
+from napari_compand.metrics import psnr
+
+
+@pytest.fixture()
+def photo_dir(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    iio.imwrite(folder / "astronaut.png", data.astronaut()[:96, :128])
+    iio.imwrite(folder / "camera.png", data.camera()[:80, :64])
+    return folder
+
+
+def test_degrade_bits_folder(photo_dir, tmp_path, capsys):
+    out = tmp_path / "low"
+    assert main(["degrade", str(photo_dir), "--bits", "3", "--out", str(out)]) == 0
+    written = iio.imread(out / "astronaut_3bit.png")
+    np.testing.assert_array_equal(written, quantize(data.astronaut()[:96, :128], 3))
+    assert (out / "camera_3bit.png").exists()
+    assert "[2/2]" in capsys.readouterr().out
+
+
+def test_degrade_halftone_file(photo_dir, tmp_path):
+    out = tmp_path / "ht"
+    assert main(["degrade", str(photo_dir / "camera.png"), "--halftone", "stucki", "--serpentine",
+                 "--out", str(out)]) == 0
+    written = iio.imread(out / "camera_halftone-stucki-serpentine.png")
+    np.testing.assert_array_equal(written, halftone(data.camera()[:80, :64], "stucki", True))
+
+
+def test_metrics_prints_table_and_csv(photo_dir, tmp_path, capsys):
+    out = tmp_path / "low"
+    main(["degrade", str(photo_dir / "camera.png"), "--bits", "2", "--out", str(out)])
+    csv_path = tmp_path / "m.csv"
+    assert main(["metrics", str(photo_dir / "camera.png"), str(out), "--csv", str(csv_path)]) == 0
+    expected = psnr(data.camera()[:80, :64], quantize(data.camera()[:80, :64], 2))
+    assert f"{expected:.2f}" in capsys.readouterr().out
+    assert csv_path.read_text().splitlines()[0] == "test,plane,psnr_db,ssim"
+
+
+def test_errors_exit_with_code_2_and_a_message(photo_dir, tmp_path, capsys):
+    assert main(["degrade", str(photo_dir), "--bits", "9", "--out", str(tmp_path)]) == 2
+    assert "bits must be between 1 and 7" in capsys.readouterr().err
+    assert main(["metrics", str(photo_dir / "camera.png"), str(tmp_path / "missing.png")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "napari_compand", "degrade", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "--halftone" in result.stdout and "floyd-steinberg" in result.stdout

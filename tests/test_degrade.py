@@ -1,0 +1,294 @@
+"""Degradations: Eq. 2 quantization and halftoning against textbook references."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_compand._diffusion import DIFFUSION_KERNELS, bayer_matrix
+from napari_compand.degrade import (
+    HALFTONE_METHODS,
+    Degradation,
+    DegradationMode,
+    halftone,
+    quantize,
+)
+
+# Kernels as printed in the literature (rows below the current pixel; "X" marks
+# the current pixel, weights right of it in the first row), typed in again here
+# so that a typo in the package's table cannot go unnoticed.
+TEXTBOOK = {
+    "floyd-steinberg": (16, ["X 7", "3 5 1"], 1),
+    "jarvis-judice-ninke": (48, ["X 7 5", "3 5 7 5 3", "1 3 5 3 1"], 2),
+    "stucki": (42, ["X 8 4", "2 4 8 4 2", "1 2 4 2 1"], 2),
+    "burkes": (32, ["X 8 4", "2 4 8 4 2"], 2),
+    "sierra": (32, ["X 5 3", "2 4 5 4 2", "0 2 3 2 0"], 2),
+    "sierra-lite": (4, ["X 2", "1 1 0"], 1),
+    "atkinson": (8, ["X 1 1", "1 1 1 0", "0 1 0 0"], 1),
+}
+
+
+def textbook_entries(method: str) -> list[tuple[int, int, float]]:
+    divisor, rows, centre = TEXTBOOK[method]
+    entries = []
+    first = rows[0].split()[1:]
+    for i, w in enumerate(first, start=1):
+        entries.append((0, i, int(w) / divisor))
+    for dy, row in enumerate(rows[1:], start=1):
+        for col, w in enumerate(row.split()):
+            if int(w):
+                entries.append((dy, col - centre, int(w) / divisor))
+    return entries
+
+
+def reference_diffusion(image: np.ndarray, method: str, serpentine: bool = False) -> np.ndarray:
+    """Slow textbook error diffusion on a full float64 copy of the image."""
+    maxval = float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else 1.0
+    work = image.astype(np.float64) / maxval
+    height, width = work.shape
+    out = np.zeros(image.shape, dtype=image.dtype)
+    entries = textbook_entries(method)
+    for y in range(height):
+        reverse = serpentine and y % 2 == 1
+        xs = range(width - 1, -1, -1) if reverse else range(width)
+        for x in xs:
+            old = work[y, x]
+            new = 1.0 if old >= 0.5 else 0.0
+            out[y, x] = maxval if new else 0
+            error = old - new
+            for dy, dx, weight in entries:
+                yy, xx = y + dy, x + (-dx if reverse else dx)
+                if 0 <= yy < height and 0 <= xx < width:
+                    work[yy, xx] += error * weight
+    return out
+
+
+@pytest.fixture(scope="module")
+def gray_crop() -> np.ndarray:
+    return data.camera()[200:237, 180:233].copy()  # 37 x 53, odd sizes
+
+
+# --- quantize -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", range(1, 8))
+def test_quantize_uint8_matches_eq2_on_every_value(bits):
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    step = 2 ** (8 - bits)
+    expected = (np.floor(values / step) * step).astype(np.uint8)
+    out = quantize(values, bits)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    assert len(np.unique(out)) == 2**bits
+
+
+def test_quantize_known_values():
+    row = np.array([[0, 31, 32, 127, 128, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(quantize(row, 3), [[0, 0, 32, 96, 128, 224]])
+    np.testing.assert_array_equal(quantize(row, 1), [[0, 0, 0, 0, 128, 128]])
+    wide = np.array([[0, 4095, 4096, 65535]], dtype=np.uint16)
+    np.testing.assert_array_equal(quantize(wide, 4), [[0, 0, 4096, 61440]])
+    assert quantize(wide, 4).dtype == np.uint16
+
+
+def test_quantize_float_uses_same_rule_on_2_to_the_l_levels():
+    image = np.array([[0.0, 0.24, 0.25, 0.5, 0.99, 1.0]], dtype=np.float32)
+    out = quantize(image, 2)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 0.0, 0.25, 0.5, 0.75, 0.75]])
+
+
+def test_quantize_is_idempotent_and_keeps_input():
+    image = data.astronaut()
+    before = image.copy()
+    once = quantize(image, 3)
+    np.testing.assert_array_equal(quantize(once, 3), once)
+    np.testing.assert_array_equal(image, before)
+    assert once is not image
+
+
+@pytest.mark.parametrize("bits, dtype", [(0, np.uint8), (8, np.uint8), (16, np.uint16), (-1, np.uint8)])
+def test_quantize_rejects_bits_out_of_range(bits, dtype):
+    with pytest.raises(ValueError, match="bits must be between 1 and"):
+        quantize(np.zeros((4, 4), dtype), bits)
+
+
+def test_quantize_accepts_up_to_15_bits_for_uint16():
+    image = np.array([[65535, 3]], dtype=np.uint16)
+    np.testing.assert_array_equal(quantize(image, 15), [[65534, 2]])
+
+
+def test_quantize_rejects_non_integer_bits():
+    with pytest.raises(TypeError, match="bits must be an integer"):
+        quantize(np.zeros((4, 4), np.uint8), 2.5)
+
+
+def test_rgba_alpha_passes_through():
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (20, 24, 4), dtype=np.uint8)
+    for out in (quantize(rgba, 2), halftone(rgba)):
+        np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+        assert not np.array_equal(out[..., :3], rgba[..., :3])
+    # the same data taken as a 4-plane grey stack quantizes "alpha" too
+    assert not np.array_equal(quantize(rgba, 2, rgb=False)[..., 3], rgba[..., 3])
+
+
+# --- error diffusion ------------------------------------------------------------
+
+
+def test_package_kernels_match_the_textbook_tables():
+    for method in DIFFUSION_KERNELS:
+        ours = sorted((dy, dx, float(w)) for dy, dx, w in DIFFUSION_KERNELS[method])
+        assert ours == sorted(textbook_entries(method)), method
+
+
+def test_kernel_weights_sum_to_one_except_atkinson():
+    for method, entries in DIFFUSION_KERNELS.items():
+        total = sum(w for _, _, w in entries)
+        expected = Fraction(3, 4) if method == "atkinson" else Fraction(1)
+        assert total == expected, method
+
+
+@pytest.mark.parametrize("serpentine", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_floyd_steinberg_equals_textbook_loop(gray_crop, dtype, serpentine):
+    if dtype == np.uint16:
+        image = gray_crop.astype(np.uint16) * 257
+    elif dtype in (np.float32, np.float64):
+        image = (gray_crop / 255.0).astype(dtype)
+    else:
+        image = gray_crop
+    out = halftone(image, "floyd-steinberg", serpentine)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, reference_diffusion(image, "floyd-steinberg", serpentine))
+
+
+@pytest.mark.parametrize("method", [m for m in DIFFUSION_KERNELS if m != "floyd-steinberg"])
+@pytest.mark.parametrize("serpentine", [False, True])
+def test_other_kernels_equal_textbook_loop(gray_crop, method, serpentine):
+    out = halftone(gray_crop, method, serpentine)
+    np.testing.assert_array_equal(out, reference_diffusion(gray_crop, method, serpentine))
+
+
+def test_threshold_is_greater_or_equal_half():
+    # a single pixel of exactly 0.5 turns on
+    np.testing.assert_array_equal(halftone(np.array([[0.5, 0.0]])), [[1.0, 0.0]])
+
+
+@pytest.mark.parametrize("method", HALFTONE_METHODS)
+def test_halftone_is_binary_and_keeps_mean(method):
+    image = data.camera()
+    out = halftone(image, method)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert set(np.unique(out)) <= {0, 255}
+    if method.startswith("bayer-"):  # n*n + 1 levels: bias below half a level step
+        n = int(method[-1])
+        tolerance = 255 / n**2 / 2
+    else:  # diffusion keeps the mean, except Atkinson, which drops 1/4 of the error
+        tolerance = 12 if method == "atkinson" else 2
+    assert abs(out.mean() - image.mean()) < tolerance
+
+
+def test_float_halftone_holds_zero_and_one():
+    out = halftone(data.camera()[:64, :64] / 255.0)
+    assert set(np.unique(out)) == {0.0, 1.0}
+
+
+def test_rgb_and_stacks_are_done_plane_by_plane():
+    rgb = data.astronaut()[:40, :50]
+    out = halftone(rgb)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], halftone(np.ascontiguousarray(rgb[..., c])))
+    stack = np.stack([data.camera()[:30, :30], data.camera()[100:130, 100:130]] * 2).reshape(2, 2, 30, 30)
+    out_stack = halftone(stack, "stucki", rgb=False)
+    for idx in np.ndindex(2, 2):
+        np.testing.assert_array_equal(out_stack[idx], halftone(stack[idx], "stucki"))
+
+
+def test_thread_count_does_not_change_the_result():
+    rgb = data.astronaut()[:64, :64]
+    np.testing.assert_array_equal(halftone(rgb, workers=1), halftone(rgb, workers=3))
+
+
+def test_halftone_leaves_input_untouched():
+    image = data.astronaut()[:64, :64].copy()
+    before = image.copy()
+    halftone(image)
+    halftone(image, "bayer-4x4")
+    np.testing.assert_array_equal(image, before)
+
+
+def test_progress_reports_every_plane():
+    calls = []
+    halftone(np.zeros((5, 16, 16), np.uint8), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+
+
+# --- ordered dithering ----------------------------------------------------------
+
+
+def test_bayer_matrices():
+    np.testing.assert_array_equal(bayer_matrix(2), [[0, 2], [3, 1]])
+    np.testing.assert_array_equal(
+        bayer_matrix(4), [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]
+    )
+    assert sorted(bayer_matrix(8).ravel()) == list(range(64))
+
+
+@pytest.mark.parametrize("level", [0, 3, 8, 15, 16])
+def test_bayer_4x4_reproduces_grey_levels_exactly(level):
+    image = np.full((16, 16), level / 16.0)
+    out = halftone(image, "bayer-4x4")
+    assert out.mean() == pytest.approx(level / 16.0)
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.zeros((0, 5), np.uint8), ValueError, "empty"),
+        (np.array([[0.1, np.nan]]), ValueError, "NaN"),
+        (np.array([[0.1, np.inf]]), ValueError, "infinite"),
+        (np.zeros((4, 4), complex), TypeError, "complex"),
+        (np.zeros((4, 4), bool), TypeError, "boolean"),
+        (np.zeros((4, 4), np.int32), TypeError, "label images are not supported"),
+        (np.zeros(5, np.uint8), ValueError, "at least 2 dimensions"),
+        (np.full((4, 4), 2.0), ValueError, r"must lie in \[0, 1\]"),
+    ],
+)
+@pytest.mark.parametrize("func", [lambda x: quantize(x, 2), lambda x: halftone(x)])
+def test_bad_input_gets_a_clear_error(func, bad, error, match):
+    with pytest.raises(error, match=match):
+        func(bad)
+
+
+def test_unknown_method_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="floyd-steinberg.*bayer-8x8"):
+        halftone(np.zeros((4, 4), np.uint8), "floyd")
+
+
+def test_rgb_true_needs_colour_axis():
+    with pytest.raises(ValueError, match="last axis of length 3 or 4"):
+        halftone(np.zeros((4, 4), np.uint8), rgb=True)
+
+
+# --- Degradation spec -----------------------------------------------------------
+
+
+def test_degradation_labels_and_metadata_round_trip():
+    three = Degradation(DegradationMode.QUANTIZE, bits=3)
+    fs = Degradation("halftone", method="floyd-steinberg")
+    assert three.label == "3-bit"
+    assert fs.label == "halftone floyd-steinberg"
+    assert Degradation("halftone", method="atkinson", serpentine=True).label == "halftone atkinson serpentine"
+    for spec in (three, fs):
+        assert Degradation.from_layer_metadata(spec.layer_metadata("src")) == spec
+    assert Degradation.from_layer_metadata({}) is None
+    image = data.camera()[:32, :32]
+    np.testing.assert_array_equal(three.apply(image), quantize(image, 3))
+    np.testing.assert_array_equal(fs.apply(image), halftone(image))

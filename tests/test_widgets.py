@@ -1,0 +1,106 @@
+"""The widgets in a real napari viewer, docked from the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_compand.degrade import Degradation, halftone, quantize
+from napari_compand.metrics import psnr, ssim
+
+PLUGIN = "napari-compand"
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def wait_for(qtbot, worker, timeout=60_000):
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+
+
+@pytest.fixture()
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def test_degrade_quantize_adds_a_new_layer(viewer, qtbot):
+    image = data.astronaut()
+    source = viewer.add_image(image, name="astronaut", scale=(0.5, 2.0), translate=(3, 4))
+    widget = dock(viewer, "Degrade")
+    widget._image.value = source
+    widget._mode.value = "quantize"
+    widget._bits.value = 3
+    worker = widget.run()
+    assert worker is not None
+    wait_for(qtbot, worker)
+    qtbot.waitUntil(lambda: "astronaut [3-bit]" in viewer.layers)
+    out = viewer.layers["astronaut [3-bit]"]
+    np.testing.assert_array_equal(out.data, quantize(image, 3))
+    np.testing.assert_array_equal(source.data, data.astronaut())  # input untouched
+    assert out.rgb and tuple(out.scale) == (0.5, 2.0) and tuple(out.translate) == (3, 4)
+    assert Degradation.from_layer_metadata(out.metadata) == Degradation("quantize", bits=3)
+    assert out.metadata["napari_compand"]["source"] == "astronaut"
+
+
+def test_degrade_halftone_stack_with_progress(viewer, qtbot):
+    stack = np.stack([data.camera()[:128, :128], data.camera()[200:328, 200:328]])
+    viewer.add_image(stack, name="stack")
+    widget = dock(viewer, "Degrade")
+    widget._mode.value = "halftone"
+    widget._method.value = "jarvis-judice-ninke"
+    assert widget._bits.native.isHidden() and not widget._method.native.isHidden()
+    worker = widget.run()
+    assert worker.pbar.total == 2
+    wait_for(qtbot, worker)
+    qtbot.waitUntil(lambda: "stack [halftone jarvis-judice-ninke]" in viewer.layers)
+    out = viewer.layers["stack [halftone jarvis-judice-ninke]"]
+    np.testing.assert_array_equal(out.data, halftone(stack, "jarvis-judice-ninke", rgb=False))
+    assert tuple(out.contrast_limits) == (0, 255)
+
+
+def test_degrade_bad_layer_shows_error_and_adds_nothing(viewer):
+    viewer.add_image(np.full((16, 16), 7.5), name="counts")
+    widget = dock(viewer, "Degrade")
+    assert widget.run() is None
+    assert "must lie in [0, 1]" in widget._status.value
+    assert len(viewer.layers) == 1
+
+
+def test_metrics_table_per_layer_and_plane(viewer, qtbot):
+    ref = data.camera()
+    viewer.add_image(ref, name="camera")
+    viewer.add_image(halftone(ref), name="halftone")
+    viewer.add_image(quantize(ref, 3), name="3-bit")
+    widget = dock(viewer, "Metrics")
+    widget._reference.value = viewer.layers["camera"]
+    widget._tests.value = [viewer.layers["halftone"], viewer.layers["3-bit"]]
+    worker = widget.run()
+    wait_for(qtbot, worker)
+    qtbot.waitUntil(lambda: len(widget.rows()) == 2)
+    rows = {row[0]: row for row in widget.rows()}
+    assert float(rows["3-bit"][2]) == pytest.approx(psnr(ref, quantize(ref, 3)), abs=1e-3)
+    assert float(rows["halftone"][3]) == pytest.approx(ssim(ref, halftone(ref)), abs=1e-4)
+    widget.copy_table()
+    from qtpy.QtWidgets import QApplication
+
+    text = QApplication.clipboard().text()
+    assert text.splitlines()[0] == "test layer\tplane\tPSNR (dB)\tSSIM"
+    assert len(text.splitlines()) == 3
+
+
+def test_metrics_needs_a_test_layer(viewer):
+    viewer.add_image(data.camera(), name="camera")
+    widget = dock(viewer, "Metrics")
+    assert widget.run() is None
+    assert "at least one other test layer" in widget._status.value
+
+
+def test_sample_data_opens_from_the_manifest(viewer):
+    viewer.open_sample(PLUGIN, "camera-halftone")
+    assert [layer.name for layer in viewer.layers] == ["camera", "camera [halftone floyd-steinberg]"]
+    ht = viewer.layers["camera [halftone floyd-steinberg]"]
+    assert Degradation.from_layer_metadata(ht.metadata).method == "floyd-steinberg"
