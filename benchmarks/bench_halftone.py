@@ -54,20 +54,23 @@ def main() -> None:
     n = args.size
     gray = natural(data.camera(), (n, n))
     rgb = natural(data.astronaut(), (n, n, 3))
-    stack = np.stack([natural(np.roll(data.camera(), 40 * i, axis=1), (n // 2, n // 2)) for i in range(8)])
+    stack = np.stack(
+        [natural(np.roll(data.camera(), 40 * i, axis=1), (n // 2, n // 2)) for i in range(8)]
+    )
 
     cases = [
-        ("grey %dx%d" % (n, n), gray, [gray], 1.0),
-        ("RGB %dx%dx3" % (n, n), rgb, [np.ascontiguousarray(rgb[..., c]) for c in range(3)], 1.5),
-        ("stack 8x%dx%d" % (n // 2, n // 2), stack, list(stack), 1.5),
+        (f"grey {n}x{n}", gray, [gray], 1.0),
+        (f"RGB {n}x{n}x3", rgb, [np.ascontiguousarray(rgb[..., c]) for c in range(3)], 1.5),
+        (f"stack 8x{n // 2}x{n // 2}", stack, list(stack), 1.5),
     ]
-    print(f"cores available: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"cores available: {cores}")
     print("| case | Pillow (s) | ours (s) | speed-up | target |")
     print("|---|---|---|---|---|")
     for name, image, planes, target in cases:
         halftone(image)  # compile for this layout outside the timing
-        ours = best_time(lambda: halftone(image), args.repeat)
-        pil = best_time(lambda: pillow_planes(planes), args.repeat)
+        ours = best_time(lambda image=image: halftone(image), args.repeat)
+        pil = best_time(lambda planes=planes: pillow_planes(planes), args.repeat)
         ratio = pil / ours
         flag = "ok" if ratio >= target else "MISSED"
         print(f"| {name} | {pil:.3f} | {ours:.3f} | {ratio:.2f}x | >= {target}x {flag} |")

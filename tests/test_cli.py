@@ -35,8 +35,20 @@ def test_degrade_bits_folder(photo_dir, tmp_path, capsys):
 
 def test_degrade_halftone_file(photo_dir, tmp_path):
     out = tmp_path / "ht"
-    assert main(["degrade", str(photo_dir / "camera.png"), "--halftone", "stucki", "--serpentine",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "degrade",
+                str(photo_dir / "camera.png"),
+                "--halftone",
+                "stucki",
+                "--serpentine",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     written = iio.imread(out / "camera_halftone-stucki-serpentine.png")
     np.testing.assert_array_equal(written, halftone(data.camera()[:80, :64], "stucki", True))
 
@@ -59,6 +71,10 @@ def test_errors_exit_with_code_2_and_a_message(photo_dir, tmp_path, capsys):
 
 
 def test_python_dash_m_runs_the_same_cli():
-    result = subprocess.run([sys.executable, "-m", "napari_compand", "degrade", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_compand", "degrade", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--halftone" in result.stdout and "floyd-steinberg" in result.stdout

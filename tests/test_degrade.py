@@ -110,7 +110,9 @@ def test_quantize_is_idempotent_and_keeps_input():
     assert once is not image
 
 
-@pytest.mark.parametrize("bits, dtype", [(0, np.uint8), (8, np.uint8), (16, np.uint16), (-1, np.uint8)])
+@pytest.mark.parametrize(
+    "bits, dtype", [(0, np.uint8), (8, np.uint8), (16, np.uint16), (-1, np.uint8)]
+)
 def test_quantize_rejects_bits_out_of_range(bits, dtype):
     with pytest.raises(ValueError, match="bits must be between 1 and"):
         quantize(np.zeros((4, 4), dtype), bits)
@@ -202,7 +204,9 @@ def test_rgb_and_stacks_are_done_plane_by_plane():
     out = halftone(rgb)
     for c in range(3):
         np.testing.assert_array_equal(out[..., c], halftone(np.ascontiguousarray(rgb[..., c])))
-    stack = np.stack([data.camera()[:30, :30], data.camera()[100:130, 100:130]] * 2).reshape(2, 2, 30, 30)
+    stack = np.stack([data.camera()[:30, :30], data.camera()[100:130, 100:130]] * 2).reshape(
+        2, 2, 30, 30
+    )
     out_stack = halftone(stack, "stucki", rgb=False)
     for idx in np.ndindex(2, 2):
         np.testing.assert_array_equal(out_stack[idx], halftone(stack[idx], "stucki"))
@@ -223,7 +227,9 @@ def test_halftone_leaves_input_untouched():
 
 def test_progress_reports_every_plane():
     calls = []
-    halftone(np.zeros((5, 16, 16), np.uint8), progress=lambda done, total: calls.append((done, total)))
+    halftone(
+        np.zeros((5, 16, 16), np.uint8), progress=lambda done, total: calls.append((done, total))
+    )
     assert calls == [(i, 5) for i in range(1, 6)]
 
 
@@ -285,7 +291,10 @@ def test_degradation_labels_and_metadata_round_trip():
     fs = Degradation("halftone", method="floyd-steinberg")
     assert three.label == "3-bit"
     assert fs.label == "halftone floyd-steinberg"
-    assert Degradation("halftone", method="atkinson", serpentine=True).label == "halftone atkinson serpentine"
+    assert (
+        Degradation("halftone", method="atkinson", serpentine=True).label
+        == "halftone atkinson serpentine"
+    )
     for spec in (three, fs):
         assert Degradation.from_layer_metadata(spec.layer_metadata("src")) == spec
     assert Degradation.from_layer_metadata({}) is None

@@ -12,7 +12,11 @@ def test_manifest_is_valid_and_commands_resolve():
     assert manifest.name == "napari-compand"
     contributions = manifest.contributions
     assert {w.display_name for w in contributions.widgets} >= {"Degrade", "Metrics"}
-    assert {s.key for s in contributions.sample_data} >= {"astronaut", "camera", "astronaut-halftone"}
+    assert {s.key for s in contributions.sample_data} >= {
+        "astronaut",
+        "camera",
+        "astronaut-halftone",
+    }
     for command in contributions.commands:
         module, _, attr = command.python_name.partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), command.id
@@ -22,7 +26,8 @@ def test_core_imports_without_qt_or_napari():
     code = (
         "import sys, napari_compand, napari_compand.degrade, napari_compand.metrics, "
         "napari_compand.cli; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6')]; "
+        "qt = ('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in qt]; "
         "assert not bad, bad"
     )
     import subprocess
@@ -41,5 +46,5 @@ def test_sample_data_pairs_clean_and_degraded():
     assert set(clean_meta) >= {"name", "rgb"}
     assert set(map(int, set(ht.ravel()))) == {0, 255}
     assert Degradation.from_layer_metadata(ht_meta["metadata"]).method == "floyd-steinberg"
-    (gray, _, _), = _sample_data.camera()
+    ((gray, _, _),) = _sample_data.camera()
     assert gray.ndim == 2

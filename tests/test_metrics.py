@@ -29,8 +29,12 @@ def test_ssim_matches_skimage_gaussian_settings():
     ref = data.camera()
     test = halftone(ref)
     expected = structural_similarity(
-        ref.astype(float), test.astype(float), data_range=255,
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        ref.astype(float),
+        test.astype(float),
+        data_range=255,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
     )
     assert ssim(ref, test) == pytest.approx(expected)
     assert ssim(ref, ref) == pytest.approx(1.0)

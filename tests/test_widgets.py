@@ -70,6 +70,23 @@ def test_degrade_bad_layer_shows_error_and_adds_nothing(viewer):
     assert len(viewer.layers) == 1
 
 
+def test_degrade_lazy_layer_is_loaded_and_checked_in_the_worker(viewer, qtbot):
+    import dask.array as da
+
+    viewer.add_image(da.from_array(data.camera(), chunks=128), name="lazy")
+    widget = dock(viewer, "Degrade")
+    wait_for(qtbot, widget.run())
+    qtbot.waitUntil(lambda: "lazy [3-bit]" in viewer.layers)
+    np.testing.assert_array_equal(viewer.layers["lazy [3-bit]"].data, quantize(data.camera(), 3))
+    viewer.add_image(da.full((32, 32), 3.0, chunks=16), name="counts")
+    widget._image.value = viewer.layers["counts"]
+    worker = widget.run()
+    assert worker is not None  # lazy data: the check happens in the worker ...
+    wait_for(qtbot, worker)
+    qtbot.waitUntil(lambda: "must lie in [0, 1]" in widget._status.value)  # ... and is reported
+    assert "counts [3-bit]" not in viewer.layers
+
+
 def test_metrics_table_per_layer_and_plane(viewer, qtbot):
     ref = data.camera()
     viewer.add_image(ref, name="camera")
@@ -92,6 +109,19 @@ def test_metrics_table_per_layer_and_plane(viewer, qtbot):
     assert len(text.splitlines()) == 3
 
 
+def test_metrics_stack_rows_per_plane_and_mean(viewer, qtbot):
+    ref = np.stack([data.camera()[:64, :64], data.camera()[100:164, 100:164]])
+    viewer.add_image(ref, name="ref")
+    viewer.add_image(quantize(ref, 2), name="low")
+    widget = dock(viewer, "Metrics")
+    widget._reference.value = viewer.layers["ref"]
+    widget._tests.value = [viewer.layers["low"]]
+    wait_for(qtbot, widget.run())
+    qtbot.waitUntil(lambda: len(widget.rows()) == 3)
+    assert [row[1] for row in widget.rows()] == ["0", "1", "mean"]
+    assert float(widget.rows()[2][2]) == pytest.approx(psnr(ref, quantize(ref, 2)), abs=1e-3)
+
+
 def test_metrics_needs_a_test_layer(viewer):
     viewer.add_image(data.camera(), name="camera")
     widget = dock(viewer, "Metrics")
@@ -101,6 +131,9 @@ def test_metrics_needs_a_test_layer(viewer):
 
 def test_sample_data_opens_from_the_manifest(viewer):
     viewer.open_sample(PLUGIN, "camera-halftone")
-    assert [layer.name for layer in viewer.layers] == ["camera", "camera [halftone floyd-steinberg]"]
+    assert [layer.name for layer in viewer.layers] == [
+        "camera",
+        "camera [halftone floyd-steinberg]",
+    ]
     ht = viewer.layers["camera [halftone floyd-steinberg]"]
     assert Degradation.from_layer_metadata(ht.metadata).method == "floyd-steinberg"

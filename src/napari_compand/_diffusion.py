@@ -15,7 +15,9 @@ import numpy as np
 __all__ = ["DIFFUSION_KERNELS", "BAYER_SIZES", "bayer_matrix", "diffuse_plane", "ordered_plane"]
 
 
-def _kernel(divisor: int, rows: list[list[int]], centre: int) -> tuple[tuple[int, int, Fraction], ...]:
+def _kernel(
+    divisor: int, rows: list[list[int]], centre: int
+) -> tuple[tuple[int, int, Fraction], ...]:
     """Turn a textbook kernel table into ``(dy, dx, weight)`` entries.
 
     ``rows[0]`` starts at the current pixel's column ``centre`` (entries left of

@@ -114,8 +114,10 @@ def plane_indices(shape: tuple[int, ...], rgb: bool) -> list[tuple]:
 
     Examples
     --------
-    >>> plane_indices((2, 5, 5, 4), rgb=True)[:2]
-    [(0, slice(None, None, None), slice(None, None, None), 0), (0, slice(None, None, None), slice(None, None, None), 1)]
+    >>> len(plane_indices((2, 5, 5, 4), rgb=True))  # 2 images x 3 colour channels
+    6
+    >>> plane_indices((2, 5, 5, 4), rgb=True)[1][-1]  # second plane: channel 1 (green)
+    1
     """
     every = slice(None)
     if rgb:

@@ -46,20 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--out", type=Path, required=True, help="output folder")
     how = degrade.add_mutually_exclusive_group(required=True)
     how.add_argument("--bits", type=int, help="reduce to this many bits per channel (Eq. 2)")
-    how.add_argument("--halftone", choices=HALFTONE_METHODS, metavar="METHOD",
-                     help=f"halftone with METHOD: {', '.join(HALFTONE_METHODS)}")
-    degrade.add_argument("--serpentine", action="store_true",
-                         help="serpentine scan for error diffusion")
+    how.add_argument(
+        "--halftone",
+        choices=HALFTONE_METHODS,
+        metavar="METHOD",
+        help=f"halftone with METHOD: {', '.join(HALFTONE_METHODS)}",
+    )
+    degrade.add_argument(
+        "--serpentine", action="store_true", help="serpentine scan for error diffusion"
+    )
     degrade.set_defaults(func=_run_degrade)
 
     metrics = commands.add_parser(
-        "metrics", help="PSNR/SSIM against a reference",
+        "metrics",
+        help="PSNR/SSIM against a reference",
         description="PSNR and SSIM of each test image against the reference.",
     )
     metrics.add_argument("reference", type=Path, help="reference (clean) image file")
     metrics.add_argument("tests", nargs="+", type=Path, help="test image files or folders")
-    metrics.add_argument("--data-range", type=float, default=None,
-                         help="peak value for float images (default: from the dtype)")
+    metrics.add_argument(
+        "--data-range",
+        type=float,
+        default=None,
+        help="peak value for float images (default: from the dtype)",
+    )
     metrics.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     metrics.set_defaults(func=_run_metrics)
     return parser
@@ -84,7 +94,9 @@ def _run_degrade(args: argparse.Namespace) -> int:
     if args.bits is not None:
         spec = Degradation(DegradationMode.QUANTIZE, bits=args.bits)
     else:
-        spec = Degradation(DegradationMode.HALFTONE, method=args.halftone, serpentine=args.serpentine)
+        spec = Degradation(
+            DegradationMode.HALFTONE, method=args.halftone, serpentine=args.serpentine
+        )
     files = collect_images(args.inputs)
     for number, path in enumerate(files, start=1):
         result = spec.apply(read_image(path))

@@ -144,9 +144,7 @@ def halftone(
         A new array of ``image``'s dtype and shape holding only 0 and the dtype's
         maximum (255, 65535, or 1.0 for floats) in its colour planes.
     """
-    return _run(
-        _halftone_steps(image, method, serpentine, rgb=rgb, workers=workers), progress
-    )
+    return _run(_halftone_steps(image, method, serpentine, rgb=rgb, workers=workers), progress)
 
 
 class DegradationMode(str, Enum):

@@ -39,7 +39,11 @@ __all__ = ["PlaneScores", "compare", "psnr", "psnr_per_plane", "ssim", "ssim_per
 
 
 def psnr(
-    reference: np.ndarray, test: np.ndarray, data_range: float | None = None, *, rgb: bool | None = None
+    reference: np.ndarray,
+    test: np.ndarray,
+    data_range: float | None = None,
+    *,
+    rgb: bool | None = None,
 ) -> float:
     """Peak signal-to-noise ratio in dB, averaged over the planes of a stack.
 
@@ -58,14 +62,22 @@ def psnr(
 
 
 def ssim(
-    reference: np.ndarray, test: np.ndarray, data_range: float | None = None, *, rgb: bool | None = None
+    reference: np.ndarray,
+    test: np.ndarray,
+    data_range: float | None = None,
+    *,
+    rgb: bool | None = None,
 ) -> float:
     """Structural similarity (Wang et al. 2004), averaged over the planes of a stack."""
     return float(np.mean(ssim_per_plane(reference, test, data_range, rgb=rgb)))
 
 
 def psnr_per_plane(
-    reference: np.ndarray, test: np.ndarray, data_range: float | None = None, *, rgb: bool | None = None
+    reference: np.ndarray,
+    test: np.ndarray,
+    data_range: float | None = None,
+    *,
+    rgb: bool | None = None,
 ) -> np.ndarray:
     """PSNR (dB) of every 2D (or 2D colour) plane; shape = the stack's leading axes."""
     ref, tst, peak, colour = _prepare(reference, test, data_range, rgb)
@@ -73,7 +85,11 @@ def psnr_per_plane(
 
 
 def ssim_per_plane(
-    reference: np.ndarray, test: np.ndarray, data_range: float | None = None, *, rgb: bool | None = None
+    reference: np.ndarray,
+    test: np.ndarray,
+    data_range: float | None = None,
+    *,
+    rgb: bool | None = None,
 ) -> np.ndarray:
     """SSIM of every 2D (or 2D colour) plane; shape = the stack's leading axes."""
     ref, tst, peak, colour = _prepare(reference, test, data_range, rgb)
@@ -93,13 +109,18 @@ class PlaneScores:
 
 
 def compare(
-    reference: np.ndarray, test: np.ndarray, data_range: float | None = None, *, rgb: bool | None = None
+    reference: np.ndarray,
+    test: np.ndarray,
+    data_range: float | None = None,
+    *,
+    rgb: bool | None = None,
 ) -> list[PlaneScores]:
     """PSNR and SSIM of every plane, in stack order (what the Metrics widget shows)."""
     psnrs = psnr_per_plane(reference, test, data_range, rgb=rgb)
     ssims = ssim_per_plane(reference, test, data_range, rgb=rgb)
     return [
-        PlaneScores(index, float(psnrs[index]), float(ssims[index])) for index in np.ndindex(psnrs.shape)
+        PlaneScores(index, float(psnrs[index]), float(ssims[index]))
+        for index in np.ndindex(psnrs.shape)
     ]
 
 

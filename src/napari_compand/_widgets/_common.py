@@ -10,7 +10,7 @@ from napari.layers import Image
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["derived_layer", "image_layer_choices", "layer_array"]
+__all__ = ["derived_layer", "image_layer_choices", "layer_data"]
 
 
 def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
@@ -18,8 +18,12 @@ def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]
     return [(layer.name, layer) for layer in reversed(viewer.layers) if isinstance(layer, Image)]
 
 
-def layer_array(layer: Image) -> np.ndarray:
-    """The layer's full-resolution data as a numpy array (never a view to write into).
+def layer_data(layer: Image) -> Any:
+    """The layer's full-resolution data, not yet materialised.
+
+    numpy-backed layers give their array; lazy (dask, zarr) data is returned as
+    is so that thread workers, not the GUI thread, load it. Callers never write
+    into it.
 
     Raises
     ------
@@ -31,7 +35,7 @@ def layer_array(layer: Image) -> np.ndarray:
             f"layer {layer.name!r} is multiscale; open its full-resolution level as a "
             "plain image layer first"
         )
-    return np.asarray(layer.data)
+    return layer.data
 
 
 def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str, Any]) -> Image:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
+from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
-from ._common import derived_layer, image_layer_choices, layer_array
+from ._common import derived_layer, image_layer_choices, layer_data
 
 if TYPE_CHECKING:
     import napari
-    import numpy as np
 
 __all__ = ["DegradeWidget"]
 
 
-def _degrade_job(data: np.ndarray, spec: Degradation, rgb: bool):
-    """Worker body: yields once per finished plane, returns the degraded array."""
+def _degrade_job(data: ArrayLike, spec: Degradation, rgb: bool):
+    """Worker body: loads and checks the data, yields per finished plane, returns the result."""
     result = yield from spec.steps(data, rgb=rgb)
     return result
 
@@ -44,8 +45,15 @@ class DegradeWidget(Container):
         self._run_button = PushButton(text="Degrade")
         self._status = Label(value="")
         super().__init__(
-            widgets=[self._image, self._mode, self._bits, self._method, self._serpentine,
-                     self._run_button, self._status]
+            widgets=[
+                self._image,
+                self._mode,
+                self._bits,
+                self._method,
+                self._serpentine,
+                self._run_button,
+                self._status,
+            ]
         )
         self.worker: GeneratorWorker | None = None
         for control in (self._image, self._mode, self._method):
@@ -70,9 +78,10 @@ class DegradeWidget(Container):
             return None
         try:
             spec = self.spec()
-            data = layer_array(source)
+            data = layer_data(source)
             rgb = guess_rgb(data, source.rgb)
-            spec.steps(data, rgb=rgb).close()  # validates dtype, range, bits up front
+            if isinstance(data, np.ndarray):  # instant checks; lazy data is checked in the worker
+                spec.steps(data, rgb=rgb).close()
         except (TypeError, ValueError) as err:
             self._fail(str(err))
             return None
@@ -85,7 +94,12 @@ class DegradeWidget(Container):
 
         total = len(plane_indices(data.shape, rgb))
         worker = create_worker(
-            _degrade_job, data, spec, rgb, _progress={"total": total, "desc": f"Degrade {name}"}
+            _degrade_job,
+            data,
+            spec,
+            rgb,
+            _progress={"total": total, "desc": f"Degrade {name}"},
+            _ignore_errors=True,  # reported by self._fail instead
         )
         worker.returned.connect(add_result)
         worker.errored.connect(lambda err: self._fail(str(err)))

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
 from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error
+from numpy.typing import ArrayLike
 from qtpy.QtWidgets import QApplication
 
 from ..metrics import compare
-from ._common import image_layer_choices, layer_array
+from ._common import image_layer_choices, layer_data
 
 if TYPE_CHECKING:
     import napari
-    import numpy as np
 
 __all__ = ["MetricsWidget"]
 
@@ -22,14 +23,22 @@ COLUMNS = ("test layer", "plane", "PSNR (dB)", "SSIM")
 
 
 def _metrics_job(
-    reference: np.ndarray, tests: list[tuple[str, np.ndarray]], data_range: float | None, rgb: bool
+    reference: ArrayLike,
+    tests: list[tuple[str, ArrayLike]],
+    data_range: float | None,
+    rgb: bool,
 ) -> list[tuple[str, str, float, float]]:
-    """Worker body: one row per test layer and plane."""
+    """Worker body: one row per test layer and plane, plus the mean over a stack."""
     rows = []
     for name, test in tests:
-        for scores in compare(reference, test, data_range, rgb=rgb):
+        planes = compare(reference, test, data_range, rgb=rgb)
+        for scores in planes:
             plane = ",".join(map(str, scores.plane)) or "-"
             rows.append((name, plane, round(scores.psnr, 3), round(scores.ssim, 4)))
+        if len(planes) > 1:
+            mean_psnr = float(np.mean([s.psnr for s in planes]))
+            mean_ssim = float(np.mean([s.ssim for s in planes]))
+            rows.append((name, "mean", round(mean_psnr, 3), round(mean_ssim, 4)))
     return rows
 
 
@@ -59,9 +68,17 @@ class MetricsWidget(Container):
         self._copy_button = PushButton(text="Copy table")
         self._status = Label(value="")
         self.table = Table(value=_table_value([]))
+        self.table.native.setMinimumHeight(160)
         super().__init__(
-            widgets=[self._reference, self._tests, self._data_range, self._run_button,
-                     self.table, self._copy_button, self._status]
+            widgets=[
+                self._reference,
+                self._tests,
+                self._data_range,
+                self._run_button,
+                self.table,
+                self._copy_button,
+                self._status,
+            ]
         )
         self.worker: FunctionWorker | None = None
         self._run_button.clicked.connect(self.run)
@@ -75,15 +92,20 @@ class MetricsWidget(Container):
             self._fail("choose a reference layer and at least one other test layer")
             return None
         try:
-            ref_data = layer_array(reference)
-            test_data = [(layer.name, layer_array(layer)) for layer in tests]
+            ref_data = layer_data(reference)
+            test_data = [(layer.name, layer_data(layer)) for layer in tests]
         except ValueError as err:
             self._fail(str(err))
             return None
         data_range = self._data_range.value or None
         worker = create_worker(
-            _metrics_job, ref_data, test_data, data_range, reference.rgb,
+            _metrics_job,
+            ref_data,
+            test_data,
+            data_range,
+            reference.rgb,
             _progress={"desc": f"PSNR/SSIM vs {reference.name}"},
+            _ignore_errors=True,  # reported by self._fail instead
         )
         worker.returned.connect(self._show_rows)
         worker.errored.connect(lambda err: self._fail(str(err)))
@@ -110,6 +132,7 @@ class MetricsWidget(Container):
 
     def _show_rows(self, rows: list[tuple[str, str, float, float]]) -> None:
         self.table.value = _table_value(rows)
+        self.table.native.resizeColumnsToContents()
         self._status.value = f"{len(rows)} row(s) vs {self._reference.value.name!r}"
 
     def _set_idle(self) -> None:

@@ -1,0 +1,71 @@
+"""Regenerate the user-guide screenshots from a real napari window.
+
+Run headless with ``xvfb-run -a python docs/make_screenshots.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+from qtpy.QtWidgets import QApplication
+
+HERE = Path(__file__).parent / "images"
+
+
+def settle(seconds: float = 0.5) -> None:
+    """Let Qt paint and workers deliver their results."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+
+
+def wait(worker) -> None:
+    while worker.is_running or not getattr(worker, "_done", True):
+        settle(0.1)
+    settle(0.5)
+
+
+def main() -> None:
+    HERE.mkdir(exist_ok=True)
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 850)
+    viewer.open_sample("napari-compand", "astronaut")
+    _, degrade = viewer.window.add_plugin_dock_widget("napari-compand", "Degrade")
+    degrade._mode.value = "halftone"
+    worker = degrade.run()
+    worker.finished.connect(lambda: setattr(worker, "_done", True))
+    worker._done = False
+    wait(worker)
+    viewer.camera.zoom = 2.0
+    viewer.camera.center = (0, 120, 250)
+    settle(1.0)
+    viewer.screenshot(str(HERE / "degrade_widget.png"), canvas_only=False)
+
+    _, metrics = viewer.window.add_plugin_dock_widget("napari-compand", "Metrics")
+    degrade._mode.value = "quantize"
+    degrade._bits.value = 3
+    degrade._image.value = viewer.layers["astronaut"]
+    worker = degrade.run()
+    worker._done = False
+    worker.finished.connect(lambda: setattr(worker, "_done", True))
+    wait(worker)
+    metrics.reset_choices()
+    metrics._reference.value = viewer.layers["astronaut"]
+    metrics._tests.value = [
+        viewer.layers["astronaut [halftone floyd-steinberg]"],
+        viewer.layers["astronaut [3-bit]"],
+    ]
+    worker = metrics.run()
+    worker._done = False
+    worker.finished.connect(lambda: setattr(worker, "_done", True))
+    wait(worker)
+    settle(1.0)
+    viewer.screenshot(str(HERE / "metrics_widget.png"), canvas_only=False)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
