@@ -6,12 +6,16 @@ degrade
     Quantize (Eq. 2) or halftone image files and write the results.
 metrics
     PSNR and SSIM of test images against a reference image.
+train
+    Train a restoration network (also under ``torchrun`` for several processes).
 
 Examples
 --------
 ``napari-compand degrade photos/ --bits 3 --out low/``
 ``napari-compand degrade cat.png --halftone floyd-steinberg --out ht/``
 ``napari-compand metrics cat.png ht/cat_halftone-floyd-steinberg.png``
+``napari-compand train --task inverse-halftone --data photos/ --out m.safetensors``
+``torchrun --nproc_per_node=2 -m napari_compand train ...``
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     metrics.set_defaults(func=_run_metrics)
+
+    from .training.cli import add_train_command
+
+    add_train_command(commands)
     return parser
 
 
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, RuntimeError) as err:
         print(f"napari-compand {args.command}: error: {err}", file=sys.stderr)
         return 2
 

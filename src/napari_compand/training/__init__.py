@@ -1,0 +1,29 @@
+"""Training the restoration networks (Qt-free): config, data, engine, checkpoints."""
+
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    export_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .config import Device, Task, TrainingConfig
+from .data import TrainingImages
+from .engine import Progress, StateChange, Trainer, TrainingUpdate, Validation
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "Device",
+    "Progress",
+    "StateChange",
+    "Task",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingImages",
+    "TrainingUpdate",
+    "Validation",
+    "export_weights",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,186 @@
+"""The ``napari-compand train`` command (argument parsing, progress bar, torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..degrade import HALFTONE_METHODS
+from ..losses import LossLayer
+from ..models import Base, ModelConfig
+from .config import Device, Task, TrainingConfig
+
+__all__ = ["add_train_command", "config_from_args"]
+
+# Settings that may change when a run is resumed (everything else comes from the file).
+_RESUMABLE_OVERRIDES = ("iterations", "device", "amp", "validate_every", "checkpoint_every")
+
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``train`` on the main parser's subcommands."""
+    train = commands.add_parser(
+        "train",
+        help="train a restoration network",
+        description="Train a U-Net with the VGG19 perceptual loss on clean images, degraded "
+        "on the fly. Under torchrun every process trains on its own batches (DDP).",
+    )
+    train.add_argument(
+        "--data", nargs="+", type=Path, required=True, help="training image files/folders"
+    )
+    train.add_argument("--val-data", nargs="+", type=Path, help="validation image files/folders")
+    train.add_argument(
+        "--out", type=Path, required=True, help="checkpoint file to write (.safetensors)"
+    )
+    train.add_argument("--resume", type=Path, help="continue this checkpoint (same recipe)")
+    train.add_argument("--init", type=Path, help="warm start from this checkpoint's weights")
+    recipe = train.add_argument_group("recipe (defaults: TrainingConfig)")
+    recipe.add_argument("--task", choices=[t.value for t in Task])
+    recipe.add_argument("--bits", type=int, help="input bit depth for --task expand")
+    recipe.add_argument("--halftone-method", choices=HALFTONE_METHODS, metavar="METHOD")
+    recipe.add_argument("--loss-layer", choices=[m.value for m in LossLayer])
+    recipe.add_argument("--pixel-weight", type=float, help="weight of an added pixel MSE term")
+    recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
+    recipe.add_argument("--iterations", type=int)
+    recipe.add_argument("--batch-size", type=int)
+    recipe.add_argument("--crop-size", type=int)
+    recipe.add_argument("--lr", type=float)
+    recipe.add_argument("--seed", type=int)
+    recipe.add_argument("--device", choices=[d.value for d in Device])
+    recipe.add_argument(
+        "--no-amp",
+        dest="amp",
+        action="store_false",
+        default=None,
+        help="no mixed precision on CUDA",
+    )
+    recipe.add_argument("--validate-every", type=int)
+    recipe.add_argument("--checkpoint-every", type=int)
+    model = train.add_argument_group("model (defaults: ModelConfig)")
+    model.add_argument("--channels", type=int, choices=(1, 3))
+    model.add_argument("--ngf", type=int)
+    model.add_argument("--depth", type=int)
+    model.add_argument("--max-channels", type=int)
+    model.add_argument("--base", choices=[b.value for b in Base])
+    model.add_argument("--sigma", type=float, help="Gaussian base sigma (pixels)")
+    train.set_defaults(func=run_train)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    """The run's config: defaults, or the resumed file's recipe, updated by the given flags."""
+    if args.resume is not None:
+        from .checkpoints import load_checkpoint
+
+        base = TrainingConfig.from_dict(load_checkpoint(args.resume).metadata["recipe"])
+        given = {k: getattr(args, k) for k in _RESUMABLE_OVERRIDES if getattr(args, k) is not None}
+        return base.replace(**given)
+    names = (
+        "task",
+        "bits",
+        "halftone_method",
+        "loss_layer",
+        "pixel_weight",
+        "vgg_weights",
+        "iterations",
+        "batch_size",
+        "crop_size",
+        "lr",
+        "seed",
+        "device",
+        "amp",
+        "validate_every",
+        "checkpoint_every",
+    )
+    values = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    model_names = ("channels", "ngf", "depth", "max_channels", "base", "sigma")
+    model = {k: getattr(args, k) for k in model_names if getattr(args, k) is not None}
+    if model.get("base") == "midbin":
+        model["bits"] = values.get("bits", TrainingConfig.bits)
+    return TrainingConfig(**values, model=ModelConfig(**model))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``train``; under torchrun set up the process group first."""
+    from .data import TrainingImages
+    from .engine import Progress, StateChange, Trainer, Validation
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    config = config_from_args(args)
+    if distributed:
+        _init_distributed(config)
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    try:
+        data = TrainingImages.from_paths(args.data, config.degradation, config.model.channels)
+        val = None
+        if args.val_data:
+            val = TrainingImages.from_paths(
+                args.val_data, config.degradation, config.model.channels
+            )
+        trainer = Trainer(config, data, args.out, val_data=val, resume=args.resume, init=args.init)
+        bar = tqdm(
+            total=config.iterations,
+            initial=trainer.iteration,
+            unit="it",
+            disable=rank != 0,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        started, last_loss, last_val = time.perf_counter(), float("nan"), None
+        try:
+            for update in trainer.run():
+                if isinstance(update, Progress):
+                    last_loss = update.loss
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{update.loss:.4g}", img_s=f"{update.images_per_s:.1f}")
+                elif isinstance(update, Validation):
+                    last_val = update
+                    if rank == 0:
+                        bar.write(
+                            f"iteration {update.iteration}: validation PSNR "
+                            f"{update.psnr:.2f} dB, SSIM {update.ssim:.4f}"
+                        )
+                elif isinstance(update, StateChange) and update.state == "checkpoint":
+                    bar.write(f"checkpoint: {update.path} (iteration {update.iteration})")
+        except KeyboardInterrupt:
+            trainer.stop()
+            for _ in trainer.run():  # saves the last finished iteration and returns
+                pass
+            bar.write(f"interrupted: checkpoint of iteration {trainer.iteration} in {args.out}")
+            return 130
+        finally:
+            bar.close()
+        if rank == 0:
+            minutes = (time.perf_counter() - started) / 60
+            summary = (
+                f"trained {config.task.value} ({config.degradation.label}) with "
+                f"{config.loss_layer.value} loss: {trainer.iteration} iterations in "
+                f"{minutes:.1f} min on {trainer.device} x{trainer.world_size}, "
+                f"last loss {last_loss:.4g}"
+            )
+            if last_val is not None:
+                summary += f", validation PSNR {last_val.psnr:.2f} dB / SSIM {last_val.ssim:.4f}"
+            print(f"{summary}\ncheckpoint: {args.out}")
+        return 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _init_distributed(config: TrainingConfig) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from .._device import resolve_device
+
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")

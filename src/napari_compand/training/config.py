@@ -1,0 +1,171 @@
+"""Validated training settings (the paper's recipe, scaled by the caller).
+
+Every field is bounded and checked on construction, so a bad value fails before
+any data is read; enums are the single source of the valid choices (used by the
+CLI and the Train widget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
+
+from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode
+from ..losses import LossLayer
+from ..models import Base, ModelConfig
+
+__all__ = ["Device", "Task", "TrainingConfig"]
+
+
+class Task(str, Enum):
+    """What the model learns to undo."""
+
+    EXPAND = "expand"  # l-bit -> 8-bit (bit-depth expansion, companding)
+    INVERSE_HALFTONE = "inverse-halftone"
+
+
+class Device(str, Enum):
+    """Where to train; ``auto`` picks cuda, then mps, then cpu."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training run.
+
+    Parameters
+    ----------
+    task
+        :class:`Task`.
+    bits
+        Input bit depth for ``expand`` (1..7).
+    halftone_method
+        Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``).
+    loss_layer
+        VGG19 layer of the perceptual loss (:class:`~napari_compand.losses.LossLayer`).
+    pixel_weight
+        Weight of an added pixel MSE term (0: the paper's pure perceptual loss).
+        The perceptual term uses the embedded Caffe VGG19 on the 0..255 scale, so
+        a pixel term on [0, 1] images needs a large weight to matter (e.g. 1e4).
+    vgg_weights
+        ``"embedded"``, ``"imagenet"`` or a path (see :class:`PerceptualLoss`).
+    crop_size, batch_size, iterations
+        Random square crops per batch, batch size, optimizer steps.
+    lr, beta1, beta2
+        Adam settings (paper: lr 2e-4).
+    seed
+        Seeds the model initialisation and the crop sequence.
+    device
+        :class:`Device`.
+    amp
+        Mixed precision on CUDA (bf16 autocast); ignored elsewhere.
+    validate_every
+        Validation PSNR/SSIM every this many iterations (0: only at the end).
+    checkpoint_every
+        Write the checkpoint every this many iterations (0: only at the end/stop).
+    model
+        :class:`~napari_compand.models.ModelConfig` of the network.
+    """
+
+    task: Task = Task.INVERSE_HALFTONE
+    bits: int = 3
+    halftone_method: str = "floyd-steinberg"
+    loss_layer: LossLayer = LossLayer.CONV1_1
+    pixel_weight: float = 0.0
+    vgg_weights: str = "embedded"
+    crop_size: int = 128
+    batch_size: int = 16
+    iterations: int = 1000
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    seed: int = 0
+    device: Device = Device.AUTO
+    amp: bool = True
+    validate_every: int = 250
+    checkpoint_every: int = 250
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "task", _enum(Task, self.task, "task"))
+        set_(self, "loss_layer", _enum(LossLayer, self.loss_layer, "loss layer"))
+        set_(self, "device", _enum(Device, self.device, "device"))
+        if isinstance(self.model, dict):
+            set_(self, "model", ModelConfig(**self.model))
+        _bounded("bits", self.bits, 1, 7)
+        if self.halftone_method not in HALFTONE_METHODS:
+            raise ValueError(
+                f"unknown halftone method {self.halftone_method!r}; "
+                f"valid methods: {', '.join(HALFTONE_METHODS)}"
+            )
+        _bounded("crop_size", self.crop_size, 16, 4096)
+        _bounded("batch_size", self.batch_size, 1, 4096)
+        _bounded("iterations", self.iterations, 1, 10_000_000)
+        _bounded("validate_every", self.validate_every, 0, 10_000_000)
+        _bounded("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
+        _bounded("seed", self.seed, 0, 2**63 - 1)
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"lr must be in (0, 1], got {self.lr}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"Adam betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.pixel_weight < 0:
+            raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
+        if self.batch_size == 1 and self.crop_size <= 2**self.model.depth:
+            raise ValueError(
+                "batch_size 1 with crops no larger than the network's bottleneck "
+                f"(2**depth = {2**self.model.depth}) leaves BatchNorm a single value; "
+                "use a larger batch or crop"
+            )
+        if self.model.base is Base.MIDBIN and (
+            self.task is not Task.EXPAND or self.model.bits != self.bits
+        ):
+            raise ValueError("the mid-bin base needs task 'expand' and model.bits equal to bits")
+
+    @property
+    def degradation(self) -> Degradation:
+        """The degradation that makes the network's inputs."""
+        if self.task is Task.EXPAND:
+            return Degradation(DegradationMode.QUANTIZE, bits=self.bits)
+        return Degradation(DegradationMode.HALFTONE, method=self.halftone_method)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (enums as their values)."""
+        data = asdict(self)
+        for key in ("task", "loss_layer", "device"):
+            data[key] = getattr(self, key).value
+        data["model"] = self.model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def _enum(kind: type[Enum], value: Any, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in kind)
+        raise ValueError(f"unknown {what} {value!r}; choose one of {choices}") from None
+
+
+def _bounded(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")

@@ -1,0 +1,156 @@
+"""Training data: clean images in memory, degraded on the fly, random crops and flips.
+
+The degraded version of each (possibly flipped) clean image is made once with
+:mod:`napari_compand.degrade` on the whole image, exactly as a user's image is
+degraded before restoration, and cached; crops are then cut from both at the
+same place. The crops of iteration ``i`` depend only on ``(seed, rank, i)``, so
+a resumed run sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.color import gray2rgb, rgb2gray
+from skimage.util import img_as_ubyte
+
+from .._io import collect_images, read_image
+from .._validation import check_image
+from ..degrade import Degradation
+
+__all__ = ["TrainingImages", "batch_rng", "to_tensor", "to_uint8_channels"]
+
+
+def to_uint8_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Any supported image -> uint8 ``(H, W, channels)`` (alpha dropped, grey <-> RGB)."""
+    array = check_image(image, unit_range=True)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3]
+    elif array.ndim != 2:
+        raise ValueError(
+            f"training images must be 2D grey or RGB(A), got shape {array.shape}; "
+            "split stacks into planes first"
+        )
+    array = img_as_ubyte(array)
+    if channels == 3 and array.ndim == 2:
+        array = gray2rgb(array)
+    elif channels == 1 and array.ndim == 3:
+        array = img_as_ubyte(rgb2gray(array))
+    return array.reshape(array.shape[:2] + (channels,))
+
+
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` -> float32 ``(N, C, H, W)`` in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def batch_rng(seed: int, rank: int, iteration: int) -> np.random.Generator:
+    """The random generator of one iteration's batch on one process."""
+    return np.random.default_rng([seed, rank, iteration])
+
+
+@dataclass
+class _Flipped:
+    clean: np.ndarray
+    degraded: np.ndarray
+
+
+class TrainingImages:
+    """Clean training images and their degraded versions.
+
+    Parameters
+    ----------
+    images
+        Clean images (any supported dtype; 2D grey or RGB(A)).
+    degradation
+        How inputs are made from the clean images.
+    channels
+        1 or 3: images are converted to this many channels.
+    description
+        Where the images came from (recorded in checkpoints).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        degradation: Degradation,
+        channels: int = 3,
+        description: str = "arrays",
+    ) -> None:
+        if len(images) == 0:
+            raise ValueError("no training images given")
+        self.images = [to_uint8_channels(image, channels) for image in images]
+        self.degradation = degradation
+        self.channels = channels
+        self.description = description
+        self._cache: dict[tuple[int, bool, bool], _Flipped] = {}
+
+    @classmethod
+    def from_paths(
+        cls, paths: Sequence[str | Path], degradation: Degradation, channels: int = 3
+    ) -> TrainingImages:
+        """Images from files and folders (see :func:`napari_compand._io.collect_images`)."""
+        files = collect_images(paths)
+        description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
+        return cls([read_image(f) for f in files], degradation, channels, description)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def pair(self, index: int, flip_h: bool = False, flip_v: bool = False) -> _Flipped:
+        """Clean and degraded version of one image, flipped before degrading."""
+        key = (index, flip_h, flip_v)
+        if key not in self._cache:
+            clean = self.images[index]
+            if flip_h:
+                clean = clean[:, ::-1]
+            if flip_v:
+                clean = clean[::-1]
+            clean = np.ascontiguousarray(clean)
+            if self.channels == 1:
+                degraded = self.degradation.apply(clean[..., 0])[..., None]
+            else:
+                degraded = self.degradation.apply(clean, rgb=True)
+            self._cache[key] = _Flipped(clean, degraded)
+        return self._cache[key]
+
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, crop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1]."""
+        inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
+        targets = np.empty_like(inputs)
+        for n in range(batch_size):
+            index = int(rng.integers(len(self.images)))
+            flip_h, flip_v = bool(rng.integers(2)), bool(rng.integers(2))
+            pair = self.pair(index, flip_h, flip_v)
+            clean, degraded = _pad_to(pair.clean, crop), _pad_to(pair.degraded, crop)
+            y = int(rng.integers(clean.shape[0] - crop + 1))
+            x = int(rng.integers(clean.shape[1] - crop + 1))
+            inputs[n] = degraded[y : y + crop, x : x + crop]
+            targets[n] = clean[y : y + crop, x : x + crop]
+        return to_tensor(inputs), to_tensor(targets)
+
+    def center_crops(self, size: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre crops of the first ``limit`` images, for validation."""
+        inputs, targets = [], []
+        for index in range(min(limit, len(self.images))):
+            pair = self.pair(index)
+            clean, degraded = _pad_to(pair.clean, size), _pad_to(pair.degraded, size)
+            y = (clean.shape[0] - size) // 2
+            x = (clean.shape[1] - size) // 2
+            inputs.append(degraded[y : y + size, x : x + size])
+            targets.append(clean[y : y + size, x : x + size])
+        return to_tensor(np.stack(inputs)), to_tensor(np.stack(targets))
+
+
+def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad images smaller than ``size`` (bottom/right)."""
+    pad_y, pad_x = max(0, size - image.shape[0]), max(0, size - image.shape[1])
+    if pad_y or pad_x:
+        return np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
+    return image

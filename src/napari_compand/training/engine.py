@@ -1,0 +1,346 @@
+"""The training engine: a generator of typed updates, shared by the CLI and napari.
+
+>>> trainer = Trainer(config, images, out="model.safetensors")   # doctest: +SKIP
+>>> for update in trainer.run():                                  # doctest: +SKIP
+...     print(update)
+
+``trainer.stop()`` (from any thread) ends the run at the next iteration boundary
+with a checkpoint of the last finished iteration. A run resumed from that file
+continues with the same weights, optimizer state and iteration count, and since
+the batch of iteration ``i`` depends only on ``(seed, rank, i)`` it produces the
+same model as an uninterrupted run.
+
+Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
+DistributedDataParallel, every process draws its own batches, and only rank 0
+writes files and reports validation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .. import __version__
+from .._device import resolve_device
+from ..losses import PerceptualLoss
+from ..metrics import psnr, ssim
+from ..models import build_model
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .config import Task, TrainingConfig
+from .data import TrainingImages, batch_rng
+
+__all__ = ["Progress", "StateChange", "Trainer", "TrainingUpdate", "Validation"]
+
+#: Size and number of the centre crops used for validation.
+VALIDATION_CROP = 256
+VALIDATION_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class Progress:
+    """After each iteration: loss of that batch, throughput and time left."""
+
+    iteration: int
+    iterations: int
+    loss: float
+    images_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Mean PSNR (dB) and SSIM of the model on the validation crops."""
+
+    iteration: int
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """``started``, ``checkpoint`` (file written), ``stopped`` or ``finished``."""
+
+    state: Literal["started", "checkpoint", "stopped", "finished"]
+    iteration: int
+    path: Path | None = None
+    message: str = ""
+
+
+TrainingUpdate = Progress | Validation | StateChange
+
+# Settings a resumed run must share with the run it continues.
+_RESUME_KEYS = (
+    "task",
+    "bits",
+    "halftone_method",
+    "loss_layer",
+    "model",
+    "seed",
+    "batch_size",
+    "crop_size",
+    "lr",
+    "beta1",
+    "beta2",
+    "pixel_weight",
+    "vgg_weights",
+)
+
+
+class Trainer:
+    """Train a :class:`~napari_compand.models.Restorer` with the perceptual loss.
+
+    Parameters
+    ----------
+    config
+        The recipe.
+    data
+        Training images (their degradation must match ``config``).
+    out
+        Checkpoint file to write (``None``: keep the model in memory only).
+    val_data
+        Validation images; PSNR/SSIM on their centre crops every
+        ``config.validate_every`` iterations and at the end.
+    resume
+        Checkpoint to continue from (same recipe; ``config.iterations`` may be larger).
+    init
+        Checkpoint whose weights start this run (warm start; same architecture,
+        fresh optimizer, iteration 0).
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        data: TrainingImages,
+        out: str | Path | None = None,
+        *,
+        val_data: TrainingImages | None = None,
+        resume: str | Path | None = None,
+        init: str | Path | None = None,
+    ) -> None:
+        if data.degradation != config.degradation:
+            raise ValueError(
+                f"training images are degraded as {data.degradation.label!r} but the config "
+                f"asks for {config.degradation.label!r}"
+            )
+        if data.channels != config.model.channels:
+            raise ValueError(
+                f"images have {data.channels} channels, the model {config.model.channels}"
+            )
+        if resume is not None and init is not None:
+            raise ValueError("give either resume or init, not both")
+        self.config = config
+        self.data = data
+        self.val_data = val_data
+        self.out = Path(out) if out is not None else None
+        self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun sets it
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        self._stop = threading.Event()
+        self.iteration = 0
+        self.history: list[dict[str, float]] = []
+        self.init_source: str | None = None
+
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model)
+        if init is not None:
+            self._warm_start(load_checkpoint(init))
+        self.model.to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = PerceptualLoss(config.loss_layer, config.vgg_weights).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+        )
+        if resume is not None:
+            self._resume(load_checkpoint(resume))
+        self.network: torch.nn.Module = self.model
+        if dist.is_initialized():
+            self.network = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.cuda else None
+            )
+        self._autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.cuda and config.amp
+            else nullcontext()
+        )
+        self._val_batch = None
+        if val_data is not None and self.rank == 0:  # only rank 0 reports validation
+            self._val_batch = val_data.center_crops(VALIDATION_CROP, VALIDATION_IMAGES)
+
+    # -- public ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the run to end after the current iteration (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def writes_files(self) -> bool:
+        """Only rank 0 of a distributed run writes checkpoints."""
+        return self.out is not None and self.rank == 0
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """One optimizer step on a batch; returns the loss."""
+        self.network.train()
+        inputs = self._to_device(inputs)
+        targets = self._to_device(targets)
+        with self._autocast:
+            prediction = self.network(inputs)
+            loss = self.loss_fn(prediction, targets)
+            if self.config.pixel_weight:
+                loss = loss + self.config.pixel_weight * F.mse_loss(prediction, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def run(self) -> Iterator[TrainingUpdate]:
+        """Train to ``config.iterations``; yields :data:`TrainingUpdate` objects."""
+        config = self.config
+        yield StateChange("started", self.iteration, message=f"training on {self.device}")
+        seconds_per_iteration: float | None = None
+        while self.iteration < config.iterations:
+            if self._stop.is_set():
+                path = self._save()
+                yield StateChange("stopped", self.iteration, path, "stopped by request")
+                return
+            started = time.perf_counter()
+            rng = batch_rng(config.seed, self.rank, self.iteration)
+            inputs, targets = self.data.sample(rng, config.batch_size, config.crop_size)
+            loss = self.step(inputs, targets)
+            self.iteration += 1
+            elapsed = time.perf_counter() - started
+            seconds_per_iteration = (
+                elapsed
+                if seconds_per_iteration is None
+                else 0.9 * seconds_per_iteration + 0.1 * elapsed
+            )
+            yield Progress(
+                self.iteration,
+                config.iterations,
+                loss,
+                config.batch_size * self.world_size / max(elapsed, 1e-9),
+                seconds_per_iteration * (config.iterations - self.iteration),
+            )
+            last = self.iteration == config.iterations
+            if self._val_batch is not None and (
+                last or (config.validate_every and self.iteration % config.validate_every == 0)
+            ):
+                yield self.validate()
+            if (
+                not last
+                and config.checkpoint_every
+                and self.iteration % config.checkpoint_every == 0
+            ):
+                path = self._save()
+                if path is not None:
+                    yield StateChange("checkpoint", self.iteration, path)
+        path = self._save()
+        yield StateChange("finished", self.iteration, path)
+
+    def validate(self) -> Validation:
+        """PSNR/SSIM (uint8, colour) of the model on the validation crops."""
+        inputs, targets = self._val_batch
+        self.model.eval()
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), 4):
+                batch = self._to_device(inputs[start : start + 4])
+                with self._autocast:
+                    outputs.append(self.model(batch).float().clamp(0, 1).cpu())
+        self.model.train()
+        predicted = _to_uint8(torch.cat(outputs))
+        clean = _to_uint8(targets)
+        rgb = clean.shape[-1] == 3
+        image_psnr = [psnr(c, p, rgb=rgb) for c, p in zip(clean, predicted, strict=True)]
+        image_ssim = [ssim(c, p, rgb=rgb) for c, p in zip(clean, predicted, strict=True)]
+        result = Validation(self.iteration, float(np.mean(image_psnr)), float(np.mean(image_ssim)))
+        self.history.append(
+            {"iteration": result.iteration, "psnr": result.psnr, "ssim": result.ssim}
+        )
+        return result
+
+    def metadata(self) -> dict:
+        """What the checkpoint records about this run."""
+        config = self.config
+        record = {
+            "package_version": __version__,
+            "task": config.task.value,
+            "loss_layer": config.loss_layer.value,
+            "architecture": config.model.to_dict(),
+            "recipe": config.to_dict(),
+            "data": self.data.description,
+            "validation_data": None if self.val_data is None else self.val_data.description,
+            "iterations_done": self.iteration,
+            "validation": self.history,
+            "init": self.init_source,
+            "world_size": self.world_size,
+            "device": str(self.device),
+        }
+        if config.task is Task.EXPAND:
+            record["bits"] = config.bits
+        else:
+            record["halftone_method"] = config.halftone_method
+        return record
+
+    # -- internals ---------------------------------------------------------------
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if self.cuda else batch
+
+    def _save(self) -> Path | None:
+        if not self.writes_files:
+            return None
+        return save_checkpoint(self.out, self.model, self.metadata(), self.optimizer)
+
+    def _warm_start(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.model_config != self.config.model:
+            raise CheckpointError(
+                f"{checkpoint.path}: its architecture {checkpoint.model_config} differs from "
+                f"this run's {self.config.model}; warm starts need the same architecture"
+            )
+        self.model.load_state_dict(checkpoint.model_state)
+        self.init_source = str(checkpoint.path)
+
+    def _resume(self, checkpoint: Checkpoint) -> None:
+        recorded = TrainingConfig.from_dict(checkpoint.metadata["recipe"])
+        differing = [k for k in _RESUME_KEYS if getattr(recorded, k) != getattr(self.config, k)]
+        if differing:
+            raise CheckpointError(
+                f"{checkpoint.path} was trained with other settings ({', '.join(differing)}); "
+                "resume needs the same recipe"
+            )
+        if checkpoint.optimizer_state is None:
+            raise CheckpointError(
+                f"{checkpoint.path} holds no optimizer state; use it as init instead"
+            )
+        done = int(checkpoint.metadata["iterations_done"])
+        if done > self.config.iterations:
+            raise ValueError(
+                f"{checkpoint.path} already has {done} iterations, "
+                f"more than {self.config.iterations}"
+            )
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.iteration = done
+        self.history = list(checkpoint.metadata.get("validation", []))
+        self.init_source = checkpoint.metadata.get("init")
+
+
+def _to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` in [0, 1] -> uint8 ``(N, H, W, C)`` (C = 1 squeezed)."""
+    array = (batch.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array

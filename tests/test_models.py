@@ -1,0 +1,97 @@
+"""The paper's U-Net and the residual Restorer: architecture facts and shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from napari_compand.models import ModelConfig, Restorer, UNet, build_model, pad_to_multiple
+
+
+def convs(module):
+    return [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+@pytest.mark.parametrize("depth", [3, 5, 8])
+def test_unet_layer_kinds_norms_and_activations(depth):
+    net = UNet(3, 3, ngf=8, depth=depth, max_channels=32)
+    encoder_convs = [convs(block)[0] for block in net.encoder]
+    decoder_convs = [convs(block)[0] for block in net.decoder]
+    assert all(type(c) is nn.Conv2d for c in encoder_convs)
+    assert all(type(c) is nn.ConvTranspose2d for c in decoder_convs)
+    for conv in encoder_convs + decoder_convs:
+        assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
+    # BatchNorm after every conv except the first encoder and the last decoder layer
+    has_bn = [any(isinstance(m, nn.BatchNorm2d) for m in block.modules()) for block in net.encoder]
+    assert has_bn == [False] + [True] * (depth - 1)
+    has_bn = [any(isinstance(m, nn.BatchNorm2d) for m in block.modules()) for block in net.decoder]
+    assert has_bn == [True] * (depth - 1) + [False]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 2 * depth - 2
+    for block in net.encoder:
+        assert isinstance(block[-1], nn.LeakyReLU) and block[-1].negative_slope == 0.2
+    for block in list(net.decoder)[:-1]:
+        assert isinstance(block[-1], nn.ReLU)
+    assert isinstance(net.decoder[-1], nn.ConvTranspose2d)  # linear output
+
+
+def test_encoder_activations_are_concatenated_into_the_decoder():
+    net = UNet(3, 2, ngf=4, depth=4, max_channels=16)
+    seen = {}
+    for i, block in enumerate(net.decoder):
+        conv = convs(block)[0]
+        conv.register_forward_hook(lambda m, inp, out, i=i: seen.__setitem__(i, inp[0].shape[1]))
+    net(torch.rand(2, 3, 32, 32))
+    widths = [4, 8, 16, 16]
+    assert seen[0] == widths[3]  # bottleneck only
+    for i in range(1, 4):  # previous decoder output + encoder activation of that level
+        level = 3 - i
+        assert seen[i] == 2 * widths[level]
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 37, 50), (2, 1, 17, 9), (1, 3, 5, 3), (1, 3, 256, 256)])
+def test_any_size_comes_back_at_its_size(shape):
+    net = UNet(shape[1], shape[1], ngf=4, depth=6, max_channels=16).eval()
+    with torch.no_grad():
+        assert net(torch.rand(shape)).shape == shape
+
+
+def test_pad_to_multiple_reflects_and_keeps_content():
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    padded = pad_to_multiple(x, 8)
+    assert padded.shape[-2:] == (8, 8)
+    assert torch.equal(padded[..., :3, :4], x)
+    assert torch.equal(padded[..., 0, 4], x[..., 0, 2])  # reflection, not zeros
+
+
+def test_paper_size_unet_has_pix2pix_parameter_count():
+    net = UNet(3, 3)  # ngf=64, depth=8, max_channels=512
+    assert 54e6 < sum(p.numel() for p in net.parameters()) < 55e6
+
+
+@pytest.mark.parametrize("base", ["gaussian", "midbin"])
+def test_untrained_residual_restorer_equals_its_base(base):
+    model = build_model(ModelConfig(ngf=4, depth=3, max_channels=8, base=base, bits=3))
+    x = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.base(x))
+    if base == "midbin":
+        assert torch.allclose(model.base(x), x + 16 / 255)
+
+
+def test_gaussian_base_blurs():
+    model = Restorer(ModelConfig(ngf=4, depth=2, max_channels=8, base="gaussian", sigma=1.0))
+    x = torch.zeros(1, 3, 15, 15)
+    x[..., 7, 7] = 1.0
+    blurred = model.base(x)
+    assert blurred[0, 0].sum() == pytest.approx(1.0, abs=1e-5)
+    assert blurred[0, 0, 7, 7] < 0.2 and blurred[0, 0, 7, 8] > 0.05
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"channels": 2}, "channels"), ({"depth": 0}, "depth"), ({"base": "bicubic"}, "bicubic")],
+)
+def test_bad_model_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)

@@ -1,0 +1,369 @@
+"""Training engine: config checks, learning, stop/resume, checkpoints, CLI, torchrun."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from napari_compand._device import resolve_device
+from napari_compand.cli import main
+from napari_compand.models import ModelConfig
+from napari_compand.training import (
+    CheckpointError,
+    Progress,
+    StateChange,
+    Trainer,
+    TrainingConfig,
+    TrainingImages,
+    Validation,
+    export_weights,
+    load_checkpoint,
+)
+
+TINY = ModelConfig(ngf=8, depth=3, max_channels=16)
+
+
+def smooth_images(count=3, size=64, seed=0):
+    """Generated smooth colour images (gradients + blobs), uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images = []
+    for _ in range(count):
+        a, b, c = rng.random(3)
+        channels = [
+            np.clip(0.5 + 0.4 * np.sin(6 * a * xx + 4 * b * yy + k + c), 0, 1) for k in range(3)
+        ]
+        images.append((np.stack(channels, -1) * 255).astype(np.uint8))
+    return images
+
+
+def tiny_config(**changes):
+    settings = dict(
+        task="inverse-halftone",
+        loss_layer="conv1_1",
+        crop_size=32,
+        batch_size=4,
+        iterations=6,
+        lr=1e-3,
+        validate_every=0,
+        checkpoint_every=0,
+        device="cpu",
+        model=TINY,
+    )
+    settings.update(changes)
+    return TrainingConfig(**settings)
+
+
+def images_for(config, count=3):
+    return TrainingImages(smooth_images(count), config.degradation, config.model.channels)
+
+
+# --- config ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        ({"bits": 0}, ValueError, "bits must be between 1 and 7"),
+        ({"halftone_method": "dots"}, ValueError, "valid methods"),
+        ({"loss_layer": "conv6_1"}, ValueError, "conv1_1, conv2_1"),
+        ({"task": "denoise"}, ValueError, "expand, inverse-halftone"),
+        ({"crop_size": 8}, ValueError, "crop_size must be between"),
+        ({"iterations": 2.5}, TypeError, "iterations must be an integer"),
+        ({"lr": 0}, ValueError, "lr must be"),
+        (
+            {"batch_size": 1, "crop_size": 16, "model": ModelConfig(depth=4)},
+            ValueError,
+            "BatchNorm",
+        ),
+        ({"device": "tpu"}, ValueError, "auto, cpu, cuda, mps"),
+    ],
+)
+def test_config_rejects_bad_values(changes, error, match):
+    with pytest.raises(error, match=match):
+        tiny_config(**changes)
+
+
+def test_config_round_trips_through_json_form():
+    config = tiny_config(task="expand", bits=2, model=ModelConfig(base="midbin", bits=2))
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainingConfig.from_dict({**config.to_dict(), "epochs": 3})
+
+
+def test_missing_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="'cuda' was requested but is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "mps")
+
+
+# --- data -----------------------------------------------------------------------
+
+
+def test_batches_are_degraded_crops_and_repeatable():
+    config = tiny_config()
+    data = images_for(config)
+    rng = np.random.default_rng([0, 0, 5])
+    inputs, targets = data.sample(rng, 4, 32)
+    assert inputs.shape == targets.shape == (4, 3, 32, 32)
+    assert set(torch.unique(inputs).tolist()) <= {0.0, 1.0}  # halftone
+    assert float(targets.std()) > 0
+    again = data.sample(np.random.default_rng([0, 0, 5]), 4, 32)
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
+
+
+def test_grey_training_images_and_small_images_are_handled():
+    config = tiny_config(
+        task="expand", bits=2, model=ModelConfig(channels=1, ngf=8, depth=3, max_channels=16)
+    )
+    data = TrainingImages([smooth_images(1, size=20)[0]], config.degradation, channels=1)
+    inputs, targets = data.sample(np.random.default_rng(0), 2, 32)  # crop larger than image
+    assert inputs.shape == (2, 1, 32, 32)
+    levels = torch.unique(torch.round(inputs * 255)).tolist()
+    assert set(levels) <= {0.0, 64.0, 128.0, 192.0}
+
+
+# --- learning -------------------------------------------------------------------
+
+
+def test_loss_falls_in_a_tiny_training_run():
+    config = tiny_config(iterations=60)
+    trainer = Trainer(config, images_for(config))
+    losses = [u.loss for u in trainer.run() if isinstance(u, Progress)]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+
+
+def test_updates_and_validation(tmp_path):
+    config = tiny_config(iterations=4, validate_every=2, checkpoint_every=2)
+    data = images_for(config)
+    updates = list(Trainer(config, data, tmp_path / "m.safetensors", val_data=data).run())
+    kinds = [type(u).__name__ if not isinstance(u, StateChange) else u.state for u in updates]
+    assert kinds == [
+        "started",
+        "Progress",
+        "Progress",
+        "Validation",
+        "checkpoint",
+        "Progress",
+        "Progress",
+        "Validation",
+        "finished",
+    ]
+    progress = [u for u in updates if isinstance(u, Progress)]
+    assert [p.iteration for p in progress] == [1, 2, 3, 4]
+    assert progress[-1].eta_s == 0 and all(p.images_per_s > 0 for p in progress)
+    validation = [u for u in updates if isinstance(u, Validation)]
+    assert all(0 < v.psnr < 60 and 0 < v.ssim <= 1 for v in validation)
+
+
+def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path):
+    config = tiny_config(iterations=6)
+    straight = Trainer(config, images_for(config), tmp_path / "straight.safetensors")
+    list(straight.run())
+
+    first = Trainer(config, images_for(config), tmp_path / "part.safetensors")
+    updates = []
+    for update in first.run():
+        updates.append(update)
+        if isinstance(update, Progress) and update.iteration == 3:
+            first.stop()
+    assert updates[-1].state == "stopped" and updates[-1].iteration == 3
+    assert load_checkpoint(tmp_path / "part.safetensors").metadata["iterations_done"] == 3
+
+    resumed = Trainer(
+        config,
+        images_for(config),
+        tmp_path / "part.safetensors",
+        resume=tmp_path / "part.safetensors",
+    )
+    assert resumed.iteration == 3
+    progress = [u.iteration for u in resumed.run() if isinstance(u, Progress)]
+    assert progress == [4, 5, 6]
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    params = zip(straight.model.parameters(), resumed.model.parameters(), strict=True)
+    for a, b in params:
+        assert torch.equal(
+            straight.optimizer.state[a]["exp_avg"], resumed.optimizer.state[b]["exp_avg"]
+        )
+        assert torch.equal(straight.optimizer.state[a]["step"], resumed.optimizer.state[b]["step"])
+
+
+def test_resume_needs_the_same_recipe(tmp_path):
+    config = tiny_config(iterations=2)
+    list(Trainer(config, images_for(config), tmp_path / "a.safetensors").run())
+    other = tiny_config(iterations=4, loss_layer="conv2_1")
+    with pytest.raises(CheckpointError, match="loss_layer"):
+        Trainer(other, images_for(other), resume=tmp_path / "a.safetensors")
+
+
+def test_warm_start_copies_weights_and_checks_architecture(tmp_path):
+    config = tiny_config(iterations=2)
+    source = Trainer(config, images_for(config), tmp_path / "a.safetensors")
+    list(source.run())
+    conv5 = tiny_config(iterations=1, loss_layer="conv5_1", seed=7)
+    warm = Trainer(conv5, images_for(conv5), init=tmp_path / "a.safetensors")
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(value, warm.model.state_dict()[key])
+    assert warm.iteration == 0 and warm.metadata()["init"].endswith("a.safetensors")
+    wider = tiny_config(model=ModelConfig(ngf=16, depth=3, max_channels=16))
+    with pytest.raises(CheckpointError, match="same architecture"):
+        Trainer(wider, images_for(wider), init=tmp_path / "a.safetensors")
+
+
+# --- checkpoints ----------------------------------------------------------------
+
+
+def test_checkpoint_round_trip_and_metadata(tmp_path):
+    config = tiny_config(iterations=2, validate_every=1)
+    data = images_for(config)
+    trainer = Trainer(config, data, tmp_path / "m.safetensors", val_data=data)
+    list(trainer.run())
+    checkpoint = load_checkpoint(tmp_path / "m.safetensors")
+    meta = checkpoint.metadata
+    assert meta["task"] == "inverse-halftone" and meta["halftone_method"] == "floyd-steinberg"
+    assert meta["loss_layer"] == "conv1_1" and meta["iterations_done"] == 2
+    assert meta["architecture"] == TINY.to_dict()
+    assert TrainingConfig.from_dict(meta["recipe"]) == config
+    assert len(meta["validation"]) == 2 and meta["package_version"]
+    model = checkpoint.build_model()
+    x = torch.rand(1, 3, 24, 24)
+    trainer.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), trainer.model(x))
+    assert checkpoint.optimizer_state is not None
+    exported = load_checkpoint(
+        export_weights(tmp_path / "m.safetensors", tmp_path / "e.safetensors", half=True)
+    )
+    assert exported.optimizer_state is None and exported.metadata["dtype"] == "float16"
+    assert (tmp_path / "e.safetensors").stat().st_size < (
+        tmp_path / "m.safetensors"
+    ).stat().st_size / 2
+
+
+def test_bad_checkpoint_files_are_rejected_without_unpickling(tmp_path):
+    config = tiny_config(iterations=1)
+    good = tmp_path / "good.safetensors"
+    list(Trainer(config, images_for(config), good).run())
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01not a checkpoint" * 10)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, foreign)
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    pickled = tmp_path / "model.pt"
+    pickled.write_bytes(pickle.dumps(Exploit()))
+    for path, match in [
+        (truncated, "corrupt or truncated"),
+        (garbage, "not a readable"),
+        (foreign, "not a napari-compand checkpoint"),
+        (pickled, "not a readable"),
+    ]:
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(path)
+    assert not marker.exists()
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+# --- command line ---------------------------------------------------------------
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(smooth_images(3)):
+        iio.imwrite(folder / f"img{i}.png", image)
+    return folder
+
+
+def tiny_cli(folder, out, *extra):
+    return [
+        "train",
+        "--data",
+        str(folder),
+        "--out",
+        str(out),
+        "--crop-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--ngf",
+        "8",
+        "--depth",
+        "3",
+        "--max-channels",
+        "16",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def test_cli_train_then_resume(image_folder, tmp_path, capsys):
+    out = tmp_path / "cli.safetensors"
+    assert (
+        main(tiny_cli(image_folder, out, "--iterations", "2", "--task", "expand", "--bits", "3"))
+        == 0
+    )
+    assert "trained expand (3-bit) with conv1_1 loss: 2 iterations" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(image_folder),
+                "--out",
+                str(out),
+                "--resume",
+                str(out),
+                "--iterations",
+                "3",
+            ]
+        )
+        == 0
+    )
+    meta = load_checkpoint(out).metadata
+    assert meta["iterations_done"] == 3 and meta["bits"] == 3
+
+
+def test_cli_train_errors_are_clear(image_folder, tmp_path, capsys):
+    assert main(tiny_cli(image_folder, tmp_path / "x.safetensors", "--bits", "9")) == 2
+    assert "bits must be between 1 and 7" in capsys.readouterr().err
+
+
+def test_torchrun_two_cpu_processes(image_folder, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "napari_compand",
+        *tiny_cli(image_folder, out, "--iterations", "3"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = load_checkpoint(out).metadata
+    assert meta["world_size"] == 2 and meta["iterations_done"] == 3
+    assert result.stdout.count("trained inverse-halftone") == 1  # only rank 0 reports
