@@ -37,6 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Imported here, not lazily: torchvision's first import loads compiled libraries
+# (triton's LLVM among them) that crash when first loaded from a Qt worker thread.
+from torchvision.models import VGG19_Weights, vgg19
+
 __all__ = [
     "CAFFE_BGR_MEAN",
     "LossLayer",
@@ -103,8 +107,6 @@ def embedded_vgg19_state_dict() -> dict[str, torch.Tensor]:
 
 def vgg19_features(last_index: int) -> nn.Sequential:
     """``vgg19().features`` layers ``0 .. last_index`` (untrained)."""
-    from torchvision.models import vgg19
-
     return nn.Sequential(*list(vgg19(weights=None).features.children())[: last_index + 1])
 
 
@@ -203,8 +205,6 @@ def _load_weights(weights: str | Path, index: int) -> tuple[dict[str, torch.Tens
 
 
 def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    from torchvision.models import VGG19_Weights, vgg19
-
     try:
         model = vgg19(weights=VGG19_Weights.IMAGENET1K_V1)
     except Exception as err:  # URLError, HTTPError, ssl errors, ...

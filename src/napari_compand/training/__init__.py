@@ -9,7 +9,7 @@ from .checkpoints import (
 )
 from .config import Device, Task, TrainingConfig
 from .data import TrainingImages
-from .engine import Progress, StateChange, Trainer, TrainingUpdate, Validation
+from .engine import Progress, StateChange, Trainer, TrainingQueue, TrainingUpdate, Validation
 
 __all__ = [
     "Checkpoint",
@@ -21,6 +21,7 @@ __all__ = [
     "Trainer",
     "TrainingConfig",
     "TrainingImages",
+    "TrainingQueue",
     "TrainingUpdate",
     "Validation",
     "export_weights",

@@ -39,7 +39,7 @@ from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_chec
 from .config import Task, TrainingConfig
 from .data import TrainingImages, batch_rng
 
-__all__ = ["Progress", "StateChange", "Trainer", "TrainingUpdate", "Validation"]
+__all__ = ["Progress", "StateChange", "Trainer", "TrainingQueue", "TrainingUpdate", "Validation"]
 
 #: Size and number of the centre crops used for validation.
 VALIDATION_CROP = 256
@@ -338,6 +338,49 @@ class Trainer:
         self.iteration = done
         self.history = list(checkpoint.metadata.get("validation", []))
         self.init_source = checkpoint.metadata.get("init")
+
+
+class TrainingQueue:
+    """Several runs one after another (e.g. one per loss layer), stoppable as a whole.
+
+    Parameters
+    ----------
+    runs
+        ``(config, out)`` pairs, trained in order on the same ``data``.
+    data, val_data
+        As for :class:`Trainer`.
+    """
+
+    def __init__(
+        self,
+        runs: list[tuple[TrainingConfig, Path]],
+        data: TrainingImages,
+        val_data: TrainingImages | None = None,
+    ) -> None:
+        if not runs:
+            raise ValueError("nothing to train: no runs given")
+        self.runs = runs
+        self.data = data
+        self.val_data = val_data
+        self.current: Trainer | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop the current run (it saves a checkpoint) and skip the rest."""
+        self._stop.set()
+        if self.current is not None:
+            self.current.stop()
+
+    def run(self) -> Iterator[tuple[int, TrainingUpdate]]:
+        """Yields ``(run index, update)`` for every update of every run."""
+        for index, (config, out) in enumerate(self.runs):
+            if self._stop.is_set():
+                return
+            self.current = Trainer(config, self.data, out, val_data=self.val_data)
+            if self._stop.is_set():  # stop() came while the trainer was being built
+                self.current.stop()
+            for update in self.current.run():
+                yield index, update
 
 
 def _to_uint8(batch: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,101 @@
+"""Training speed: our engine's iterations vs a bare PyTorch loop, in the same run.
+
+Both train the same U-Net with the same perceptual loss and Adam on batches of
+the same size; the bare loop reuses one ready-made batch (no data pipeline, no
+updates, no bookkeeping), so ``ratio = bare time / our time`` measures what the
+engine costs on top of PyTorch (target >= 0.9).
+
+Run: ``python benchmarks/bench_training.py [--layers conv1_1 conv5_1] [--iterations 4]``.
+Prints the device, per-layer seconds per iteration, images/s and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from skimage import data as samples
+
+from napari_compand._device import resolve_device
+from napari_compand.losses import PerceptualLoss
+from napari_compand.models import ModelConfig, build_model
+from napari_compand.training import Progress, Trainer, TrainingConfig, TrainingImages
+
+
+def engine_seconds(config: TrainingConfig, images: TrainingImages) -> float:
+    """Mean seconds per iteration of ``Trainer.run`` after one warm-up iteration."""
+    trainer = Trainer(config, images)
+    stamps = [time.perf_counter() for update in trainer.run() if isinstance(update, Progress)]
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def bare_seconds(config: TrainingConfig, images: TrainingImages) -> float:
+    """Mean seconds per iteration of a plain PyTorch loop on one fixed batch."""
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model).to(device).train()
+    loss_fn = PerceptualLoss(config.loss_layer).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    inputs, targets = images.sample(np.random.default_rng(0), config.batch_size, config.crop_size)
+    inputs, targets = inputs.to(device), targets.to(device)
+    stamps = []
+    for _ in range(config.iterations):
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        float(loss.detach())  # synchronise, like the engine's loss report
+        stamps.append(time.perf_counter())
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", nargs="+", default=["conv1_1", "conv5_1"])
+    parser.add_argument("--iterations", type=int, default=4, help="timed iterations + 1 warm-up")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--crop-size", type=int, default=128)
+    parser.add_argument("--ngf", type=int, default=ModelConfig.ngf)
+    parser.add_argument("--depth", type=int, default=ModelConfig.depth)
+    parser.add_argument("--max-channels", type=int, default=ModelConfig.max_channels)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-amp", dest="amp", action="store_false")
+    args = parser.parse_args()
+    model = ModelConfig(ngf=args.ngf, depth=args.depth, max_channels=args.max_channels)
+    params = sum(p.numel() for p in build_model(model).parameters()) / 1e6
+    device = resolve_device(args.device)
+    print(
+        f"device: {device} ({torch.get_num_threads()} threads), U-Net ngf={args.ngf} "
+        f"depth={args.depth} cap={args.max_channels} ({params:.1f}M parameters), "
+        f"batch {args.batch_size} x {args.crop_size}^2, amp={args.amp and device.type == 'cuda'}"
+    )
+    print("| loss layer | engine s/it | bare s/it | engine img/s | ratio (bare/engine) |")
+    print("|---|---|---|---|---|")
+    for layer in args.layers:
+        config = TrainingConfig(
+            loss_layer=layer,
+            iterations=args.iterations + 1,
+            batch_size=args.batch_size,
+            crop_size=args.crop_size,
+            validate_every=0,
+            checkpoint_every=0,
+            device=args.device,
+            amp=args.amp,
+            model=model,
+        )
+        images = TrainingImages(
+            [samples.astronaut(), samples.coffee(), samples.chelsea()], config.degradation
+        )
+        images.sample(np.random.default_rng(0), 64, args.crop_size)  # degrade all flips once
+        bare = bare_seconds(config, images)
+        ours = engine_seconds(config, images)
+        print(
+            f"| {layer} | {ours:.3f} | {bare:.3f} | {args.batch_size / ours:.1f} | "
+            f"{bare / ours:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

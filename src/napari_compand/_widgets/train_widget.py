@@ -1,0 +1,271 @@
+"""Train widget: train one model per chosen loss layer in a napari thread worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    Select,
+    SpinBox,
+)
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error, show_info
+
+from .._device import available_devices
+from ..degrade import HALFTONE_METHODS
+from ..losses import LossLayer
+from ..models import ModelConfig
+from ..training import Progress, StateChange, Task, TrainingConfig, TrainingImages, TrainingQueue
+from ..zoo import register_session_model
+from ._common import image_layer_choices, layer_data
+from ._loss_plot import LossPlot
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainWidget", "output_paths"]
+
+SOURCE_LAYERS = "image layers"
+SOURCE_FOLDER = "folder"
+
+
+def output_paths(out: Path, layers: list[str]) -> list[Path]:
+    """One checkpoint per loss layer: ``out`` itself, or ``<stem>_<layer><suffix>``."""
+    out = out if out.suffix else out.with_suffix(".safetensors")
+    if len(layers) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{layer}{out.suffix}") for layer in layers]
+
+
+def _layer_images(layers: list) -> list[np.ndarray]:
+    """2D grey or RGB images from layers; stacks are split into their planes."""
+    images = []
+    for layer in layers:
+        data = np.asarray(layer_data(layer))
+        spatial = 3 if layer.rgb else 2
+        images.extend(data.reshape((-1,) + data.shape[data.ndim - spatial :]))
+    return images
+
+
+def _train_job(queue_holder: list, make_queue):
+    """Worker body: builds the data (off the GUI thread), then trains the queue."""
+    queue = make_queue()
+    queue_holder.append(queue)
+    yield from queue.run()
+
+
+class TrainWidget(Container):
+    """Choose images, task and loss layers; trains in the background.
+
+    Every loss layer gets its own checkpoint (``model_conv1_1.safetensors`` ...
+    when several are chosen), trained one after another. **Stop** ends the
+    current run with a checkpoint of its last finished iteration and skips the
+    rest. Finished checkpoints are offered to the restore tools at once.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        defaults = TrainingConfig()
+        self._viewer = viewer
+        self._source = ComboBox(label="images from", choices=[SOURCE_LAYERS, SOURCE_FOLDER])
+        self._layers = Select(label="image layers", choices=lambda _: image_layer_choices(viewer))
+        self._folder = FileEdit(label="folder", mode="d")
+        self._task = ComboBox(
+            label="task", choices=[t.value for t in Task], value=defaults.task.value
+        )
+        self._bits = SpinBox(label="bits", min=1, max=7, value=defaults.bits)
+        self._method = ComboBox(
+            label="halftone", choices=HALFTONE_METHODS, value=defaults.halftone_method
+        )
+        self._loss_layers = Select(
+            label="loss layers",
+            choices=[m.value for m in LossLayer],
+            value=[LossLayer.CONV1_1.value],
+        )
+        self._iterations = SpinBox(
+            label="iterations", min=1, max=10_000_000, value=defaults.iterations
+        )
+        self._batch = SpinBox(label="batch size", min=1, max=1024, value=defaults.batch_size)
+        self._crop = SpinBox(label="crop size", min=16, max=4096, step=16, value=defaults.crop_size)
+        self._width = SpinBox(label="model width (ngf)", min=4, max=128, value=defaults.model.ngf)
+        self._depth = SpinBox(label="model depth", min=2, max=9, value=defaults.model.depth)
+        self._device = ComboBox(label="device", choices=available_devices())
+        self._out = FileEdit(
+            label="output",
+            mode="w",
+            filter="*.safetensors",
+            value=Path.home() / "napari-compand" / "model.safetensors",
+        )
+        self._start = PushButton(text="Train")
+        self._stop = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self._status = Label(value="")
+        super().__init__(
+            widgets=[
+                self._source,
+                self._layers,
+                self._folder,
+                self._task,
+                self._bits,
+                self._method,
+                self._loss_layers,
+                self._iterations,
+                self._batch,
+                self._crop,
+                self._width,
+                self._depth,
+                self._device,
+                self._out,
+                self._start,
+                self._stop,
+                self.progress,
+                self._status,
+            ]
+        )
+        self.loss_plot = LossPlot()
+        self.native.layout().addWidget(self.loss_plot)
+        self.worker: GeneratorWorker | None = None
+        self.finished_paths: list[Path] = []
+        self._queue_holder: list[TrainingQueue] = []
+        self._source.changed.connect(self._sync_controls)
+        self._task.changed.connect(self._sync_controls)
+        self._start.clicked.connect(self.start)
+        self._stop.clicked.connect(self.stop)
+        self._sync_controls()
+
+    def configs(self) -> list[tuple[TrainingConfig, Path]]:
+        """The runs the controls describe (validated)."""
+        layers = list(self._loss_layers.value)
+        if not layers:
+            raise ValueError("choose at least one loss layer")
+        model = ModelConfig(
+            ngf=self._width.value,
+            depth=self._depth.value,
+            max_channels=max(self._width.value * 8, 64),
+        )
+        runs = []
+        for layer, out in zip(layers, output_paths(Path(self._out.value), layers), strict=True):
+            config = TrainingConfig(
+                task=self._task.value,
+                bits=self._bits.value,
+                halftone_method=self._method.value,
+                loss_layer=layer,
+                iterations=self._iterations.value,
+                batch_size=self._batch.value,
+                crop_size=self._crop.value,
+                device=self._device.value,
+                model=model,
+            )
+            runs.append((config, out))
+        return runs
+
+    def start(self) -> GeneratorWorker | None:
+        """Start training in a thread worker; returns the worker."""
+        try:
+            runs = self.configs()
+            make_images = self._image_source(runs[0][0])
+        except (TypeError, ValueError) as err:
+            self._fail(str(err))
+            return None
+        self._queue_holder = []
+        self.finished_paths = []
+        self._total = sum(config.iterations for config, _ in runs)
+        self._done_before = 0
+        self.progress.max = self._total
+        self.progress.value = 0
+        self.loss_plot.clear()
+
+        def make_queue() -> TrainingQueue:
+            return TrainingQueue(runs, make_images())
+
+        worker = create_worker(
+            _train_job,
+            self._queue_holder,
+            make_queue,
+            _progress={"desc": "Training"},
+            _ignore_errors=True,
+        )
+        worker.yielded.connect(self._on_update)
+        worker.errored.connect(lambda err: self._fail(f"training failed: {err}"))
+        worker.finished.connect(self._set_idle)
+        self._start.enabled = False
+        self._stop.enabled = True
+        self._status.value = "loading images..."
+        self._runs = runs
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def stop(self) -> None:
+        """Stop after the current iteration; a checkpoint is written."""
+        if self._queue_holder:
+            self._queue_holder[0].stop()
+        elif self.worker is not None:
+            self.worker.quit()  # still loading images: nothing to save yet
+        self._status.value = "stopping..."
+
+    def _image_source(self, config: TrainingConfig):
+        """A function (run in the worker) that builds the training images."""
+        channels = config.model.channels
+        if self._source.value == SOURCE_FOLDER:
+            folder = Path(self._folder.value)
+            if not folder.is_dir():
+                raise ValueError(f"choose a folder of training images (got {folder})")
+            return lambda: TrainingImages.from_paths([folder], config.degradation, channels)
+        layers = list(self._layers.value)
+        if not layers:
+            raise ValueError("choose at least one image layer to train on")
+        names = ", ".join(layer.name for layer in layers)
+        return lambda: TrainingImages(
+            _layer_images(layers), config.degradation, channels, f"napari layers: {names}"
+        )
+
+    def _on_update(self, item: tuple) -> None:
+        index, update = item
+        config, _ = self._runs[index]
+        if isinstance(update, Progress):
+            self.progress.value = min(self._done_before + update.iteration, self._total)
+            self.loss_plot.add(update.iteration, update.loss)
+            self._status.value = (
+                f"{config.loss_layer.value}: {update.iteration}/{update.iterations}, "
+                f"loss {update.loss:.4g}, {update.images_per_s:.1f} img/s, "
+                f"ETA {update.eta_s / 60:.1f} min"
+            )
+        elif isinstance(update, StateChange):
+            if update.state == "started":
+                self.loss_plot.start_curve()
+            elif update.state in ("finished", "stopped") and update.path is not None:
+                self._done_before += config.iterations
+                self.finished_paths.append(update.path)
+                register_session_model(update.path)
+                show_info(f"Train: {update.state} at iteration {update.iteration}: {update.path}")
+        else:  # Validation
+            self._status.value = (
+                f"{config.loss_layer.value}: validation PSNR {update.psnr:.2f} dB "
+                f"at iteration {update.iteration}"
+            )
+
+    def _sync_controls(self, *_: object) -> None:
+        from_layers = self._source.value == SOURCE_LAYERS
+        self._layers.visible = from_layers
+        self._folder.visible = not from_layers
+        expand = self._task.value == Task.EXPAND.value
+        self._bits.visible = expand
+        self._method.visible = not expand
+
+    def _set_idle(self) -> None:
+        self._start.enabled = True
+        self._stop.enabled = False
+        if self.finished_paths:
+            self._status.value = "saved: " + ", ".join(p.name for p in self.finished_paths)
+
+    def _fail(self, message: str) -> None:
+        self._status.value = f"error: {message}"
+        show_error(f"Train: {message}")

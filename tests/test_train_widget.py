@@ -1,0 +1,77 @@
+"""The Train widget in a real viewer: start, live updates, stop, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_compand.training import load_checkpoint
+from napari_compand.zoo import session_models
+
+from .test_training import smooth_images
+
+
+@pytest.fixture()
+def widget(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    for i, image in enumerate(smooth_images(2, size=48)):
+        viewer.add_image(image, name=f"img{i}")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-compand", "Train")
+    widget._layers.value = [viewer.layers["img0"], viewer.layers["img1"]]
+    widget._batch.value = 2
+    widget._crop.value = 32
+    widget._width.value = 4
+    widget._depth.value = 3
+    widget._device.value = "cpu"
+    widget._out.value = tmp_path / "model.safetensors"
+    return widget
+
+
+def test_start_then_stop_saves_a_checkpoint(widget, qtbot, tmp_path):
+    widget._iterations.value = 10_000
+    worker = widget.start()
+    assert worker is not None and not widget._start.enabled and widget._stop.enabled
+    qtbot.waitUntil(lambda: widget.progress.value >= 3, timeout=60_000)
+    widget.stop()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    assert widget._start.enabled and not widget._stop.enabled
+    path = tmp_path / "model.safetensors"
+    done = load_checkpoint(path).metadata["iterations_done"]
+    assert 3 <= done < 10_000
+    assert path.resolve() in session_models()  # offered to restore tools at once
+    assert len(widget.loss_plot.curves[0]) >= 3
+    assert {"img0", "img1"} <= set(
+        load_checkpoint(path).metadata["data"].split(": ")[1].split(", ")
+    )
+
+
+def test_two_loss_layers_train_one_after_another(widget, qtbot, tmp_path):
+    widget._iterations.value = 2
+    widget._task.value = "expand"
+    widget._bits.value = 2
+    widget._loss_layers.value = ["conv1_1", "conv2_1"]
+    worker = widget.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: len(widget.finished_paths) == 2, timeout=10_000)
+    layers = [load_checkpoint(p).metadata["loss_layer"] for p in widget.finished_paths]
+    assert layers == ["conv1_1", "conv2_1"]
+    assert widget.finished_paths[0].name == "model_conv1_1.safetensors"
+    assert load_checkpoint(widget.finished_paths[1]).metadata["bits"] == 2
+    assert widget.progress.value == 4
+
+
+def test_errors_are_shown(widget, qtbot, tmp_path):
+    widget._loss_layers.value = []
+    assert widget.start() is None
+    assert "at least one loss layer" in widget._status.value
+    widget._loss_layers.value = ["conv1_1"]
+    widget._source.value = "folder"
+    widget._folder.value = tmp_path  # exists, but holds no images: fails in the worker
+    worker = widget.start()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "training failed" in widget._status.value, timeout=10_000)
+    assert "no image files" in widget._status.value
+    assert np.isfinite(widget.progress.value)
