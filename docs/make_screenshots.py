@@ -66,6 +66,24 @@ def main() -> None:
     viewer.screenshot(str(HERE / "metrics_widget.png"), canvas_only=False)
     viewer.close()
 
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 950)
+    viewer.open_sample("napari-compand", "astronaut")
+    _, train = viewer.window.add_plugin_dock_widget("napari-compand", "Train")
+    train._layers.value = [viewer.layers["astronaut"]]
+    train._iterations.value = 40
+    train._batch.value = 4
+    train._crop.value = 64
+    train._width.value = 8
+    train._out.value = Path("/tmp/napari-compand-screenshot.safetensors")
+    worker = train.start()
+    worker._done = False
+    worker.finished.connect(lambda: setattr(worker, "_done", True))
+    wait(worker)
+    settle(1.0)
+    viewer.screenshot(str(HERE / "train_widget.png"), canvas_only=False)
+    viewer.close()
+
 
 if __name__ == "__main__":
     main()

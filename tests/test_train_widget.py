@@ -75,3 +75,29 @@ def test_errors_are_shown(widget, qtbot, tmp_path):
     qtbot.waitUntil(lambda: "training failed" in widget._status.value, timeout=10_000)
     assert "no image files" in widget._status.value
     assert np.isfinite(widget.progress.value)
+
+
+def test_training_after_napari_opengl_does_not_crash(tmp_path):
+    """Mesa's llvmpipe (no GPU driver) loads libLLVM; triton's LLVM would then crash."""
+    import subprocess
+    import sys
+
+    code = f"""
+import napari
+viewer = napari.Viewer(show=False)  # OpenGL context first, as in a real session
+_, widget = viewer.window.add_plugin_dock_widget("napari-compand", "Train")
+from napari_compand.losses import PerceptualLoss
+from napari_compand.training import Trainer, TrainingConfig, TrainingImages
+from napari_compand.models import ModelConfig
+from skimage import data
+config = TrainingConfig(iterations=1, batch_size=2, crop_size=32, device="cpu",
+                        model=ModelConfig(ngf=4, depth=3, max_channels=8))
+images = TrainingImages([data.astronaut()], config.degradation)
+updates = list(Trainer(config, images, {str(tmp_path / "m.safetensors")!r}).run())
+print("state:", updates[-1].state)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "state: finished" in result.stdout

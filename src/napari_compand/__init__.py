@@ -11,8 +11,11 @@ napari only through ``napari.yaml``.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._compat import avoid_llvm_clash
 from .degrade import HALFTONE_METHODS, Degradation, DegradationMode, halftone, quantize
 from .metrics import psnr, ssim
+
+avoid_llvm_clash()  # before anything imports torch._dynamo (see its docstring)
 
 try:
     __version__ = version("napari-compand")
