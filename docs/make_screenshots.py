@@ -22,8 +22,11 @@ def settle(seconds: float = 0.5) -> None:
         QApplication.processEvents()
 
 
-def wait(worker) -> None:
-    while worker.is_running or not getattr(worker, "_done", True):
+def run_and_wait(start) -> None:
+    """Call a widget's start/run method and wait until its worker has finished."""
+    finished = []
+    start().finished.connect(lambda: finished.append(True))
+    while not finished:
         settle(0.1)
     settle(0.5)
 
@@ -35,10 +38,7 @@ def main() -> None:
     viewer.open_sample("napari-compand", "astronaut")
     _, degrade = viewer.window.add_plugin_dock_widget("napari-compand", "Degrade")
     degrade._mode.value = "halftone"
-    worker = degrade.run()
-    worker.finished.connect(lambda: setattr(worker, "_done", True))
-    worker._done = False
-    wait(worker)
+    run_and_wait(degrade.run)
     viewer.camera.zoom = 2.0
     viewer.camera.center = (0, 120, 250)
     settle(1.0)
@@ -48,20 +48,14 @@ def main() -> None:
     degrade._mode.value = "quantize"
     degrade._bits.value = 3
     degrade._image.value = viewer.layers["astronaut"]
-    worker = degrade.run()
-    worker._done = False
-    worker.finished.connect(lambda: setattr(worker, "_done", True))
-    wait(worker)
+    run_and_wait(degrade.run)
     metrics.reset_choices()
     metrics._reference.value = viewer.layers["astronaut"]
     metrics._tests.value = [
         viewer.layers["astronaut [halftone floyd-steinberg]"],
         viewer.layers["astronaut [3-bit]"],
     ]
-    worker = metrics.run()
-    worker._done = False
-    worker.finished.connect(lambda: setattr(worker, "_done", True))
-    wait(worker)
+    run_and_wait(metrics.run)
     settle(1.0)
     viewer.screenshot(str(HERE / "metrics_widget.png"), canvas_only=False)
     viewer.close()
@@ -76,10 +70,7 @@ def main() -> None:
     train._crop.value = 64
     train._width.value = 8
     train._out.value = Path("/tmp/napari-compand-screenshot.safetensors")
-    worker = train.start()
-    worker._done = False
-    worker.finished.connect(lambda: setattr(worker, "_done", True))
-    wait(worker)
+    run_and_wait(train.start)
     settle(1.0)
     viewer.screenshot(str(HERE / "train_widget.png"), canvas_only=False)
     viewer.close()

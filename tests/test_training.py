@@ -93,8 +93,12 @@ def test_config_rejects_bad_values(changes, error, match):
 
 
 def test_config_round_trips_through_json_form():
-    config = tiny_config(task="expand", bits=2, model=ModelConfig(base="midbin", bits=2))
+    config = tiny_config(
+        task="expand", bits=2, loss_after_relu=False, model=ModelConfig(base="midbin", bits=2)
+    )
     assert TrainingConfig.from_dict(config.to_dict()) == config
+    loss = Trainer(config, images_for(config)).loss_fn
+    assert not loss.after_relu and isinstance(loss.features[-1], torch.nn.Conv2d)
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainingConfig.from_dict({**config.to_dict(), "epochs": 3})
 

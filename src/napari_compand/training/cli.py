@@ -43,6 +43,13 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--bits", type=int, help="input bit depth for --task expand")
     recipe.add_argument("--halftone-method", choices=HALFTONE_METHODS, metavar="METHOD")
     recipe.add_argument("--loss-layer", choices=[m.value for m in LossLayer])
+    recipe.add_argument(
+        "--loss-before-relu",
+        dest="loss_after_relu",
+        action="store_false",
+        default=None,
+        help="compare VGG19 conv outputs, not ReLU activations",
+    )
     recipe.add_argument("--pixel-weight", type=float, help="weight of an added pixel MSE term")
     recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
     recipe.add_argument("--iterations", type=int)
@@ -83,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         "bits",
         "halftone_method",
         "loss_layer",
+        "loss_after_relu",
         "pixel_weight",
         "vgg_weights",
         "iterations",

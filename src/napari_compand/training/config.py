@@ -48,6 +48,8 @@ class TrainingConfig:
         Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``).
     loss_layer
         VGG19 layer of the perceptual loss (:class:`~napari_compand.losses.LossLayer`).
+    loss_after_relu
+        Compare VGG19 activations after the layer's ReLU (default) or before it.
     pixel_weight
         Weight of an added pixel MSE term (0: the paper's pure perceptual loss).
         The perceptual term uses the embedded Caffe VGG19 on the 0..255 scale, so
@@ -76,6 +78,7 @@ class TrainingConfig:
     bits: int = 3
     halftone_method: str = "floyd-steinberg"
     loss_layer: LossLayer = LossLayer.CONV1_1
+    loss_after_relu: bool = True
     pixel_weight: float = 0.0
     vgg_weights: str = "embedded"
     crop_size: int = 128

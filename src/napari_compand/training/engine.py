@@ -84,6 +84,7 @@ _RESUME_KEYS = (
     "bits",
     "halftone_method",
     "loss_layer",
+    "loss_after_relu",
     "model",
     "seed",
     "batch_size",
@@ -160,7 +161,9 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = PerceptualLoss(config.loss_layer, config.vgg_weights).to(self.device)
+        self.loss_fn = PerceptualLoss(
+            config.loss_layer, config.vgg_weights, after_relu=config.loss_after_relu
+        ).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
         )
