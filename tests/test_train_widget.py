@@ -29,12 +29,11 @@ def widget(make_napari_viewer, tmp_path):
 
 def test_start_then_stop_saves_a_checkpoint(widget, qtbot, tmp_path):
     widget._iterations.value = 10_000
-    worker = widget.start()
-    assert worker is not None and not widget._start.enabled and widget._stop.enabled
+    assert widget.start() is not None
+    assert not widget._start.enabled and widget._stop.enabled
     qtbot.waitUntil(lambda: widget.progress.value >= 3, timeout=60_000)
     widget.stop()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=60_000)  # worker finished
     assert widget._start.enabled and not widget._stop.enabled
     path = tmp_path / "model.safetensors"
     done = load_checkpoint(path).metadata["iterations_done"]
@@ -51,9 +50,8 @@ def test_two_loss_layers_train_one_after_another(widget, qtbot, tmp_path):
     widget._task.value = "expand"
     widget._bits.value = 2
     widget._loss_layers.value = ["conv1_1", "conv2_1"]
-    worker = widget.start()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=120_000)  # worker finished
     qtbot.waitUntil(lambda: len(widget.finished_paths) == 2, timeout=10_000)
     layers = [load_checkpoint(p).metadata["loss_layer"] for p in widget.finished_paths]
     assert layers == ["conv1_1", "conv2_1"]
@@ -69,9 +67,8 @@ def test_errors_are_shown(widget, qtbot, tmp_path):
     widget._loss_layers.value = ["conv1_1"]
     widget._source.value = "folder"
     widget._folder.value = tmp_path  # exists, but holds no images: fails in the worker
-    worker = widget.start()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=60_000)  # worker finished
     qtbot.waitUntil(lambda: "training failed" in widget._status.value, timeout=10_000)
     assert "no image files" in widget._status.value
     assert np.isfinite(widget.progress.value)

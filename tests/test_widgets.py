@@ -17,9 +17,13 @@ def dock(viewer, name):
     return widget
 
 
-def wait_for(qtbot, worker, timeout=60_000):
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+def wait_for(qtbot, widget, timeout=60_000):
+    """Wait until the widget's worker has finished (its run button is enabled again).
+
+    Waiting on ``worker.finished`` after ``run()`` returned would race with a worker
+    that ends at once; the widget connects its own slot before starting it.
+    """
+    qtbot.waitUntil(lambda: widget._run_button.enabled, timeout=timeout)
 
 
 @pytest.fixture()
@@ -36,7 +40,7 @@ def test_degrade_quantize_adds_a_new_layer(viewer, qtbot):
     widget._bits.value = 3
     worker = widget.run()
     assert worker is not None
-    wait_for(qtbot, worker)
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: "astronaut [3-bit]" in viewer.layers)
     out = viewer.layers["astronaut [3-bit]"]
     np.testing.assert_array_equal(out.data, quantize(image, 3))
@@ -55,7 +59,7 @@ def test_degrade_halftone_stack_with_progress(viewer, qtbot):
     assert widget._bits.native.isHidden() and not widget._method.native.isHidden()
     worker = widget.run()
     assert worker.pbar.total == 2
-    wait_for(qtbot, worker)
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: "stack [halftone jarvis-judice-ninke]" in viewer.layers)
     out = viewer.layers["stack [halftone jarvis-judice-ninke]"]
     np.testing.assert_array_equal(out.data, halftone(stack, "jarvis-judice-ninke", rgb=False))
@@ -75,14 +79,15 @@ def test_degrade_lazy_layer_is_loaded_and_checked_in_the_worker(viewer, qtbot):
 
     viewer.add_image(da.from_array(data.camera(), chunks=128), name="lazy")
     widget = dock(viewer, "Degrade")
-    wait_for(qtbot, widget.run())
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: "lazy [3-bit]" in viewer.layers)
     np.testing.assert_array_equal(viewer.layers["lazy [3-bit]"].data, quantize(data.camera(), 3))
     viewer.add_image(da.full((32, 32), 3.0, chunks=16), name="counts")
     widget._image.value = viewer.layers["counts"]
     worker = widget.run()
     assert worker is not None  # lazy data: the check happens in the worker ...
-    wait_for(qtbot, worker)
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: "must lie in [0, 1]" in widget._status.value)  # ... and is reported
     assert "counts [3-bit]" not in viewer.layers
 
@@ -95,8 +100,8 @@ def test_metrics_table_per_layer_and_plane(viewer, qtbot):
     widget = dock(viewer, "Metrics")
     widget._reference.value = viewer.layers["camera"]
     widget._tests.value = [viewer.layers["halftone"], viewer.layers["3-bit"]]
-    worker = widget.run()
-    wait_for(qtbot, worker)
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: len(widget.rows()) == 2)
     rows = {row[0]: row for row in widget.rows()}
     assert float(rows["3-bit"][2]) == pytest.approx(psnr(ref, quantize(ref, 3)), abs=1e-3)
@@ -116,7 +121,8 @@ def test_metrics_stack_rows_per_plane_and_mean(viewer, qtbot):
     widget = dock(viewer, "Metrics")
     widget._reference.value = viewer.layers["ref"]
     widget._tests.value = [viewer.layers["low"]]
-    wait_for(qtbot, widget.run())
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: len(widget.rows()) == 3)
     assert [row[1] for row in widget.rows()] == ["0", "1", "mean"]
     assert float(widget.rows()[2][2]) == pytest.approx(psnr(ref, quantize(ref, 2)), abs=1e-3)
