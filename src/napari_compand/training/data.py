@@ -110,11 +110,11 @@ class TrainingImages:
                 clean = clean[:, ::-1]
             if flip_v:
                 clean = clean[::-1]
-            clean = np.ascontiguousarray(clean)
+            # the flipped clean image stays a view; only the degraded one is stored
             if self.channels == 1:
-                degraded = self.degradation.apply(clean[..., 0])[..., None]
+                degraded = self.degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
             else:
-                degraded = self.degradation.apply(clean, rgb=True)
+                degraded = self.degradation.apply(np.ascontiguousarray(clean), rgb=True)
             self._cache[key] = _Flipped(clean, degraded)
         return self._cache[key]
 
