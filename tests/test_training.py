@@ -234,6 +234,7 @@ def test_checkpoint_round_trip_and_metadata(tmp_path):
     trainer = Trainer(config, data, tmp_path / "m.safetensors", val_data=data)
     list(trainer.run())
     checkpoint = load_checkpoint(tmp_path / "m.safetensors")
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o044 == 0o044  # readable by others
     meta = checkpoint.metadata
     assert meta["task"] == "inverse-halftone" and meta["halftone_method"] == "floyd-steinberg"
     assert meta["loss_layer"] == "conv1_1" and meta["iterations_done"] == 2

@@ -101,11 +101,18 @@ def save_checkpoint(
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata={_KEY: json.dumps(meta)})
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
