@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from tqdm import tqdm
@@ -83,32 +84,17 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         from .checkpoints import load_checkpoint
 
         base = TrainingConfig.from_dict(load_checkpoint(args.resume).metadata["recipe"])
-        given = {k: getattr(args, k) for k in _RESUMABLE_OVERRIDES if getattr(args, k) is not None}
-        return base.replace(**given)
-    names = (
-        "task",
-        "bits",
-        "halftone_method",
-        "loss_layer",
-        "loss_after_relu",
-        "pixel_weight",
-        "vgg_weights",
-        "iterations",
-        "batch_size",
-        "crop_size",
-        "lr",
-        "seed",
-        "device",
-        "amp",
-        "validate_every",
-        "checkpoint_every",
-    )
-    values = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    model_names = ("channels", "ngf", "depth", "max_channels", "base", "sigma")
-    model = {k: getattr(args, k) for k in model_names if getattr(args, k) is not None}
+        return base.replace(**_given(args, _RESUMABLE_OVERRIDES))
+    values = _given(args, [f.name for f in fields(TrainingConfig) if f.name != "model"])
+    model = _given(args, [f.name for f in fields(ModelConfig) if f.name != "bits"])
     if model.get("base") == "midbin":
         model["bits"] = values.get("bits", TrainingConfig.bits)
     return TrainingConfig(**values, model=ModelConfig(**model))
+
+
+def _given(args: argparse.Namespace, names) -> dict:
+    """The flags among ``names`` that were given on the command line (not None)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def run_train(args: argparse.Namespace) -> int:
