@@ -15,7 +15,7 @@ from ._compat import avoid_llvm_clash
 from .degrade import HALFTONE_METHODS, Degradation, DegradationMode, halftone, quantize
 from .metrics import psnr, ssim
 
-avoid_llvm_clash()  # before anything imports torch._dynamo (see its docstring)
+avoid_llvm_clash()  # napari already open: protect every later torch._dynamo import
 
 try:
     __version__ = version("napari-compand")

@@ -12,6 +12,8 @@ from fractions import Fraction
 import numba
 import numpy as np
 
+from ._validation import dtype_max
+
 __all__ = ["DIFFUSION_KERNELS", "BAYER_SIZES", "bayer_matrix", "diffuse_plane", "ordered_plane"]
 
 
@@ -46,6 +48,16 @@ DIFFUSION_KERNELS: dict[str, tuple[tuple[int, int, Fraction], ...]] = {
     "sierra": _kernel(32, [[0, 0, 0, 5, 3], [2, 4, 5, 4, 2], [0, 2, 3, 2, 0]], centre=2),
     "sierra-lite": _kernel(4, [[0, 0, 2], [1, 1, 0]], centre=1),
     "atkinson": _kernel(8, [[0, 0, 1, 1], [1, 1, 1, 0], [0, 1, 0, 0]], centre=1),
+}
+
+# The tables as the compiled kernel takes them: (dy, dx, weight) arrays, built once.
+_KERNEL_ARRAYS = {
+    method: (
+        np.array([dy for dy, _, _ in entries], dtype=np.int64),
+        np.array([dx for _, dx, _ in entries], dtype=np.int64),
+        np.array([float(w) for _, _, w in entries], dtype=np.float64),
+    )
+    for method, entries in DIFFUSION_KERNELS.items()
 }
 
 #: Sizes of the supported Bayer threshold matrices.
@@ -157,14 +169,11 @@ def diffuse_plane(
     ``>= 0.5``; the error ``value - output`` spreads to unvisited neighbours with
     the method's weights, accumulated in float64 without clipping.
     """
-    maxval = float(np.iinfo(src.dtype).max) if src.dtype.kind == "u" else 1.0
+    maxval = dtype_max(src.dtype)
     if method == "floyd-steinberg":
         _floyd_steinberg(src, out, maxval, high, serpentine)
         return
-    entries = DIFFUSION_KERNELS[method]
-    dys = np.array([e[0] for e in entries], dtype=np.int64)
-    dxs = np.array([e[1] for e in entries], dtype=np.int64)
-    weights = np.array([float(e[2]) for e in entries], dtype=np.float64)
+    dys, dxs, weights = _KERNEL_ARRAYS[method]
     _diffuse(src, out, maxval, high, dys, dxs, weights, serpentine)
 
 
@@ -173,7 +182,7 @@ def ordered_plane(src: np.ndarray, out: np.ndarray, size: int, high: float) -> N
 
     A pixel is on when ``src / maxval > (B[y % n, x % n] + 0.5) / n**2``.
     """
-    maxval = float(np.iinfo(src.dtype).max) if src.dtype.kind == "u" else 1.0
+    maxval = dtype_max(src.dtype)
     thresholds = (bayer_matrix(size) + 0.5) / size**2
     height, width = src.shape
     reps = (-(-height // size), -(-width // size))

@@ -37,9 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Imported here, not lazily: torchvision's first import loads compiled libraries
-# (triton's LLVM among them) that crash when first loaded from a Qt worker thread.
-from torchvision.models import VGG19_Weights, vgg19
+from ._compat import avoid_llvm_clash
+
+# torchvision's first import pulls in triton. Checked here, at the import that
+# loads it, because napari may have opened its OpenGL window (and Mesa's LLVM)
+# after napari_compand itself was imported. Imported at module level, not
+# lazily, so it never first happens in a Qt worker thread.
+avoid_llvm_clash()
+from torchvision.models import VGG19_Weights, vgg19  # noqa: E402
 
 __all__ = [
     "CAFFE_BGR_MEAN",

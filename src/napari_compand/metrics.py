@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.metrics import mean_squared_error, structural_similarity
 
-from ._validation import check_image, guess_rgb
+from ._validation import check_image, dtype_max, guess_rgb
 
 __all__ = ["PlaneScores", "compare", "psnr", "psnr_per_plane", "ssim", "ssim_per_plane"]
 
@@ -80,8 +80,7 @@ def psnr_per_plane(
     rgb: bool | None = None,
 ) -> np.ndarray:
     """PSNR (dB) of every 2D (or 2D colour) plane; shape = the stack's leading axes."""
-    ref, tst, peak, colour = _prepare(reference, test, data_range, rgb)
-    return _per_plane(ref, tst, colour, lambda r, t: _psnr_plane(r, t, peak))
+    return _psnr_planes(*_prepare(reference, test, data_range, rgb))
 
 
 def ssim_per_plane(
@@ -92,11 +91,7 @@ def ssim_per_plane(
     rgb: bool | None = None,
 ) -> np.ndarray:
     """SSIM of every 2D (or 2D colour) plane; shape = the stack's leading axes."""
-    ref, tst, peak, colour = _prepare(reference, test, data_range, rgb)
-    spatial = ref.shape[-3:-1] if colour else ref.shape[-2:]
-    if min(spatial) < 7:
-        raise ValueError(f"SSIM needs planes of at least 7x7 pixels (its window); got {spatial}")
-    return _per_plane(ref, tst, colour, lambda r, t: _ssim_plane(r, t, peak, colour))
+    return _ssim_planes(*_prepare(reference, test, data_range, rgb))
 
 
 @dataclass(frozen=True)
@@ -116,8 +111,8 @@ def compare(
     rgb: bool | None = None,
 ) -> list[PlaneScores]:
     """PSNR and SSIM of every plane, in stack order (what the Metrics widget shows)."""
-    psnrs = psnr_per_plane(reference, test, data_range, rgb=rgb)
-    ssims = ssim_per_plane(reference, test, data_range, rgb=rgb)
+    prepared = _prepare(reference, test, data_range, rgb)  # checks the inputs once
+    psnrs, ssims = _psnr_planes(*prepared), _ssim_planes(*prepared)
     return [
         PlaneScores(index, float(psnrs[index]), float(ssims[index]))
         for index in np.ndindex(psnrs.shape)
@@ -140,13 +135,24 @@ def _prepare(reference, test, data_range, rgb):
     return ref, tst, _data_range(ref, tst, data_range), colour
 
 
+def _psnr_planes(ref, tst, peak, colour) -> np.ndarray:
+    return _per_plane(ref, tst, colour, lambda r, t: _psnr_plane(r, t, peak))
+
+
+def _ssim_planes(ref, tst, peak, colour) -> np.ndarray:
+    spatial = ref.shape[-3:-1] if colour else ref.shape[-2:]
+    if min(spatial) < 7:
+        raise ValueError(f"SSIM needs planes of at least 7x7 pixels (its window); got {spatial}")
+    return _per_plane(ref, tst, colour, lambda r, t: _ssim_plane(r, t, peak, colour))
+
+
 def _data_range(ref: np.ndarray, tst: np.ndarray, data_range: float | None) -> float:
     if data_range is not None:
         if not np.isfinite(data_range) or data_range <= 0:
             raise ValueError(f"data_range must be a positive number, got {data_range}")
         return float(data_range)
     if ref.dtype.kind == "u":
-        return float(np.iinfo(ref.dtype).max)
+        return dtype_max(ref.dtype)
     low = min(float(ref.min()), float(tst.min()))
     high = max(float(ref.max()), float(tst.max()))
     if low < 0.0 or high > 1.0:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image
 
+from .._validation import dtype_max
+
 if TYPE_CHECKING:
     import napari
 
@@ -50,6 +52,5 @@ def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str
         state.pop(key, None)
     state["name"] = name
     state["metadata"] = {**source.metadata, **metadata}
-    top = float(np.iinfo(data.dtype).max) if data.dtype.kind == "u" else 1.0
-    state["contrast_limits"] = (0.0, top)
+    state["contrast_limits"] = (0.0, dtype_max(data.dtype))
     return Image(data, **state)
