@@ -116,6 +116,8 @@ class Trainer:
     init
         Checkpoint whose weights start this run (warm start; same architecture,
         fresh optimizer, iteration 0).
+    validation_images
+        How many of ``val_data``'s images give a centre crop for validation.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Trainer:
         val_data: TrainingImages | None = None,
         resume: str | Path | None = None,
         init: str | Path | None = None,
+        validation_images: int = VALIDATION_IMAGES,
     ) -> None:
         if data.degradation != config.degradation:
             raise ValueError(
@@ -181,7 +184,7 @@ class Trainer:
         )
         self._val_batch = None
         if val_data is not None and self.rank == 0:  # only rank 0 reports validation
-            self._val_batch = val_data.center_crops(VALIDATION_CROP, VALIDATION_IMAGES)
+            self._val_batch = val_data.center_crops(VALIDATION_CROP, validation_images)
 
     # -- public ------------------------------------------------------------------
 
@@ -258,9 +261,10 @@ class Trainer:
         inputs, targets = self._val_batch
         self.model.eval()
         outputs = []
+        chunk = 16 if self.cuda else 4
         with torch.inference_mode():
-            for start in range(0, len(inputs), 4):
-                batch = self._to_device(inputs[start : start + 4])
+            for start in range(0, len(inputs), chunk):
+                batch = self._to_device(inputs[start : start + chunk])
                 with self._autocast:
                     outputs.append(self.model(batch).float().clamp(0, 1).cpu())
         self.model.train()

@@ -1,0 +1,223 @@
+"""Train the model zoo: every job of :data:`JOBS` at once, one process each.
+
+This is how the shipped checkpoints were made. All jobs run concurrently (one
+process each, sharing one GPU, or the CPU), stop at ``--iterations`` or at the
+wall-clock ``--time-limit``, whichever comes first, and write a full checkpoint
+(weights + Adam state, resumable with ``napari-compand train --resume``) plus an
+fp16 export of the weights. ``--bundle`` packs the exports into tar files of at
+most ~15 MiB (for copying them off a machine that returns few, small files).
+
+Example (all jobs, 9 minutes)::
+
+    python scripts/train_zoo.py --train ../shared/data/bsds/train ../shared/data/bsds/val \\
+        --val ../shared/data/bsds/test --out runs/zoo --time-limit 540
+
+One job in the foreground::
+
+    python scripts/train_zoo.py --job ih_conv1_1 --train ... --val ... --out runs/zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+# the size every zoo model shares: 1.58 M parameters, 3.0 MiB as fp16
+ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
+GAUSS = {**ARCH, "base": "gaussian", "sigma": 1.2}  # best Gaussian sigma for FS halftones
+
+
+def _expand(bits: int, layer: str) -> dict:
+    return {
+        "task": "expand",
+        "bits": bits,
+        "loss_layer": layer,
+        "model": {**ARCH, "base": "midbin", "bits": bits},
+    }
+
+
+def _halftone(layer: str, **extra) -> dict:
+    return {"task": "inverse-halftone", "loss_layer": layer, "model": GAUSS, **extra}
+
+
+#: name -> TrainingConfig fields (the paper's recipe: 256² crops, batch 16, Adam 2e-4).
+JOBS: dict[str, dict] = {
+    **{f"ih_{layer}": _halftone(layer) for layer in ("conv1_1", "conv2_1", "conv3_1", "conv4_1")},
+    "ih_conv5_1": _halftone("conv5_1"),
+    "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
+    "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
+    **{f"ex3_{layer}": _expand(3, layer) for layer in ("conv1_1", "conv2_1", "conv3_1")},
+    "ex3_conv4_1": _expand(3, "conv4_1"),
+    "ex3_conv5_1": _expand(3, "conv5_1"),
+    **{f"ex{bits}_conv1_1": _expand(bits, "conv1_1") for bits in (1, 2, 4, 5)},
+}
+
+RECIPE = {"crop_size": 256, "batch_size": 16, "lr": 2e-4, "iterations": 30_000}
+
+
+def train_one(name: str, args: argparse.Namespace) -> None:
+    """Train job ``name`` in this process, logging to ``<out>/<name>.log``."""
+    import torch
+
+    from napari_compand.training import checkpoints, engine
+    from napari_compand.training.config import TrainingConfig
+    from napari_compand.training.data import TrainingImages
+    from napari_compand.training.engine import Progress, StateChange, Trainer, Validation
+
+    torch.set_num_threads(args.threads)
+    if engine.__version__ == "0+unknown":  # running from a source tree that is not installed
+        engine.__version__ = _source_version()
+    settings = {**RECIPE, **JOBS[name], "device": args.device, "seed": args.seed}
+    settings.update(
+        iterations=args.iterations or settings["iterations"],
+        validate_every=args.validate_every,
+        checkpoint_every=args.checkpoint_every,
+    )
+    if args.crop_size:
+        settings["crop_size"] = args.crop_size
+    config = TrainingConfig.from_dict(settings)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / f"{name}.safetensors"
+    log = open(out / f"{name}.log", "a", buffering=1)  # noqa: SIM115 - open for the whole run
+    train = TrainingImages.from_paths(args.train, config.degradation)
+    val = TrainingImages.from_paths(args.val, config.degradation)
+    resume = ckpt if ckpt.exists() and args.resume else None
+    init = Path(args.init) / f"{name}.safetensors" if args.init else None
+    trainer = Trainer(
+        config,
+        train,
+        ckpt,
+        val_data=val,
+        resume=resume,
+        init=init if init is not None and init.exists() and resume is None else None,
+        validation_images=args.val_images,
+    )
+    deadline = time.monotonic() + args.time_limit
+    started = time.monotonic()
+    print(f"{name}: {config.to_dict()}", file=log)
+    for update in trainer.run():
+        if isinstance(update, Progress):
+            if update.iteration % 100 == 0:
+                rate = update.iteration / (time.monotonic() - started)
+                print(
+                    f"{name} it {update.iteration} loss {update.loss:.4g} {rate:.2f} it/s", file=log
+                )
+            if time.monotonic() > deadline:
+                trainer.stop()
+        elif isinstance(update, Validation):
+            print(
+                f"{name} val it {update.iteration} psnr {update.psnr:.3f} ssim {update.ssim:.4f}",
+                file=log,
+            )
+        elif isinstance(update, StateChange) and update.state in ("stopped", "finished"):
+            print(f"{name} {update.state} at {update.iteration}", file=log)
+    if trainer.val_data is not None and (
+        not trainer.history or trainer.history[-1]["iteration"] != trainer.iteration
+    ):
+        v = trainer.validate()
+        print(f"{name} val it {v.iteration} psnr {v.psnr:.3f} ssim {v.ssim:.4f}", file=log)
+        trainer._save()
+    checkpoints.export_weights(ckpt, out / "export" / f"{name}.safetensors", half=True)
+    print(f"{name} exported", file=log)
+
+
+def _source_version() -> str:
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    for line in text.splitlines():
+        if line.startswith("version"):
+            return line.split("=", 1)[1].strip().strip('"')
+    return "0+unknown"
+
+
+def bundle(out: Path, target: Path, limit: int = 15 * 2**20) -> None:
+    """Pack ``out/export/*.safetensors`` and the logs into tars of at most ``limit`` bytes."""
+    target.mkdir(parents=True, exist_ok=True)
+    files = sorted((out / "export").glob("*.safetensors"))
+    groups: list[list[Path]] = [[]]
+    for file in files:
+        if groups[-1] and sum(f.stat().st_size for f in groups[-1]) + file.stat().st_size > limit:
+            groups.append([])
+        groups[-1].append(file)
+    for index, group in enumerate(g for g in groups if g):
+        with tarfile.open(target / f"zoo{index}.tar", "w") as tar:
+            for file in group:
+                tar.add(file, arcname=file.name)
+    with open(target / "logs.txt", "w") as combined:
+        for log in sorted(out.glob("*.log")):
+            combined.write(log.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train", nargs="+", required=True)
+    parser.add_argument("--val", nargs="+", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    parser.add_argument("--job", choices=list(JOBS), help="train this one job in this process")
+    parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds per job")
+    parser.add_argument("--iterations", type=int, default=0, help="0: the recipe's 30,000")
+    parser.add_argument("--crop-size", type=int, default=0, help="0: the recipe's 256")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--val-images", type=int, default=50)
+    parser.add_argument("--validate-every", type=int, default=1000)
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--resume", action="store_true", help="continue existing checkpoints")
+    parser.add_argument(
+        "--init", help="folder of checkpoints named <job>.safetensors to warm start from"
+    )
+    parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
+    args = parser.parse_args()
+    if args.job:
+        train_one(args.job, args)
+        return
+    forwarded = list(sys.argv[1:])
+    if "--jobs" in forwarded:  # drop the job list; each child gets --job
+        i = forwarded.index("--jobs")
+        j = i + 1
+        while j < len(forwarded) and not forwarded[j].startswith("--"):
+            j += 1
+        del forwarded[i:j]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    children = {}
+    for name in args.jobs:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        children[name] = subprocess.Popen(
+            [sys.executable, "-u", __file__, *forwarded, "--job", name],
+            env=env,
+            stdout=open(out / f"{name}.stdout", "w"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+        )
+    start = time.monotonic()
+    while any(c.poll() is None for c in children.values()):
+        time.sleep(30)
+        lines = []
+        for name in children:
+            log = out / f"{name}.log"
+            last = (
+                log.read_text().strip().splitlines()[-1]
+                if log.exists() and log.stat().st_size
+                else "-"
+            )
+            lines.append(f"  {last}")
+        print(f"[{time.monotonic() - start:.0f} s]\n" + "\n".join(lines), flush=True)
+    for name, child in children.items():
+        if child.returncode:
+            print(f"{name} failed (exit {child.returncode}):", flush=True)
+            print((out / f"{name}.stdout").read_text()[-3000:], flush=True)
+    if args.bundle:
+        bundle(Path(args.out), Path(args.bundle))
+
+
+if __name__ == "__main__":
+    main()
