@@ -52,6 +52,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         help="compare VGG19 conv outputs, not ReLU activations",
     )
     recipe.add_argument("--pixel-weight", type=float, help="weight of an added pixel MSE term")
+    recipe.add_argument(
+        "--grey-fraction", type=float, help="share of grey crops (colour models restore grey)"
+    )
     recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
     recipe.add_argument("--iterations", type=int)
     recipe.add_argument("--batch-size", type=int)

@@ -54,6 +54,10 @@ class TrainingConfig:
         Weight of an added pixel MSE term (0: the paper's pure perceptual loss).
         The perceptual term uses the embedded Caffe VGG19 on the 0..255 scale, so
         a pixel term on [0, 1] images needs a large weight to matter (e.g. 1e4).
+    grey_fraction
+        Share of training crops made from a grey version of the image (the same
+        grey plane in every channel, degraded as grey), so a colour model also
+        restores grey images. 0 keeps every crop in colour.
     vgg_weights
         ``"embedded"``, ``"imagenet"`` or a path (see :class:`PerceptualLoss`).
     crop_size, batch_size, iterations
@@ -80,6 +84,7 @@ class TrainingConfig:
     loss_layer: LossLayer = LossLayer.CONV1_1
     loss_after_relu: bool = True
     pixel_weight: float = 0.0
+    grey_fraction: float = 0.0
     vgg_weights: str = "embedded"
     crop_size: int = 128
     batch_size: int = 16
@@ -117,6 +122,8 @@ class TrainingConfig:
             raise ValueError(f"lr must be in (0, 1], got {self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"Adam betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if not 0 <= self.grey_fraction <= 1:
+            raise ValueError(f"grey_fraction must be in [0, 1], got {self.grey_fraction}")
         if self.pixel_weight < 0:
             raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
         if self.batch_size == 1 and self.crop_size <= 2**self.model.depth:

@@ -101,9 +101,14 @@ class TrainingImages:
     def __len__(self) -> int:
         return len(self.images)
 
-    def pair(self, index: int, flip_h: bool = False, flip_v: bool = False) -> _Flipped:
-        """Clean and degraded version of one image, flipped before degrading."""
-        key = (index, flip_h, flip_v)
+    def pair(
+        self, index: int, flip_h: bool = False, flip_v: bool = False, grey: bool = False
+    ) -> _Flipped:
+        """Clean and degraded version of one image, flipped before degrading.
+
+        ``grey``: a colour image's grey version in every channel, degraded as grey.
+        """
+        key = (index, flip_h, flip_v, grey)
         if key not in self._cache:
             clean = self.images[index]
             if flip_h:
@@ -111,7 +116,12 @@ class TrainingImages:
             if flip_v:
                 clean = clean[::-1]
             # the flipped clean image stays a view; only the degraded one is stored
-            if self.channels == 1:
+            if grey and self.channels == 3:
+                plane = img_as_ubyte(rgb2gray(clean))
+                degraded = self.degradation.apply(plane)
+                clean = np.repeat(plane[..., None], 3, axis=-1)
+                degraded = np.repeat(degraded[..., None], 3, axis=-1)
+            elif self.channels == 1:
                 degraded = self.degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
             else:
                 degraded = self.degradation.apply(np.ascontiguousarray(clean), rgb=True)
@@ -119,15 +129,20 @@ class TrainingImages:
         return self._cache[key]
 
     def sample(
-        self, rng: np.random.Generator, batch_size: int, crop: int
+        self, rng: np.random.Generator, batch_size: int, crop: int, grey_fraction: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1]."""
+        """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1].
+
+        With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
+        probability.
+        """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
         for n in range(batch_size):
             index = int(rng.integers(len(self.images)))
             flip_h, flip_v = bool(rng.integers(2)), bool(rng.integers(2))
-            pair = self.pair(index, flip_h, flip_v)
+            grey = bool(grey_fraction) and bool(rng.random() < grey_fraction)
+            pair = self.pair(index, flip_h, flip_v, grey)
             clean, degraded = _pad_to(pair.clean, crop), _pad_to(pair.degraded, crop)
             y = int(rng.integers(clean.shape[0] - crop + 1))
             x = int(rng.integers(clean.shape[1] - crop + 1))

@@ -93,6 +93,7 @@ _RESUME_KEYS = (
     "beta1",
     "beta2",
     "pixel_weight",
+    "grey_fraction",
     "vgg_weights",
 )
 
@@ -224,7 +225,9 @@ class Trainer:
                 return
             started = time.perf_counter()
             rng = batch_rng(config.seed, self.rank, self.iteration)
-            inputs, targets = self.data.sample(rng, config.batch_size, config.crop_size)
+            inputs, targets = self.data.sample(
+                rng, config.batch_size, config.crop_size, config.grey_fraction
+            )
             loss = self.step(inputs, targets)
             self.iteration += 1
             elapsed = time.perf_counter() - started
@@ -323,7 +326,9 @@ class Trainer:
         self.init_source = str(checkpoint.path)
 
     def _resume(self, checkpoint: Checkpoint) -> None:
-        recorded = TrainingConfig.from_dict(checkpoint.metadata["recipe"])
+        recorded = TrainingConfig.from_dict(
+            {"grey_fraction": 0.0, **checkpoint.metadata["recipe"]}  # older files lack it
+        )
         differing = [k for k in _RESUME_KEYS if getattr(recorded, k) != getattr(self.config, k)]
         if differing:
             raise CheckpointError(

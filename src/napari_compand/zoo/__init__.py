@@ -1,19 +1,169 @@
-"""Models available for restoration.
+"""The model zoo: pretrained checkpoints shipped in the package, and session models.
 
-For now this holds the models trained during this Python session (e.g. from the
-napari Train widget), so restore tools can offer them without a restart; the
-shipped pretrained checkpoints join this registry with the restoration release.
+Shipped models live in ``napari_compand/zoo/weights`` (package data, fp16
+safetensors with JSON metadata: task, bits, loss layer, architecture, training
+recipe and evaluation). They are named ``<task>/<loss layer>``:
+
+>>> from napari_compand import zoo
+>>> "inverse-halftone/conv1_1" in zoo.names()
+True
+>>> zoo.get("expand-3bit/conv1_1").bits
+3
+
+Models trained in this Python session (e.g. by the napari Train widget) are
+registered with :func:`register_session_model` and named ``session/<file stem>``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-__all__ = ["on_session_model_added", "register_session_model", "session_models"]
+from safetensors import safe_open
+
+__all__ = [
+    "ZooModel",
+    "default_model",
+    "get",
+    "models",
+    "names",
+    "on_session_model_added",
+    "path_of",
+    "register_session_model",
+    "session_models",
+]
+
+_KEY = "napari_compand"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A checkpoint of the zoo and what its metadata says about it."""
+
+    name: str
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        """``expand`` or ``inverse-halftone``."""
+        return self.metadata["task"]
+
+    @property
+    def bits(self) -> int | None:
+        """Input bit depth of an expansion model (``None`` for inverse halftoning)."""
+        return self.metadata.get("bits") if self.task == "expand" else None
+
+    @property
+    def loss_layer(self) -> str:
+        """VGG19 layer of the perceptual loss it was trained with."""
+        return self.metadata["loss_layer"]
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        """Recorded PSNR/SSIM on evaluation sets, with the classical baseline."""
+        return self.metadata.get("evaluation", {})
+
+    @property
+    def summary(self) -> str:
+        """One line: name, task and the headline evaluation."""
+        what = f"{self.bits}-bit -> 8-bit" if self.task == "expand" else "inverse halftoning"
+        scores = self.evaluation.get("set5+set14")
+        score = f", Set5+Set14 {scores['psnr']:.2f} dB / {scores['ssim']:.3f}" if scores else ""
+        return f"{self.name}: {what}, {self.loss_layer} loss{score}"
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads((handle.metadata() or {})[_KEY])
+
+
+@cache
+def _shipped() -> dict[str, ZooModel]:
+    folder = resources.files(__name__) / "weights"
+    found: dict[str, ZooModel] = {}
+    if not folder.is_dir():
+        return found
+    for entry in folder.iterdir():
+        if entry.name.endswith(".safetensors"):
+            path = Path(str(entry))
+            metadata = _read_metadata(path)
+            name = metadata.get("zoo_name", path.stem.replace("__", "/"))
+            found[name] = ZooModel(name, path, metadata)
+    # by task, bits and loss layer; a plain model before its variants (conv1_1, conv1_1-pixel)
+    order = sorted(found.values(), key=lambda m: (m.task, m.bits or 0, m.loss_layer, m.name))
+    return {m.name: m for m in order}
+
+
+def models() -> list[ZooModel]:
+    """Shipped models, then this session's, in name order within each group."""
+    session = [ZooModel(_session_name(p), p, _read_metadata(p)) for p in _SESSION]
+    return list(_shipped().values()) + session
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`get` and :func:`napari_compand.inference.restore`."""
+    return list(_shipped()) + [_session_name(p) for p in _SESSION]
+
+
+def get(name: str) -> ZooModel:
+    """The zoo model called ``name``.
+
+    Raises
+    ------
+    KeyError
+        With the list of valid names, if there is no such model.
+    """
+    for model in models():
+        if model.name == name:
+            return model
+    raise KeyError(f"no model {name!r} in the zoo; available: {', '.join(names())}")
+
+
+def path_of(name: str) -> Path | None:
+    """Checkpoint file of zoo model ``name``, or ``None`` if it is not a zoo name."""
+    if name in _shipped():
+        return _shipped()[name].path
+    for path in _SESSION:
+        if _session_name(path) == name:
+            return path
+    return None
+
+
+def default_model(task: str, bits: int | None = None) -> str:
+    """The shipped conv1_1 model for ``task`` (and ``bits`` for ``expand``).
+
+    Raises
+    ------
+    KeyError
+        If the zoo has no such model.
+    """
+    name = f"expand-{bits}bit/conv1_1" if task == "expand" else f"{task}/conv1_1"
+    if name not in _shipped():
+        raise KeyError(
+            f"the zoo has no model for {task}"
+            + (f" from {bits} bits" if bits else "")
+            + f"; available: {', '.join(_shipped())}"
+        )
+    return name
+
+
+# -- models trained in this session ---------------------------------------------
 
 _SESSION: list[Path] = []
 _LISTENERS: list[Callable[[Path], None]] = []
+
+
+def _session_name(path: Path) -> str:
+    """``session/<stem>``, with ``-2``, ``-3`` ... for later files of the same stem."""
+    same = [p for p in _SESSION if p.stem == path.stem]
+    position = same.index(path) + 1 if path in same else len(same) + 1
+    return f"session/{path.stem}" + (f"-{position}" if position > 1 else "")
 
 
 def register_session_model(path: str | Path) -> None:

@@ -1,0 +1,108 @@
+"""Evaluate trained checkpoints and copy them into the zoo (package data).
+
+For every ``<job>.safetensors`` given (fp16 exports written by ``train_zoo.py``),
+score the model and its classical baseline on the evaluation sets with
+:mod:`napari_compand.evaluation`, add ``zoo_name``, ``description`` and
+``evaluation`` to its metadata, and write it to
+``src/napari_compand/zoo/weights/<task>__<name>.safetensors``.
+
+Example::
+
+    python scripts/package_zoo.py runs/gpu1/ih_conv1_1.safetensors \\
+        --eval set5+set14=../shared/data/eval/set5,../shared/data/eval/set14 \\
+        --eval bsds/test=../shared/data/bsds/test
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from napari_compand._io import collect_images, read_image
+from napari_compand.evaluation import baseline, evaluate
+from napari_compand.inference import load_model, restore
+from napari_compand.training.checkpoints import load_checkpoint, save_checkpoint
+from napari_compand.training.config import TrainingConfig
+from napari_compand.training.data import to_uint8_channels
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
+
+PAPER = {  # Hou & Qiu, colour PSNR / SSIM on COCO (Tables I-III)
+    ("expand", 1, "conv1_1"): (18.67, None),
+    ("expand", 2, "conv1_1"): (25.65, None),
+    ("expand", 3, "conv1_1"): (30.79, 0.90),
+    ("expand", 4, "conv1_1"): (34.52, None),
+    ("expand", 5, "conv1_1"): (37.59, None),
+    ("inverse-halftone", None, "conv1_1"): (31.43, 0.91),
+}
+
+
+def zoo_name(job: str) -> str:
+    """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``; ``ex3_conv2_1`` -> ``expand-3bit/conv2_1``."""
+    task, rest = job.split("_", 1)
+    variant = rest.replace("_pixel", "-pixel")
+    if task == "ih":
+        return f"inverse-halftone/{variant}"
+    return f"expand-{task[2:]}bit/{variant}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--eval", action="append", default=[], help="NAME=DIR[,DIR...]")
+    parser.add_argument("--note", default="", help="added to each model's description")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    sets = {}
+    for item in args.eval:
+        name, dirs = item.split("=", 1)
+        files = collect_images(dirs.split(","))
+        sets[name] = [to_uint8_channels(read_image(f), 3) for f in files]
+    ZOO.mkdir(parents=True, exist_ok=True)
+    for path in args.checkpoints:
+        checkpoint = load_checkpoint(path)
+        meta = dict(checkpoint.metadata)
+        name = zoo_name(path.stem)
+        degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
+        model = load_model(path)
+        evaluation = {}
+        classical = "midbin" if meta["task"] == "expand" else "gaussian"
+        for set_name, images in sets.items():
+            scores = evaluate(images, degradation, lambda d: restore(d, model, rgb=True))
+            base = evaluate(images, degradation, baseline(classical, degradation), progress=None)
+            evaluation[set_name] = scores.as_dict()
+            evaluation[f"{set_name} baseline {classical}"] = base.as_dict()
+            print(
+                f"{name:34s} {set_name:11s} {scores.psnr:6.2f} dB {scores.ssim:.3f} "
+                f"| {classical} {base.psnr:6.2f} dB {base.ssim:.3f}",
+                flush=True,
+            )
+        paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
+        if paper:
+            evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
+        what = (
+            f"{meta['bits']}-bit -> 8-bit expansion"
+            if meta["task"] == "expand"
+            else f"inverse halftoning ({meta['halftone_method']})"
+        )
+        loss = meta["loss_layer"] + (
+            f" + {meta['recipe']['pixel_weight']:g} x pixel MSE"
+            if meta["recipe"]["pixel_weight"]
+            else ""
+        )
+        meta.update(
+            zoo_name=name,
+            description=f"{what}, VGG19 {loss} loss, {meta['iterations_done']} iterations. "
+            + args.note,
+            evaluation=evaluation,
+        )
+        network = checkpoint.build_model().half() if meta.get("dtype") == "float16" else None
+        target = ZOO / f"{name.replace('/', '__')}.safetensors"
+        save_checkpoint(target, network or checkpoint.build_model(), meta)
+        print(f"-> {target} ({target.stat().st_size / 2**20:.2f} MiB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""What the restoration widgets and the Inverse halftone command share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import GeneratorWorker, create_worker
+
+from .. import zoo
+from .._validation import guess_rgb
+from ..degrade import METADATA_KEY, Degradation, DegradationMode
+from ..inference import LoadedModel, load_model, restore_steps, tile_count
+from ._common import derived_layer, layer_data
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = [
+    "TASK_LABELS",
+    "guess_task",
+    "model_choices",
+    "output_label",
+    "start_restoration",
+]
+
+#: Task value -> how it reads in a layer name.
+TASK_LABELS = {"expand": "expand", "inverse-halftone": "inverse halftone"}
+
+# running workers, kept referenced until they finish (a command has no widget to hold them)
+_RUNNING: set[GeneratorWorker] = set()
+
+
+def guess_task(layer: Image | None) -> tuple[str, int] | None:
+    """``(task, bits)`` from the layer's degradation metadata, if it has any."""
+    if layer is None:
+        return None
+    spec = Degradation.from_layer_metadata(layer.metadata)
+    if spec is None:
+        return None
+    if spec.mode is DegradationMode.QUANTIZE:
+        return "expand", spec.bits
+    return "inverse-halftone", 3
+
+
+def model_choices(task: str | None = None, bits: int | None = None) -> list[tuple[str, str]]:
+    """``(label, zoo name)`` of the models for ``task`` (all if ``None``), session ones last."""
+    choices = []
+    for model in zoo.models():
+        if task is not None and model.task != task:
+            continue
+        if task == "expand" and bits is not None and model.bits != bits:
+            continue
+        choices.append((model.name, model.name))
+    return choices
+
+
+def output_label(loaded: LoadedModel) -> str:
+    """``inverse halftone conv1_1``, ``expand 3-bit conv1_1``, or the file's name."""
+    if loaded.task is None:
+        return loaded.name
+    if loaded.name.startswith(("inverse-halftone/", "expand-")):
+        variant = loaded.name.split("/", 1)[1]
+    else:
+        variant = loaded.name.rsplit("/", 1)[-1]
+    task = TASK_LABELS.get(loaded.task, loaded.task)
+    if loaded.task == "expand":
+        task += f" {loaded.bits}-bit"
+    return f"{task} {variant}"
+
+
+def restoration_metadata(source: Image, loaded: LoadedModel) -> dict[str, Any]:
+    """Layer metadata recording which model made a restored layer."""
+    return {
+        METADATA_KEY: {
+            "restoration": {"model": loaded.name, "task": loaded.task},
+            "source": source.name,
+        }
+    }
+
+
+def _job(data, model, rgb, settings) -> Generator[tuple[int, int], None, np.ndarray]:
+    result = yield from restore_steps(np.asarray(data), model, rgb=rgb, **settings)
+    return result
+
+
+def start_restoration(
+    viewer: napari.viewer.Viewer,
+    source: Image,
+    model: str | LoadedModel,
+    *,
+    on_error: Callable[[str], None],
+    on_done: Callable[[Image], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+    **settings: Any,
+) -> GeneratorWorker:
+    """Restore ``source`` with ``model`` in a thread worker; adds ``<name> [<label>]``.
+
+    ``settings`` go to :func:`~napari_compand.inference.restore_steps` (device,
+    tile_size, ...). Errors (bad model file, bad data) are raised here when they
+    can be found at once, otherwise passed to ``on_error`` from the worker.
+    """
+    loaded = load_model(model)
+    data = layer_data(source)
+    rgb = guess_rgb(data, source.rgb)
+    name = f"{source.name} [{output_label(loaded)}]"
+    tile_settings = {k: settings[k] for k in ("tile_size", "overlap") if k in settings}
+    total = tile_count(data.shape, loaded, rgb=rgb, **tile_settings)
+
+    def add_result(result: np.ndarray) -> None:
+        layer = viewer.add_layer(
+            derived_layer(source, result, name, restoration_metadata(source, loaded))
+        )
+        if on_done is not None:
+            on_done(layer)
+
+    worker = create_worker(
+        _job,
+        data,
+        loaded,
+        rgb,
+        settings,
+        _progress={"total": total, "desc": f"Restore {name}"},
+        _ignore_errors=True,
+    )
+    worker.returned.connect(add_result)
+    worker.errored.connect(lambda err: on_error(str(err)))
+    _RUNNING.add(worker)
+    worker.finished.connect(lambda: _RUNNING.discard(worker))
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
+    worker.start()
+    return worker

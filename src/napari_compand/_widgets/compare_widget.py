@@ -1,0 +1,162 @@
+"""Compare models widget: one layer through several models, stacked along a 'model' axis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
+from napari.layers import Image
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
+
+from .._validation import dtype_max, guess_rgb
+from ..degrade import METADATA_KEY
+from ..inference import load_model, restore_steps, tile_count
+from ..metrics import psnr, ssim
+from ..training.checkpoints import CheckpointError
+from ._common import image_layer_choices, layer_data
+from ._restoration import guess_task, model_choices, output_label
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CompareWidget", "stacked_layer"]
+
+_NO_REFERENCE = "none"
+
+
+def _compare_job(data, models, rgb, reference):
+    """Restore ``data`` with each model; returns ``(stack, scores or None)``."""
+    outputs = []
+    for model in models:
+        outputs.append((yield from restore_steps(data, model, rgb=rgb)))
+    scores = None
+    if reference is not None:
+        reference = np.asarray(reference)
+        if reference.shape != np.shape(data):
+            raise ValueError(
+                f"the reference layer's shape {reference.shape} differs from the image's "
+                f"{np.shape(data)}"
+            )
+        data_range = dtype_max(outputs[0].dtype)
+        scores = [
+            (
+                psnr(reference, out, data_range=data_range, rgb=rgb),
+                ssim(reference, out, data_range=data_range, rgb=rgb),
+            )
+            for out in outputs
+        ]
+    return np.stack(outputs), scores
+
+
+def stacked_layer(source: Image, stack: np.ndarray, names: list[str]) -> Image:
+    """A layer of ``stack`` (model, ...source axes) keeping the source's scale and translate."""
+    axis_labels = ("model", *source.axis_labels)
+    return Image(
+        stack,
+        name=f"{source.name} [compare {' | '.join(names)}]",
+        rgb=source.rgb,
+        scale=(1.0, *source.scale),
+        translate=(0.0, *source.translate),
+        axis_labels=axis_labels,
+        colormap=source.colormap.name if not source.rgb else None,
+        contrast_limits=(0.0, dtype_max(stack.dtype)),
+        metadata={METADATA_KEY: {"comparison": {"models": names}, "source": source.name}},
+    )
+
+
+class CompareWidget(Container):
+    """Restore one image layer with several models and stack the results.
+
+    The new layer has a leading ``model`` axis (one plane per model, in the
+    order listed in its name and metadata), so napari's slider flips between
+    them. With a reference layer (the clean image), PSNR and SSIM of each
+    model are shown.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._image = ComboBox(label="image", choices=lambda _: image_layer_choices(viewer))
+        self._models = Select(label="models", choices=lambda _: model_choices())
+        self._reference = ComboBox(
+            label="reference",
+            choices=lambda _: [(_NO_REFERENCE, _NO_REFERENCE), *image_layer_choices(viewer)],
+        )
+        self._run_button = PushButton(text="Compare")
+        self._scores = Label(value="")
+        super().__init__(
+            widgets=[self._image, self._models, self._reference, self._run_button, self._scores]
+        )
+        self.worker: GeneratorWorker | None = None
+        self.scores: list[tuple[str, float, float]] = []
+        self._image.changed.connect(self._default_models)
+        self._run_button.clicked.connect(self.run)
+        self._default_models()
+
+    def _default_models(self, *_: object) -> None:
+        """conv1_1 and conv5_1 of the task the image's metadata names (inverse halftone else)."""
+        task, bits = guess_task(self._image.value) or ("inverse-halftone", 3)
+        names = [name for _, name in model_choices(task, bits)]
+        wanted = [n for n in names if n.endswith(("/conv1_1", "/conv5_1"))]
+        self._models.value = wanted or names[:2]
+
+    def run(self) -> GeneratorWorker | None:
+        """Start the comparison in a thread worker; returns the worker."""
+        source = self._image.value
+        names = list(self._models.value)
+        reference = self._reference.value
+        if source is None:
+            return self._fail("add or open an image layer first")
+        if not names:
+            return self._fail("select at least one model")
+        try:
+            models = [load_model(name) for name in names]
+            data = layer_data(source)
+            rgb = guess_rgb(data, source.rgb)
+            total = sum(tile_count(data.shape, m, rgb=rgb) for m in models)
+            ref_data = None if reference in (None, _NO_REFERENCE) else layer_data(reference)
+        except (FileNotFoundError, CheckpointError, TypeError, ValueError) as err:
+            return self._fail(str(err))
+        labels = [output_label(m) for m in models]
+
+        def add_result(result: tuple[np.ndarray, Any]) -> None:
+            stack, scores = result
+            self._viewer.add_layer(stacked_layer(source, stack, labels))
+            self._viewer.dims.set_current_step(0, 0)
+            if scores is None:
+                self.scores = []
+                self._scores.value = "planes: " + ", ".join(
+                    f"{i}: {label}" for i, label in enumerate(labels)
+                )
+            else:
+                self.scores = [(label, p, s) for label, (p, s) in zip(labels, scores, strict=True)]
+                self._scores.value = "\n".join(
+                    f"{i}: {label}  PSNR {p:.2f} dB  SSIM {s:.4f}"
+                    for i, (label, p, s) in enumerate(self.scores)
+                )
+
+        worker = create_worker(
+            _compare_job,
+            data,
+            models,
+            rgb,
+            ref_data,
+            _progress={"total": total, "desc": f"Compare models on {source.name}"},
+            _ignore_errors=True,
+        )
+        worker.returned.connect(add_result)
+        worker.errored.connect(lambda err: self._fail(str(err)))
+        worker.finished.connect(self._set_idle)
+        self._run_button.enabled = False
+        self._scores.value = f"restoring {source.name!r} with {len(models)} models..."
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _set_idle(self) -> None:
+        self._run_button.enabled = True
+
+    def _fail(self, message: str) -> None:
+        self._scores.value = f"error: {message}"
+        show_error(f"Compare models: {message}")

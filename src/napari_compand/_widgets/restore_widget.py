@@ -1,0 +1,131 @@
+"""Restore widget: expand bit depth or inverse-halftone an image layer with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error
+
+from .. import zoo
+from .._device import available_devices
+from ..training.checkpoints import CheckpointError
+from ._common import image_layer_choices
+from ._restoration import TASK_LABELS, guess_task, model_choices, start_restoration
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["RestoreWidget"]
+
+_FROM_FILE = "checkpoint file..."
+
+
+class RestoreWidget(Container):
+    """Pick an image layer, task and model; adds ``<name> [<task> <model>]``.
+
+    The task (and bit depth) is preselected from the layer's degradation
+    metadata when the layer was made by the Degrade widget or a sample. Models
+    are the shipped ones for the task, those trained in this session, or a
+    checkpoint file. Inference runs in a thread worker with progress and cancel.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._image = ComboBox(label="image", choices=lambda _: image_layer_choices(viewer))
+        self._task = ComboBox(
+            label="task", choices=[(label, task) for task, label in TASK_LABELS.items()]
+        )
+        self._bits = SpinBox(label="input bits", min=1, max=7, value=3)
+        self._model = ComboBox(label="model", choices=self._model_choices)
+        self._file = FileEdit(label="checkpoint", filter="*.safetensors", mode="r")
+        self._device = ComboBox(label="device", choices=["auto", *available_devices()])
+        self._tile = SpinBox(label="tile size", min=64, max=8192, step=64, value=1024)
+        self._run_button = PushButton(text="Restore")
+        self._status = Label(value="")
+        super().__init__(
+            widgets=[
+                self._image,
+                self._task,
+                self._bits,
+                self._model,
+                self._file,
+                self._device,
+                self._tile,
+                self._run_button,
+                self._status,
+            ]
+        )
+        self.worker: GeneratorWorker | None = None
+        self._image.changed.connect(self._follow_layer)
+        self._task.changed.connect(self._refresh_models)
+        self._bits.changed.connect(self._refresh_models)
+        self._model.changed.connect(self._sync_controls)
+        self._run_button.clicked.connect(self.run)
+        zoo.on_session_model_added(lambda _path: self._refresh_models())
+        self._follow_layer()
+
+    def _model_choices(self, _widget=None) -> list[tuple[str, str]]:
+        choices = model_choices(self._task.value, self._bits.value)
+        session = [c for c in model_choices() if c[1].startswith("session/")]
+        return choices + [c for c in session if c not in choices] + [(_FROM_FILE, _FROM_FILE)]
+
+    def selected_model(self) -> str:
+        """Zoo name or checkpoint path of the chosen model."""
+        if self._model.value == _FROM_FILE:
+            return str(self._file.value)
+        return self._model.value
+
+    def run(self) -> GeneratorWorker | None:
+        """Restore the chosen layer in a thread worker; returns the started worker."""
+        source = self._image.value
+        if source is None:
+            self._fail("add or open an image layer first")
+            return None
+        model = self.selected_model()
+        if self._model.value == _FROM_FILE and not Path(model).is_file():
+            self._fail(f"choose a checkpoint file (got {model!r})")
+            return None
+        try:
+            worker = start_restoration(
+                self._viewer,
+                source,
+                model,
+                on_error=self._fail,
+                on_done=lambda layer: setattr(self._status, "value", f"added {layer.name!r}"),
+                on_finished=self._set_idle,
+                device=self._device.value,
+                tile_size=self._tile.value,
+            )
+        except (FileNotFoundError, CheckpointError, TypeError, ValueError, RuntimeError) as err:
+            self._fail(str(err))
+            return None
+        self._run_button.enabled = False
+        self._status.value = f"restoring {source.name!r}..."
+        self.worker = worker
+        return worker
+
+    def _follow_layer(self, *_: object) -> None:
+        guess = guess_task(self._image.value)
+        if guess is not None:
+            task, bits = guess
+            self._task.value = task
+            self._bits.value = bits
+        self._refresh_models()
+
+    def _refresh_models(self, *_: object) -> None:
+        self._model.reset_choices()
+        self._sync_controls()
+
+    def _sync_controls(self, *_: object) -> None:
+        self._bits.visible = self._task.value == "expand"
+        self._file.visible = self._model.value == _FROM_FILE
+
+    def _set_idle(self) -> None:
+        self._run_button.enabled = True
+
+    def _fail(self, message: str) -> None:
+        self._status.value = f"error: {message}"
+        show_error(f"Restore: {message}")

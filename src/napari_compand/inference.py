@@ -1,0 +1,479 @@
+"""Restoration with a trained network: tiled, blended, any image size, any dtype.
+
+>>> from napari_compand.inference import restore          # doctest: +SKIP
+>>> clean = restore(halftone_image, "inverse-halftone/conv1_1")  # doctest: +SKIP
+
+How an image is processed
+-------------------------
+Every 2D plane (each image of a stack; RGB(A) images as one colour plane) is cut
+into ``tile_size`` squares that overlap by ``overlap`` pixels. Tiles start on
+multiples of the network's down-sampling factor ``2**depth``, so each tile sees
+the same pixel grid as the whole image would. Overlapping predictions are
+blended with linear ramps whose weights sum to one:
+
+.. math::
+
+    \\hat I(y, x) = \\sum_t w_t(y)\\, v_t(x)\\, f(T_t)(y, x), \\qquad
+    \\sum_t w_t(y) v_t(x) = 1,
+
+where :math:`T_t` is tile ``t`` and :math:`w_t, v_t` ramp from 0 to 1 across the
+overlap with the neighbouring tile. Finished rows are converted to the output
+dtype band by band, so memory stays bounded by a few tile rows whatever the
+image size.
+
+Input values are scaled to [0, 1] (uint8 / 255, uint16 / 65535, floats as they
+are, which must lie in [0, 1]) and the result comes back in the input's dtype
+and range. Grey images go through a colour model as three equal channels (the
+output is the channel mean); colour images go through a grey model channel by
+channel. The alpha channel of RGBA passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._device import resolve_device
+from ._validation import check_image, dtype_max, guess_rgb
+from .models import Restorer
+
+__all__ = [
+    "PRECISIONS",
+    "LoadedModel",
+    "RestorationCancelled",
+    "load_model",
+    "restore",
+    "restore_steps",
+    "tile_count",
+]
+
+#: Accepted ``precision`` values; ``auto`` is float16 on CUDA, float32 elsewhere.
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+Progress = Callable[[int, int], None]
+
+
+class RestorationCancelled(RuntimeError):
+    """Raised by :func:`restore` when ``should_stop`` returned True."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network ready for inference, with what its checkpoint says about it."""
+
+    network: Restorer
+    name: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str | None:
+        """``expand`` or ``inverse-halftone`` (``None`` when unknown)."""
+        return self.metadata.get("task")
+
+    @property
+    def loss_layer(self) -> str | None:
+        """VGG19 layer of the training loss (``None`` when unknown)."""
+        return self.metadata.get("loss_layer")
+
+    @property
+    def bits(self) -> int | None:
+        """Input bit depth of an expansion model."""
+        return self.metadata.get("bits")
+
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (colour)."""
+        return self.network.config.channels
+
+    @property
+    def multiple(self) -> int:
+        """Down-sampling factor ``2**depth``: tiles start on multiples of it."""
+        return self.network.unet.multiple
+
+
+_CACHE: dict[tuple[str, float], LoadedModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
+    """A zoo name, a checkpoint file or a network -> :class:`LoadedModel`.
+
+    Names are looked up in :mod:`napari_compand.zoo` first (shipped models and
+    those trained in this session), then as file paths. Loaded files are cached
+    (keyed by path and modification time), so repeated calls are cheap.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``model`` is neither a zoo name nor an existing file.
+    napari_compand.training.checkpoints.CheckpointError
+        If the file is not a readable napari-compand checkpoint.
+    """
+    from . import zoo
+    from .training.checkpoints import load_checkpoint
+
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, Restorer):
+        return LoadedModel(model.eval(), "custom model")
+    if not isinstance(model, (str, Path)):
+        raise TypeError(
+            f"model must be a zoo name, a checkpoint path, a Restorer or a LoadedModel; "
+            f"got {type(model).__name__}"
+        )
+    name = str(model)
+    path = zoo.path_of(name)
+    if path is None:
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name!r} is neither a model of the zoo nor a checkpoint file; "
+                f"zoo models: {', '.join(zoo.names())}"
+            )
+        name = path.stem
+    key = (str(path.resolve()), path.stat().st_mtime)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            checkpoint = load_checkpoint(path)
+            network = checkpoint.build_model().float()
+            label = checkpoint.metadata.get("zoo_name", name)
+            _CACHE[key] = LoadedModel(network, label, checkpoint.metadata)
+        return _CACHE[key]
+
+
+def restore(
+    image: Any,
+    model: str | Path | Restorer | LoadedModel,
+    *,
+    rgb: bool | None = None,
+    device: str = "auto",
+    tile_size: int = 1024,
+    overlap: int = 256,
+    batch_size: int = 4,
+    precision: str = "auto",
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Restore a degraded image (bit-depth expansion or inverse halftoning).
+
+    Parameters
+    ----------
+    image
+        ``(Y, X)`` grey, ``(Y, X, 3|4)`` RGB(A), or a stack ``(..., Y, X[, C])``;
+        uint8, uint16 or float in [0, 1]. Never modified.
+    model
+        Zoo name (see :func:`napari_compand.zoo.names`), checkpoint path,
+        :class:`~napari_compand.models.Restorer` or :class:`LoadedModel`.
+    rgb
+        Whether the last axis holds colour channels (``None``: napari's guess).
+    device
+        ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+    tile_size, overlap
+        Tile edge and overlap in pixels (rounded to multiples of the network's
+        ``2**depth``; overlap at most half the tile). Smaller tiles use less memory.
+    batch_size
+        Tiles per forward pass.
+    precision
+        One of :data:`PRECISIONS`: autocast dtype of the network.
+    progress
+        Called with ``(tiles done, tiles total)``.
+    should_stop
+        Polled between tiles; returning True raises :class:`RestorationCancelled`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``image``.
+
+    Notes
+    -----
+    A CUDA out-of-memory error does not fail the call: the plane is run again
+    with half the batch, then half the tile size. GPU memory is released after
+    the run.
+    """
+    steps = restore_steps(
+        image,
+        model,
+        rgb=rgb,
+        device=device,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+    )
+    try:
+        while True:
+            done, total = next(steps)
+            if progress is not None:
+                progress(done, total)
+            if should_stop is not None and should_stop():
+                raise RestorationCancelled("restoration was cancelled")
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        steps.close()
+
+
+def restore_steps(
+    image: Any,
+    model: str | Path | Restorer | LoadedModel,
+    *,
+    rgb: bool | None = None,
+    device: str = "auto",
+    tile_size: int = 1024,
+    overlap: int = 256,
+    batch_size: int = 4,
+    precision: str = "auto",
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """:func:`restore` as a generator: yields ``(tiles done, total)``, returns the result.
+
+    Closing the generator (e.g. a napari worker's ``quit()``) stops between tiles
+    and releases GPU memory.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    loaded = load_model(model)
+    array = check_image(image, unit_range=True)
+    rgb = guess_rgb(array, rgb)
+    target = resolve_device(device)
+    plan = _TilePlan.make(tile_size, overlap, loaded.multiple)
+    planes = list(_planes(array, rgb, loaded.channels))
+    return (yield from _run(array, loaded, planes, plan, target, batch_size, precision))
+
+
+def tile_count(
+    shape: tuple[int, ...],
+    model: str | Path | Restorer | LoadedModel,
+    *,
+    rgb: bool,
+    tile_size: int = 1024,
+    overlap: int = 256,
+) -> int:
+    """How many ``(done, total)`` steps :func:`restore_steps` yields for ``shape``."""
+    loaded = load_model(model)
+    plan = _TilePlan.make(tile_size, overlap, loaded.multiple)
+    if rgb:
+        planes = int(np.prod(shape[:-3])) * (1 if loaded.channels == 3 else 3)
+        height, width = shape[-3:-1]
+    else:
+        planes = int(np.prod(shape[:-2]))
+        height, width = shape[-2:]
+    return planes * plan.count(height, width)
+
+
+def _run(array, loaded, planes, plan, target, batch_size, precision):
+    network = loaded.network
+    original_device = next(network.parameters()).device
+    # alpha (and anything the planes do not cover) starts as a copy of the input
+    output = array.copy() if (array.ndim >= 3 and array.shape[-1] == 4) else np.empty_like(array)
+    height, width = array.shape[-3:-1] if planes[0].colour else array.shape[-2:]
+    try:
+        network.to(target)
+        autocast = _autocast(target, precision)
+        done = 0
+        for i, plane in enumerate(planes):
+            while True:
+                before = done
+                total = done + (len(planes) - i) * plan.count(height, width)
+                try:
+                    for _ in _restore_plane(
+                        array, output, plane, network, plan, target, batch_size, autocast
+                    ):
+                        done += 1
+                        yield done, total
+                    break
+                except torch.OutOfMemoryError:
+                    done = before
+                    _release(target)
+                    batch_size, plan = _smaller(batch_size, plan)
+        return output
+    finally:
+        network.to(original_device)
+        _release(target)
+
+
+def _release(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def _smaller(batch_size: int, plan: _TilePlan) -> tuple[int, _TilePlan]:
+    """After an out-of-memory error: halve the batch, then the tile."""
+    if batch_size > 1:
+        return batch_size // 2, plan
+    if plan.tile // 2 < 2 * plan.multiple:
+        raise MemoryError(
+            f"out of memory even with one tile of {plan.tile} px per pass; "
+            "use device='cpu' or close other programs using the GPU"
+        )
+    return 1, _TilePlan.make(plan.tile // 2, min(plan.overlap, plan.tile // 4), plan.multiple)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        precision = "float16" if device.type == "cuda" else "float32"
+    if precision == "float32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, precision))
+
+
+@dataclass(frozen=True)
+class _Plane:
+    """One unit of work: an index into the image and how to feed the network."""
+
+    index: tuple
+    colour: bool  # the indexed data is (Y, X, C>=3), otherwise (Y, X)
+    channel: int | None = None  # colour image through a grey model: this channel
+
+
+def _planes(array: np.ndarray, rgb: bool, channels: int) -> Iterator[_Plane]:
+    if rgb:
+        for index in np.ndindex(*array.shape[:-3]):
+            if channels == 3:
+                yield _Plane(index, colour=True)
+            else:
+                for c in range(3):
+                    yield _Plane(index, colour=True, channel=c)
+    else:
+        for index in np.ndindex(*array.shape[:-2]):
+            yield _Plane(index, colour=False)
+
+
+@dataclass(frozen=True)
+class _TilePlan:
+    tile: int
+    overlap: int
+    multiple: int
+
+    @classmethod
+    def make(cls, tile: int, overlap: int, multiple: int) -> _TilePlan:
+        if tile < 1 or overlap < 0:
+            raise ValueError(f"tile_size must be positive and overlap >= 0; got {tile}, {overlap}")
+        tile = max(multiple, tile // multiple * multiple)
+        overlap = -(-overlap // multiple) * multiple  # round up
+        if overlap > tile // 2:
+            raise ValueError(
+                f"overlap ({overlap} px after rounding to multiples of {multiple}) must be at "
+                f"most half the tile size ({tile} px)"
+            )
+        return cls(tile, overlap, multiple)
+
+    def spans(self, length: int) -> list[tuple[int, int]]:
+        """``[start, end)`` of the tiles along an axis of ``length`` pixels."""
+        stride = self.tile - self.overlap
+        spans, start = [], 0
+        while True:
+            spans.append((start, min(start + self.tile, length)))
+            if start + self.tile >= length:
+                return spans
+            start += stride
+
+    def weights(self, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Blending weights of each span; they sum to one at every pixel.
+
+        Across an overlap of ``n`` pixels the weight is 0 in the quarter next to
+        the tile's edge (where its prediction lacks context), ramps linearly over
+        the middle half and is 1 beyond.
+        """
+        ramps = []
+        for i, (start, end) in enumerate(spans):
+            w = np.ones(end - start, np.float32)
+            if i > 0:
+                n = spans[i - 1][1] - start
+                w[:n] = _ramp(n)
+            if i + 1 < len(spans):
+                n = end - spans[i + 1][0]
+                w[end - start - n :] = 1 - _ramp(n)
+            ramps.append(w)
+        return ramps
+
+    def count(self, height: int, width: int) -> int:
+        return len(self.spans(height)) * len(self.spans(width))
+
+
+def _ramp(n: int) -> np.ndarray:
+    """0 for the first quarter of ``n`` pixels, linear to 1 over the middle half."""
+    k = np.arange(n, dtype=np.float32) + 0.5
+    return np.clip((k - n / 4) / (n / 2), 0, 1)
+
+
+def _restore_plane(array, output, plane, network, plan, device, batch_size, autocast):
+    """Restore one plane band by band; yields once per tile."""
+    source = array[plane.index]
+    target = output[plane.index]
+    if plane.channel is not None:
+        source, target = source[..., plane.channel], target[..., plane.channel]
+    elif plane.colour:
+        source, target = source[..., :3], target[..., :3]
+    height, width = source.shape[:2]
+    rows, cols = plan.spans(height), plan.spans(width)
+    row_w, col_w = plan.weights(rows), plan.weights(cols)
+    scale = dtype_max(array.dtype)
+    depth = source.shape[2] if source.ndim == 3 else 1
+    pending: np.ndarray | None = None
+    for r, (y0, y1) in enumerate(rows):
+        band = np.zeros((y1 - y0, width, depth), np.float32)
+        if pending is not None:
+            band[: len(pending)] += pending
+        tiles = [(x0, x1, c) for c, (x0, x1) in enumerate(cols)]
+        for first in range(0, len(tiles), batch_size):
+            group = tiles[first : first + batch_size]
+            # equal-width tiles in one pass; the last column may be narrower
+            for chunk in _same_width(group):
+                batch = np.stack([_as_chw(source[y0:y1, x0:x1], scale) for x0, x1, _ in chunk])
+                result = _forward(network, batch, device, autocast)
+                for (x0, x1, c), tile in zip(chunk, result, strict=True):
+                    weight = row_w[r][:, None, None] * col_w[c][None, :, None]
+                    band[:, x0:x1] += tile * weight
+                    yield
+        finished = rows[r + 1][0] - y0 if r + 1 < len(rows) else y1 - y0
+        _store(band[:finished], target[y0 : y0 + finished], array.dtype, scale)
+        pending = band[finished:]
+
+
+def _same_width(group):
+    widths: dict[int, list] = {}
+    for tile in group:
+        widths.setdefault(tile[1] - tile[0], []).append(tile)
+    return list(widths.values())
+
+
+def _as_chw(tile: np.ndarray, scale: float) -> np.ndarray:
+    tile = tile.astype(np.float32) / np.float32(scale) if scale != 1.0 else tile.astype(np.float32)
+    return tile.transpose(2, 0, 1) if tile.ndim == 3 else tile[None]
+
+
+def _forward(network: Restorer, batch: np.ndarray, device: torch.device, autocast) -> np.ndarray:
+    """``(N, c, h, w)`` in [0, 1] -> ``(N, h, w, c)`` float32 predictions in [0, 1]."""
+    channels = batch.shape[1]
+    x = torch.from_numpy(batch).to(device)
+    if network.config.channels == 3 and channels == 1:
+        x = x.expand(-1, 3, -1, -1)
+    with torch.inference_mode():
+        with autocast:
+            y = network(x)
+        y = y.float().clamp_(0, 1)
+        if network.config.channels == 3 and channels == 1:
+            y = y.mean(dim=1, keepdim=True)
+        return y.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _store(values: np.ndarray, target: np.ndarray, dtype: np.dtype, scale: float) -> None:
+    """Write float [0, 1] rows into the output in its dtype."""
+    if target.ndim == 2:
+        values = values[..., 0]
+    if np.dtype(dtype).kind == "u":
+        target[...] = np.rint(values * np.float32(scale))
+    else:
+        target[...] = values

@@ -1,0 +1,219 @@
+"""Tiled restoration: equivalence, dtypes and shapes, devices, cancel, OOM retry, quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from napari_compand import zoo
+from napari_compand.degrade import halftone, quantize
+from napari_compand.evaluation import baseline
+from napari_compand.inference import (
+    LoadedModel,
+    RestorationCancelled,
+    load_model,
+    restore,
+    restore_steps,
+)
+from napari_compand.metrics import psnr
+from napari_compand.models import ModelConfig, Restorer
+from napari_compand.training.checkpoints import CheckpointError
+
+IH = "inverse-halftone/conv1_1"
+EX3 = "expand-3bit/conv1_1"
+
+
+@pytest.fixture(scope="module")
+def astronaut_ht() -> np.ndarray:
+    return halftone(data.astronaut()[:512, :512], "floyd-steinberg", rgb=True)
+
+
+def _small(channels: int = 3, seed: int = 0) -> Restorer:
+    """A random, untrained network (non-zero last layer) small enough for fast tests."""
+    torch.manual_seed(seed)
+    model = Restorer(ModelConfig(channels=channels, ngf=8, depth=3, max_channels=16))
+    return model.eval()
+
+
+def test_tiled_matches_untiled_on_512(astronaut_ht):
+    whole = restore(astronaut_ht, IH, tile_size=512)
+    tiled = restore(astronaut_ht, IH, tile_size=256, overlap=128)
+    diff = np.abs(whole.astype(int) - tiled.astype(int))
+    # 2x2 tiles of 256 px: deep features see other borders, so a few pixels differ by more
+    assert np.mean(diff <= 1) > 0.999
+    assert diff.mean() < 0.1
+    assert diff.max() <= 4
+
+
+def test_tiles_start_on_the_network_grid():
+    """With a shallow network whose receptive field fits the overlap, tiling is exact."""
+    model = _small()
+    image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    whole = restore(image, model, tile_size=1024)
+    tiled = restore(image, model, tile_size=64, overlap=32)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32, np.float64])
+def test_dtype_and_range_round_trip(dtype):
+    model = _small()
+    base = data.astronaut()[:96, :128]
+    if dtype == np.uint8:
+        image = base
+    elif dtype == np.uint16:
+        image = base.astype(np.uint16) * 257
+    else:
+        image = (base / 255).astype(dtype)
+    out = restore(image, model)
+    assert out.dtype == image.dtype and out.shape == image.shape
+    reference = restore(base, model).astype(np.float64) / 255
+    scale = 65535 if dtype == np.uint16 else (255 if dtype == np.uint8 else 1)
+    tolerance = 1 / 255 + (1e-3 if dtype == np.float16 else 1e-6)
+    assert np.abs(out.astype(np.float64) / scale - reference).max() <= tolerance
+
+
+def test_shapes_grey_rgba_and_stacks():
+    model = _small()
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (70, 90), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (70, 90, 4), dtype=np.uint8)
+    stack = rng.integers(0, 256, (3, 70, 90), dtype=np.uint8)
+    rgb_stack = rng.integers(0, 256, (2, 70, 90, 3), dtype=np.uint8)
+    out_grey = restore(grey, model)
+    assert out_grey.shape == grey.shape
+    out_rgba = restore(rgba, model)
+    assert np.array_equal(out_rgba[..., 3], rgba[..., 3])  # alpha passes through
+    assert np.array_equal(out_rgba[..., :3], restore(rgba[..., :3], model))
+    out_stack = restore(stack, model)
+    for i in range(3):  # plane by plane
+        assert np.array_equal(out_stack[i], restore(stack[i], model))
+    out_rgb_stack = restore(rgb_stack, model)
+    assert np.array_equal(out_rgb_stack[1], restore(rgb_stack[1], model))
+
+
+def test_grey_image_through_colour_model_is_the_channel_mean():
+    model = _small()
+    grey = data.camera()[:64, :96]
+    as_rgb = np.repeat(grey[..., None], 3, axis=-1)
+    expected = restore(as_rgb, model).astype(np.float64).mean(axis=-1)
+    assert np.abs(restore(grey, model) - expected).max() <= 1.0
+
+
+def test_colour_image_through_grey_model_channel_by_channel():
+    model = _small(channels=1)
+    rgb = data.astronaut()[:64, :96]
+    out = restore(rgb, model)
+    for c in range(3):
+        assert np.array_equal(out[..., c], restore(np.ascontiguousarray(rgb[..., c]), model))
+
+
+def test_input_is_not_modified(astronaut_ht):
+    before = astronaut_ht.copy()
+    restore(astronaut_ht, _small(), tile_size=128, overlap=32)
+    assert np.array_equal(before, astronaut_ht)
+
+
+def test_progress_and_cancel():
+    model = _small()
+    image = np.zeros((256, 256), np.uint8)
+    seen = []
+    restore(image, model, tile_size=64, overlap=16, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] == len(seen) == 25  # 5 x 5 tiles
+    calls = []
+    with pytest.raises(RestorationCancelled):
+        restore(image, model, tile_size=64, overlap=16, should_stop=lambda: calls.append(1) or True)
+    assert len(calls) == 1  # stopped after the first tile
+
+
+def test_closing_the_generator_stops_between_tiles():
+    steps = restore_steps(np.zeros((256, 256), np.uint8), _small(), tile_size=64, overlap=16)
+    assert next(steps) == (1, 25)
+    steps.close()  # what a napari worker's quit() does
+    with pytest.raises(StopIteration):
+        next(steps)
+
+
+class _OutOfMemoryAbove(Restorer):
+    """Raises CUDA's out-of-memory error for tiles wider than ``limit`` or batches > 1."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(ModelConfig(ngf=8, depth=3, max_channels=16))
+        self.limit = limit
+        self.widths: list[int] = []
+
+    def forward(self, x):
+        if x.shape[-1] > self.limit or x.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        self.widths.append(x.shape[-1])
+        return super().forward(x)
+
+
+def test_out_of_memory_retries_with_smaller_batches_and_tiles():
+    model = _OutOfMemoryAbove(limit=64).eval()
+    image = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    out = restore(image, model, tile_size=256, overlap=32, batch_size=4)
+    assert out.shape == image.shape and max(model.widths) <= 64
+    with pytest.raises(MemoryError, match="out of memory"):
+        restore(image, _OutOfMemoryAbove(limit=8).eval(), tile_size=64, overlap=16)
+
+
+def test_devices_and_precision():
+    model = _small()
+    image = data.camera()[:64, :64]
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    if missing == "mps" and torch.backends.mps.is_available():
+        pytest.skip("every device exists here")
+    with pytest.raises(RuntimeError, match="not available"):
+        restore(image, model, device=missing)
+    with pytest.raises(ValueError, match="unknown precision"):
+        restore(image, model, precision="int8")
+    exact = restore(image, model, device="cpu", precision="float32")
+    assert np.array_equal(restore(image, model, device="auto"), exact) or torch.cuda.is_available()
+    half = restore(image, model, device="cpu", precision="bfloat16")  # autocast path
+    assert np.abs(half.astype(int) - exact.astype(int)).mean() < 2
+
+
+def test_bad_models_and_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="zoo models: .*inverse-halftone/conv1_1"):
+        restore(np.zeros((8, 8), np.uint8), "no/such-model")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        restore(np.zeros((8, 8), np.uint8), bad)
+    with pytest.raises(TypeError, match="model must be"):
+        load_model(42)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        restore(np.full((8, 8), 2.0), _small())
+    with pytest.raises(ValueError, match="overlap"):
+        restore(np.zeros((8, 8), np.uint8), _small(), tile_size=64, overlap=48)
+
+
+def test_load_model_reads_metadata_and_caches():
+    first = load_model(IH)
+    assert isinstance(first, LoadedModel)
+    assert (first.task, first.loss_layer, first.name) == ("inverse-halftone", "conv1_1", IH)
+    assert load_model(IH) is first
+    assert load_model(zoo.get(IH).path) is first  # same file, same cache entry
+    assert load_model(EX3).bits == 3
+
+
+def test_shipped_inverse_halftoning_beats_gaussian_blur():
+    clean = data.astronaut()
+    halftoned = halftone(clean, "floyd-steinberg", rgb=True)
+    restored = restore(halftoned, IH)
+    blurred = baseline("gaussian", None)(halftoned)
+    assert psnr(clean, restored, rgb=True) > psnr(clean, blurred, rgb=True) + 1.5
+    grey = data.camera()  # grey input through the colour model
+    grey_restored = restore(halftone(grey, "floyd-steinberg"), IH)
+    assert psnr(grey, grey_restored) > psnr(grey, baseline("gaussian", None)(halftone(grey)))
+
+
+def test_shipped_expansion_beats_midbin():
+    from napari_compand.degrade import Degradation, DegradationMode
+
+    clean = data.astronaut()
+    low = quantize(clean, 3, rgb=True)
+    midbin = baseline("midbin", Degradation(DegradationMode.QUANTIZE, bits=3))(low)
+    assert psnr(clean, restore(low, EX3), rgb=True) > psnr(clean, midbin, rgb=True) + 0.5

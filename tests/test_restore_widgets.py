@@ -1,0 +1,115 @@
+"""Restore, Compare models and the Inverse halftone command in a real napari viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_compand.degrade import halftone
+from napari_compand.inference import restore
+from napari_compand.metrics import psnr
+
+PLUGIN = "napari-compand"
+HALFTONE = "astronaut [halftone floyd-steinberg]"
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def wait_for(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: widget._run_button.enabled, timeout=timeout)
+
+
+@pytest.fixture()
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
+    viewer.open_sample(PLUGIN, "astronaut-halftone")
+    source = viewer.layers[HALFTONE]
+    source.scale, source.translate = (0.5, 2.0), (3, 4)
+    before = source.data.copy()
+    widget = dock(viewer, "Restore")
+    widget._image.value = source
+    assert widget._task.value == "inverse-halftone"
+    assert widget._model.value == "inverse-halftone/conv1_1"
+    assert widget._bits.native.isHidden()
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
+    name = "astronaut [halftone floyd-steinberg] [inverse halftone conv1_1]"
+    qtbot.waitUntil(lambda: name in viewer.layers)
+    out = viewer.layers[name]
+    assert out.rgb and out.data.dtype == np.uint8
+    assert tuple(out.scale) == (0.5, 2.0) and tuple(out.translate) == (3, 4)
+    np.testing.assert_array_equal(out.data, restore(before, "inverse-halftone/conv1_1"))
+    np.testing.assert_array_equal(source.data, before)  # input untouched
+    assert out.metadata["napari_compand"]["restoration"]["model"] == "inverse-halftone/conv1_1"
+    assert psnr(data.astronaut(), out.data, rgb=True) > 27
+
+
+def test_restore_widget_picks_expansion_for_3bit_layers(viewer, qtbot):
+    viewer.open_sample(PLUGIN, "astronaut-3bit")
+    widget = dock(viewer, "Restore")
+    widget._image.value = viewer.layers["astronaut [3-bit]"]
+    assert (widget._task.value, widget._bits.value) == ("expand", 3)
+    assert widget._model.value == "expand-3bit/conv1_1"
+    assert not widget._bits.native.isHidden()
+
+
+def test_restore_widget_reports_a_bad_checkpoint(viewer, qtbot, tmp_path):
+    viewer.add_image(data.camera(), name="camera")
+    widget = dock(viewer, "Restore")
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    widget._model.value = "checkpoint file..."
+    widget._file.value = bad
+    assert not widget._file.native.isHidden()
+    assert widget.run() is None
+    assert widget._status.value.startswith("error:") and "broken.safetensors" in widget._status.value
+    assert len(viewer.layers) == 1
+
+
+def test_inverse_halftone_command_from_the_layers_menu(viewer, qtbot):
+    from napari._app_model import get_app_model
+
+    app = get_app_model()
+    command = "napari-compand.inverse_halftone"
+    # Layers > Filter; napari 0.9 lets plugins add nothing to the layer list's context menu
+    items = [getattr(item, "command", None) for item in app.menus.get_menu("napari/layers/filter")]
+    assert command in [c.id for c in items if c is not None]
+    image = halftone(data.camera()[:256, :256])
+    layer = viewer.add_image(image, name="camera ht")
+    viewer.layers.selection.active = layer
+    app.commands.execute_command(command).result()
+    name = "camera ht [inverse halftone conv1_1]"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=120_000)
+    out = viewer.layers[name].data
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(layer.data, image)
+
+
+def test_compare_widget_stacks_one_plane_per_model(viewer, qtbot):
+    viewer.open_sample(PLUGIN, "astronaut-halftone")
+    source = viewer.layers[HALFTONE]
+    before = source.data.copy()
+    widget = dock(viewer, "Compare models")
+    widget._image.value = source
+    assert list(widget._models.value) == ["inverse-halftone/conv1_1", "inverse-halftone/conv5_1"]
+    widget._reference.value = viewer.layers["astronaut"]
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
+    name = f"{HALFTONE} [compare inverse halftone conv1_1 | inverse halftone conv5_1]"
+    qtbot.waitUntil(lambda: name in viewer.layers)
+    stack = viewer.layers[name]
+    assert stack.data.shape == (2, *before.shape) and stack.rgb
+    assert stack.axis_labels[0] == "model"
+    np.testing.assert_array_equal(stack.data[0], restore(before, "inverse-halftone/conv1_1"))
+    np.testing.assert_array_equal(source.data, before)
+    (l1, p1, s1), (l5, p5, s5) = widget.scores
+    assert "conv1_1" in l1 and "conv5_1" in l5
+    assert p1 > p5  # the paper's finding: conv1_1 beats conv5_1 in PSNR
+    assert "PSNR" in widget._scores.value
