@@ -75,6 +75,37 @@ def main() -> None:
     viewer.screenshot(str(HERE / "train_widget.png"), canvas_only=False)
     viewer.close()
 
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer.open_sample("napari-compand", "astronaut-halftone")
+    halftoned = viewer.layers["astronaut [halftone floyd-steinberg]"]
+    _, restore = viewer.window.add_plugin_dock_widget("napari-compand", "Restore")
+    restore._image.value = halftoned
+    run_and_wait(restore.run)
+    viewer.layers["astronaut"].visible = False
+    halftoned.visible = False
+    viewer.camera.zoom = 2.0
+    viewer.camera.center = (0, 120, 250)
+    settle(1.0)
+    viewer.screenshot(str(HERE / "restore_widget.png"), canvas_only=False)
+    viewer.close()
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer.open_sample("napari-compand", "astronaut-halftone")
+    _, compare = viewer.window.add_plugin_dock_widget("napari-compand", "Compare models")
+    compare._image.value = viewer.layers["astronaut [halftone floyd-steinberg]"]
+    compare._reference.value = viewer.layers["astronaut"]
+    run_and_wait(compare.run)
+    for layer in list(viewer.layers)[:2]:
+        layer.visible = False
+    viewer.camera.zoom = 3.0
+    viewer.camera.center = (0, 90, 230)
+    viewer.dims.set_current_step(0, 1)  # the conv5_1 plane: its grid artifacts
+    settle(1.0)
+    viewer.screenshot(str(HERE / "compare_widget.png"), canvas_only=False)
+    viewer.close()
+
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,8 @@ PAPER = {  # Hou & Qiu, colour PSNR / SSIM on COCO (Tables I-III)
 
 
 def zoo_name(job: str) -> str:
-    """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``; ``ex3_conv2_1`` -> ``expand-3bit/conv2_1``."""
+    """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
+    ``expand-3bit/conv2_1``."""
     task, rest = job.split("_", 1)
     variant = rest.replace("_pixel", "-pixel")
     if task == "ih":
@@ -70,7 +71,9 @@ def main() -> None:
         evaluation = {}
         classical = "midbin" if meta["task"] == "expand" else "gaussian"
         for set_name, images in sets.items():
-            scores = evaluate(images, degradation, lambda d: restore(d, model, rgb=True))
+            scores = evaluate(
+                images, degradation, lambda d, model=model: restore(d, model, rgb=True)
+            )
             base = evaluate(images, degradation, baseline(classical, degradation), progress=None)
             evaluation[set_name] = scores.as_dict()
             evaluation[f"{set_name} baseline {classical}"] = base.as_dict()

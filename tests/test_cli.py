@@ -78,3 +78,40 @@ def test_python_dash_m_runs_the_same_cli():
         check=True,
     )
     assert "--halftone" in result.stdout and "floyd-steinberg" in result.stdout
+
+
+def test_restore_folder_with_a_zoo_model(tmp_path, capsys):
+    from napari_compand.evaluation import baseline
+    from napari_compand.inference import restore
+
+    folder = tmp_path / "ht"
+    folder.mkdir()
+    clean = data.astronaut()[:256, :256]
+    iio.imwrite(folder / "astro.png", halftone(clean, rgb=True))
+    iio.imwrite(folder / "cam.png", halftone(data.camera()[:128, :160]))
+    out = tmp_path / "restored"
+    args = ["restore", str(folder), "--model", "inverse-halftone/conv1_1", "--out", str(out)]
+    assert main(args) == 0
+    restored = iio.imread(out / "astro_inverse-halftone_conv1_1.png")
+    np.testing.assert_array_equal(
+        restored, restore(halftone(clean, rgb=True), "inverse-halftone/conv1_1")
+    )
+    blurred = baseline("gaussian", None)(halftone(clean, rgb=True))
+    assert psnr(clean, restored, rgb=True) > psnr(clean, blurred, rgb=True)
+    assert iio.imread(out / "cam_inverse-halftone_conv1_1.png").shape == (128, 160)
+    assert "[2/2]" in capsys.readouterr().out
+
+
+def test_restore_unknown_model_is_a_clear_error(photo_dir, tmp_path, capsys):
+    args = ["restore", str(photo_dir), "--model", "nope", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is neither a model of the zoo nor a checkpoint file" in err
+    assert "expand-3bit/conv1_1" in err
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1"):
+        assert f"| {name} |" in out

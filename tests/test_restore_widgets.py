@@ -69,7 +69,8 @@ def test_restore_widget_reports_a_bad_checkpoint(viewer, qtbot, tmp_path):
     widget._file.value = bad
     assert not widget._file.native.isHidden()
     assert widget.run() is None
-    assert widget._status.value.startswith("error:") and "broken.safetensors" in widget._status.value
+    status = widget._status.value
+    assert status.startswith("error:") and "broken.safetensors" in status
     assert len(viewer.layers) == 1
 
 

@@ -8,6 +8,11 @@ metrics
     PSNR and SSIM of test images against a reference image.
 train
     Train a restoration network (also under ``torchrun`` for several processes).
+restore
+    Restore image files with a zoo model or a checkpoint (bit-depth expansion or
+    inverse halftoning).
+models
+    List the model zoo.
 
 Examples
 --------
@@ -16,6 +21,8 @@ Examples
 ``napari-compand metrics cat.png ht/cat_halftone-floyd-steinberg.png``
 ``napari-compand train --task inverse-halftone --data photos/ --out m.safetensors``
 ``torchrun --nproc_per_node=2 -m napari_compand train ...``
+``napari-compand restore ht/ --model inverse-halftone/conv1_1 --out restored/``
+``napari-compand models``
 """
 
 from __future__ import annotations
@@ -80,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.cli import add_train_command
 
     add_train_command(commands)
+
+    restore = commands.add_parser(
+        "restore",
+        help="restore images with a trained model",
+        description="Expand the bit depth of, or inverse-halftone, image files with a zoo "
+        "model (see `napari-compand models`) or a checkpoint file. Outputs keep the input's "
+        "dtype and are written as <stem>_<model>.png (TIFF for floats).",
+    )
+    restore.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    restore.add_argument("--model", required=True, help="zoo name or checkpoint file")
+    restore.add_argument("--out", type=Path, required=True, help="output folder")
+    restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    restore.add_argument("--tile-size", type=int, default=1024, help="tile edge in pixels")
+    restore.add_argument("--overlap", type=int, default=256, help="tile overlap in pixels")
+    restore.set_defaults(func=_run_restore)
+
+    models = commands.add_parser("models", help="list the model zoo", description="List models.")
+    models.add_argument("--json", action="store_true", help="print full metadata as JSON")
+    models.set_defaults(func=_run_models)
     return parser
 
 
@@ -111,6 +137,55 @@ def _run_degrade(args: argparse.Namespace) -> int:
         suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
         written = write_image(args.out / f"{path.stem}_{_slug(spec)}{suffix}", result)
         print(f"[{number}/{len(files)}] {path} -> {written}")
+    return 0
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ._validation import guess_rgb
+    from .inference import load_model, restore_steps, tile_count
+
+    model = load_model(args.model)
+    files = collect_images(args.inputs)
+    slug = model.name.replace("/", "_")
+    settings = {"tile_size": args.tile_size, "overlap": args.overlap}
+    for number, path in enumerate(files, start=1):
+        image = read_image(path)
+        rgb = guess_rgb(image, None)
+        total = tile_count(image.shape, model, rgb=rgb, **settings)
+        desc = f"[{number}/{len(files)}] {path.name}"
+        with tqdm(total=total, desc=desc, unit="tile", leave=False) as bar:
+            steps = restore_steps(image, model, rgb=rgb, device=args.device, **settings)
+            try:
+                while True:
+                    next(steps)
+                    bar.update()
+            except StopIteration as stop:
+                result = stop.value
+        suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
+        written = write_image(args.out / f"{path.stem}_{slug}{suffix}", result)
+        print(f"{desc} -> {written}")
+    return 0
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    import json
+
+    from . import zoo
+
+    if args.json:
+        print(json.dumps({m.name: m.metadata for m in zoo.models()}, indent=1))
+        return 0
+    print("| model | task | loss | Set5+Set14 PSNR / SSIM | baseline |\n|---|---|---|---|---|")
+    for m in zoo.models():
+        what = f"expand {m.bits}-bit" if m.task == "expand" else "inverse halftone"
+        scores = m.evaluation.get("set5+set14")
+        base = next(
+            (v for k, v in m.evaluation.items() if k.startswith("set5+set14 baseline")), None
+        )
+        fmt = lambda s: f"{s['psnr']:.2f} dB / {s['ssim']:.3f}" if s else "-"  # noqa: E731
+        print(f"| {m.name} | {what} | {m.loss_layer} | {fmt(scores)} | {fmt(base)} |")
     return 0
 
 

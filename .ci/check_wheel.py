@@ -1,0 +1,46 @@
+"""Run from outside the source tree in a fresh environment holding only the built wheel.
+
+Checks what a user installing from PyPI / the napari hub gets: napari discovers the
+plugin, and the zoo loads and runs its checkpoints from the installed package.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from skimage import data
+
+import napari_compand
+from napari_compand import zoo
+from napari_compand.degrade import halftone
+from napari_compand.evaluation import baseline
+from napari_compand.inference import restore
+from napari_compand.metrics import psnr
+
+package = Path(napari_compand.__file__).resolve().parent
+assert "site-packages" in package.parts, f"not the installed wheel: {package}"
+
+from napari.plugins import _initialize_plugins  # noqa: E402
+from npe2 import PluginManager  # noqa: E402
+
+_initialize_plugins()
+manifest = PluginManager.instance().get_manifest("napari-compand")
+widgets = {w.display_name for w in manifest.contributions.widgets}
+assert {"Degrade", "Restore", "Compare models", "Metrics", "Train"} <= widgets, widgets
+
+required = {"inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1"}
+assert required <= set(zoo.names()), zoo.names()
+clean = data.astronaut()[:256, :256]
+dots = halftone(clean, rgb=True)
+for model in zoo.models():
+    assert model.path.resolve().is_relative_to(package), model.path
+    assert model.path.stat().st_size <= 8 * 2**20
+restored = restore(dots, "inverse-halftone/conv1_1")
+gain = psnr(clean, restored, rgb=True) - psnr(clean, baseline("gaussian", None)(dots), rgb=True)
+assert gain > 1, gain
+print(
+    f"wheel OK: napari found {sorted(widgets)}; {len(zoo.names())} zoo models load from "
+    f"{package}; inverse-halftone/conv1_1 beats a Gaussian blur by {gain:.2f} dB",
+    file=sys.stderr,
+)
