@@ -136,6 +136,21 @@ def test_grey_training_images_and_small_images_are_handled():
     assert set(levels) <= {0.0, 64.0, 128.0, 192.0}
 
 
+def test_grey_fraction_makes_grey_crops_for_colour_models():
+    config = tiny_config()
+    data = images_for(config)
+    assert not torch.equal(*data.sample(np.random.default_rng(1), 4, 32)[1][:, :2].unbind(1))
+    inputs, targets = data.sample(np.random.default_rng(1), 4, 32, grey_fraction=1.0)
+    for batch in (inputs, targets):  # the same grey plane in every channel
+        assert torch.equal(batch[:, 0], batch[:, 1]) and torch.equal(batch[:, 1], batch[:, 2])
+    assert set(torch.unique(inputs).tolist()) <= {0.0, 1.0}  # halftoned as grey
+    mixed = data.sample(np.random.default_rng(2), 64, 16, grey_fraction=0.5)[1]
+    grey = [bool(torch.equal(t[0], t[1])) for t in mixed]
+    assert 16 < sum(grey) < 48
+    with pytest.raises(ValueError, match="grey_fraction"):
+        tiny_config(grey_fraction=1.5)
+
+
 # --- learning -------------------------------------------------------------------
 
 
