@@ -95,9 +95,23 @@ def main() -> None:
             if meta["recipe"]["pixel_weight"]
             else ""
         )
+        if meta.get("init") and Path(meta["init"]).is_file():  # keep the warm start's recipe
+            parent = load_checkpoint(meta["init"]).metadata
+            meta["init"] = {
+                key: parent.get(key)
+                for key in ("recipe", "iterations_done", "device", "data", "init", "validation")
+            }
+        warm = ""
+        if isinstance(meta.get("init"), dict):
+            warm = (
+                f" after a warm start from {meta['init']['iterations_done']} iterations on "
+                f"{meta['init']['device']} (recipe in 'init')"
+            )
         meta.update(
             zoo_name=name,
-            description=f"{what}, VGG19 {loss} loss, {meta['iterations_done']} iterations. "
+            description=f"{what}, VGG19 {loss} loss, {meta['iterations_done']} iterations"
+            + warm
+            + ". "
             + args.note,
             evaluation=evaluation,
         )

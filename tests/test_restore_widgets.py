@@ -114,3 +114,25 @@ def test_compare_widget_stacks_one_plane_per_model(viewer, qtbot):
     assert "conv1_1" in l1 and "conv5_1" in l5
     assert p1 > p5  # the paper's finding: conv1_1 beats conv5_1 in PSNR
     assert "PSNR" in widget._scores.value
+
+
+def test_session_models_appear_and_closed_widgets_are_not_called(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    import shutil
+
+    from napari_compand import zoo
+
+    monkeypatch.setattr(zoo, "_SESSION", [])
+    monkeypatch.setattr(zoo, "_LISTENERS", [])
+    first = make_napari_viewer()
+    closed = dock(first, "Restore")
+    first.close()
+    qtbot.waitUntil(lambda: not zoo._LISTENERS, timeout=5_000)  # disconnected on close
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Restore")
+    assert len(zoo._LISTENERS) == 1 and closed is not widget
+    path = tmp_path / "mine.safetensors"
+    shutil.copy(zoo.get("inverse-halftone/conv1_1").path, path)
+    zoo.register_session_model(path)  # must not reach the closed widget
+    assert "session/mine" in widget._model.choices

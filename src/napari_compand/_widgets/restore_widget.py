@@ -64,7 +64,8 @@ class RestoreWidget(Container):
         self._bits.changed.connect(self._refresh_models)
         self._model.changed.connect(self._sync_controls)
         self._run_button.clicked.connect(self.run)
-        zoo.on_session_model_added(lambda _path: self._refresh_models())
+        disconnect = zoo.on_session_model_added(lambda _path: self._refresh_models())
+        self.native.destroyed.connect(disconnect)
         self._follow_layer()
 
     def _model_choices(self, _widget=None) -> list[tuple[str, str]]:

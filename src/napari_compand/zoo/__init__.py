@@ -180,6 +180,15 @@ def session_models() -> list[Path]:
     return list(_SESSION)
 
 
-def on_session_model_added(callback: Callable[[Path], None]) -> None:
-    """Call ``callback(path)`` whenever a model is registered."""
+def on_session_model_added(callback: Callable[[Path], None]) -> Callable[[], None]:
+    """Call ``callback(path)`` whenever a model is registered; returns a disconnect function.
+
+    Widgets disconnect when they are closed, so a closed widget is never called.
+    """
     _LISTENERS.append(callback)
+
+    def disconnect() -> None:
+        if callback in _LISTENERS:
+            _LISTENERS.remove(callback)
+
+    return disconnect
