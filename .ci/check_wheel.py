@@ -33,7 +33,7 @@ required = {"inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 assert required <= set(zoo.names()), zoo.names()
 clean = data.astronaut()[:256, :256]
 dots = halftone(clean, rgb=True)
-for model in zoo.models():
+for model in zoo.shipped():
     assert model.path.resolve().is_relative_to(package), model.path
     assert model.path.stat().st_size <= 8 * 2**20
 restored = restore(dots, "inverse-halftone/conv1_1")

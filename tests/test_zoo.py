@@ -15,7 +15,8 @@ REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 
 def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
-    for model in zoo.models():
+    assert len(zoo.shipped()) == 15
+    for model in zoo.shipped():
         assert model.path.stat().st_size <= 8 * 2**20, model.name  # <= 8 MB each
         meta = model.metadata
         for key in ("task", "loss_layer", "architecture", "recipe", "evaluation", "description"):

@@ -36,6 +36,7 @@ __all__ = [
     "path_of",
     "register_session_model",
     "session_models",
+    "shipped",
 ]
 
 _KEY = "napari_compand"
@@ -98,6 +99,11 @@ def _shipped() -> dict[str, ZooModel]:
     # by task, bits and loss layer; a plain model before its variants (conv1_1, conv1_1-pixel)
     order = sorted(found.values(), key=lambda m: (m.task, m.bits or 0, m.loss_layer, m.name))
     return {m.name: m for m in order}
+
+
+def shipped() -> list[ZooModel]:
+    """The pretrained models inside the package."""
+    return list(_shipped().values())
 
 
 def models() -> list[ZooModel]:
