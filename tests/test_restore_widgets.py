@@ -136,3 +136,23 @@ def test_session_models_appear_and_closed_widgets_are_not_called(
     shutil.copy(zoo.get("inverse-halftone/conv1_1").path, path)
     zoo.register_session_model(path)  # must not reach the closed widget
     assert "session/mine" in widget._model.choices
+
+
+def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
+    image = halftone(np.tile(data.camera(), (2, 2)))  # 1024 x 1024
+    viewer.add_image(image, name="big")
+    widget = dock(viewer, "Restore")
+    widget._tile.value = 128  # many small tiles
+    worker = widget.run()
+    steps = []
+
+    def cancel_after_first(_):
+        steps.append(1)
+        worker.progress_bar.cancel()  # what the activity dock's Cancel button does
+
+    worker.yielded.connect(cancel_after_first)
+    wait_for(qtbot, widget)
+    total = worker.progress_bar.total
+    assert total > 50 and len(steps) < total
+    qtbot.wait(200)
+    assert [layer.name for layer in viewer.layers] == ["big"]  # nothing added

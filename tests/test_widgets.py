@@ -58,7 +58,7 @@ def test_degrade_halftone_stack_with_progress(viewer, qtbot):
     widget._method.value = "jarvis-judice-ninke"
     assert widget._bits.native.isHidden() and not widget._method.native.isHidden()
     worker = widget.run()
-    assert worker.pbar.total == 2
+    assert worker.progress_bar.total == 2
     wait_for(qtbot, widget)
     qtbot.waitUntil(lambda: "stack [halftone jarvis-judice-ninke]" in viewer.layers)
     out = viewer.layers["stack [halftone jarvis-judice-ninke]"]

@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--out", type=Path, required=True, help="output folder")
     restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     restore.add_argument("--tile-size", type=int, default=1024, help="tile edge in pixels")
-    restore.add_argument("--overlap", type=int, default=256, help="tile overlap in pixels")
+    restore.add_argument(
+        "--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)"
+    )
     restore.set_defaults(func=_run_restore)
 
     models = commands.add_parser("models", help="list the model zoo", description="List models.")

@@ -157,7 +157,7 @@ def restore(
     rgb: bool | None = None,
     device: str = "auto",
     tile_size: int = 1024,
-    overlap: int = 256,
+    overlap: int | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
     progress: Progress | None = None,
@@ -179,7 +179,8 @@ def restore(
         ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
     tile_size, overlap
         Tile edge and overlap in pixels (rounded to multiples of the network's
-        ``2**depth``; overlap at most half the tile). Smaller tiles use less memory.
+        ``2**depth``; overlap at most half the tile, ``None``: a quarter of the
+        tile). Smaller tiles use less memory.
     batch_size
         Tiles per forward pass (``None``: 4 on CUDA, where batching pays, 1 elsewhere).
     precision
@@ -230,7 +231,7 @@ def restore_steps(
     rgb: bool | None = None,
     device: str = "auto",
     tile_size: int = 1024,
-    overlap: int = 256,
+    overlap: int | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
 ) -> Generator[tuple[int, int], None, np.ndarray]:
@@ -249,7 +250,7 @@ def restore_steps(
     target = resolve_device(device)
     if batch_size is None:
         batch_size = 4 if target.type == "cuda" else 1
-    plan = _TilePlan.make(tile_size, overlap, loaded.multiple)
+    plan = _TilePlan.make(tile_size, _overlap(tile_size, overlap, loaded.multiple), loaded.multiple)
     planes = list(_planes(array, rgb, loaded.channels))
     return (yield from _run(array, loaded, planes, plan, target, batch_size, precision))
 
@@ -260,11 +261,11 @@ def tile_count(
     *,
     rgb: bool,
     tile_size: int = 1024,
-    overlap: int = 256,
+    overlap: int | None = None,
 ) -> int:
     """How many ``(done, total)`` steps :func:`restore_steps` yields for ``shape``."""
     loaded = load_model(model)
-    plan = _TilePlan.make(tile_size, overlap, loaded.multiple)
+    plan = _TilePlan.make(tile_size, _overlap(tile_size, overlap, loaded.multiple), loaded.multiple)
     if rgb:
         planes = int(np.prod(shape[:-3])) * (1 if loaded.channels == 3 else 3)
         height, width = shape[-3:-1]
@@ -272,6 +273,11 @@ def tile_count(
         planes = int(np.prod(shape[:-2]))
         height, width = shape[-2:]
     return planes * plan.count(height, width)
+
+
+def _overlap(tile_size: int, overlap: int | None, multiple: int) -> int:
+    """The default overlap: a quarter of the tile, in whole multiples of the grid."""
+    return tile_size // 4 // multiple * multiple if overlap is None else overlap
 
 
 def _run(array, loaded, planes, plan, target, batch_size, precision):

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
+from napari.qt.threading import GeneratorWorker
+from napari.utils.progress import cancelable_progress
 
 from .._validation import dtype_max
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["derived_layer", "image_layer_choices", "layer_data"]
+__all__ = ["derived_layer", "image_layer_choices", "layer_data", "track_progress"]
 
 
 def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
@@ -54,3 +56,22 @@ def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str
     state["metadata"] = {**source.metadata, **metadata}
     state["contrast_limits"] = (0.0, dtype_max(data.dtype))
     return Image(data, **state)
+
+
+def track_progress(worker: GeneratorWorker, total: int, desc: str) -> cancelable_progress:
+    """A progress bar in napari's activity dock, one step per value the worker yields.
+
+    Its *Cancel* button quits the worker at its next yield (between planes or
+    tiles). Connect before ``worker.start()``.
+    """
+    bar = cancelable_progress(total=total, desc=desc)
+
+    def step(_: object) -> None:
+        if bar.is_canceled:
+            worker.quit()
+        else:
+            bar.update(1)
+
+    worker.yielded.connect(step)
+    worker.finished.connect(bar.close)
+    return bar

@@ -13,7 +13,7 @@ from .. import zoo
 from .._validation import guess_rgb
 from ..degrade import METADATA_KEY, Degradation, DegradationMode
 from ..inference import LoadedModel, load_model, restore_steps, tile_count
-from ._common import derived_layer, layer_data
+from ._common import derived_layer, layer_data, track_progress
 
 if TYPE_CHECKING:
     import napari
@@ -122,9 +122,9 @@ def start_restoration(
         loaded,
         rgb,
         settings,
-        _progress={"total": total, "desc": f"Restore {name}"},
         _ignore_errors=True,
     )
+    worker.progress_bar = track_progress(worker, total, f"Restore {name}")
     worker.returned.connect(add_result)
     worker.errored.connect(lambda err: on_error(str(err)))
     _RUNNING.add(worker)

@@ -15,7 +15,7 @@ from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
 from ..training.checkpoints import CheckpointError
-from ._common import image_layer_choices, layer_data
+from ._common import image_layer_choices, layer_data, track_progress
 from ._restoration import guess_task, model_choices, output_label
 
 if TYPE_CHECKING:
@@ -142,9 +142,9 @@ class CompareWidget(Container):
             models,
             rgb,
             ref_data,
-            _progress={"total": total, "desc": f"Compare models on {source.name}"},
             _ignore_errors=True,
         )
+        worker.progress_bar = track_progress(worker, total, f"Compare models on {source.name}")
         worker.returned.connect(add_result)
         worker.errored.connect(lambda err: self._fail(str(err)))
         worker.finished.connect(self._set_idle)

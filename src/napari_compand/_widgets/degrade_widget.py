@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
-from ._common import derived_layer, image_layer_choices, layer_data
+from ._common import derived_layer, image_layer_choices, layer_data, track_progress
 
 if TYPE_CHECKING:
     import napari
@@ -98,9 +98,9 @@ class DegradeWidget(Container):
             data,
             spec,
             rgb,
-            _progress={"total": total, "desc": f"Degrade {name}"},
             _ignore_errors=True,  # reported by self._fail instead
         )
+        worker.progress_bar = track_progress(worker, total, f"Degrade {name}")
         worker.returned.connect(add_result)
         worker.errored.connect(lambda err: self._fail(str(err)))
         worker.finished.connect(self._set_idle)
