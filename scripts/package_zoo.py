@@ -95,17 +95,19 @@ def main() -> None:
             if meta["recipe"]["pixel_weight"]
             else ""
         )
-        if meta.get("init") and Path(meta["init"]).is_file():  # keep the warm start's recipe
-            parent = load_checkpoint(meta["init"]).metadata
-            meta["init"] = {
-                key: parent.get(key)
-                for key in ("recipe", "iterations_done", "device", "data", "init", "validation")
-            }
+        # the warm starts this model grew from, oldest first, each with its recipe
+        stages, parent = [], meta.get("init")
+        while isinstance(parent, str) and Path(parent).is_file():
+            previous = load_checkpoint(parent).metadata
+            keys = ("recipe", "iterations_done", "device", "data", "validation")
+            stages.insert(0, {key: previous.get(key) for key in keys})
+            parent = previous.get("init")
         warm = ""
-        if isinstance(meta.get("init"), dict):
-            warm = (
-                f" after a warm start from {meta['init']['iterations_done']} iterations on "
-                f"{meta['init']['device']} (recipe in 'init')"
+        if stages:
+            meta["init"] = "see warm_starts"
+            meta["warm_starts"] = stages
+            warm = " after warm starts " + " + ".join(
+                f"{s['iterations_done']} iterations on {s['device']}" for s in stages
             )
         meta.update(
             zoo_name=name,
