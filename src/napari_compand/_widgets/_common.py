@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
-from napari.qt.threading import GeneratorWorker
+from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.progress import cancelable_progress
 
 from .._validation import dtype_max
@@ -14,7 +15,10 @@ from .._validation import dtype_max
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["derived_layer", "image_layer_choices", "layer_data", "track_progress"]
+__all__ = ["derived_layer", "image_layer_choices", "layer_data", "start_job", "track_progress"]
+
+# running workers, kept referenced until they finish (a command has no widget to hold them)
+_RUNNING: set[GeneratorWorker] = set()
 
 
 def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
@@ -75,3 +79,29 @@ def track_progress(worker: GeneratorWorker, total: int, desc: str) -> cancelable
     worker.yielded.connect(step)
     worker.finished.connect(bar.close)
     return bar
+
+
+def start_job(
+    job: Callable,
+    *args: Any,
+    total: int,
+    desc: str,
+    on_result: Callable[[Any], None],
+    on_error: Callable[[str], None],
+    on_finished: Callable[[], None] | None = None,
+) -> GeneratorWorker:
+    """Run generator ``job(*args)`` in a napari thread worker with a cancelable progress bar.
+
+    ``on_result`` gets the job's return value, ``on_error`` the message of an
+    exception it raised; ``on_finished`` runs in every case (also after a cancel).
+    """
+    worker = create_worker(job, *args, _ignore_errors=True)  # errors go to on_error
+    worker.progress_bar = track_progress(worker, total, desc)
+    worker.returned.connect(on_result)
+    worker.errored.connect(lambda err: on_error(str(err)))
+    _RUNNING.add(worker)
+    worker.finished.connect(lambda: _RUNNING.discard(worker))
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
+    worker.start()
+    return worker

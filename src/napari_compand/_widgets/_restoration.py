@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 
 from .. import zoo
 from .._validation import guess_rgb
 from ..degrade import METADATA_KEY, Degradation, DegradationMode
 from ..inference import LoadedModel, load_model, restore_steps, tile_count
-from ._common import derived_layer, layer_data, track_progress
+from ._common import derived_layer, layer_data, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -28,9 +28,6 @@ __all__ = [
 
 #: Task value -> how it reads in a layer name.
 TASK_LABELS = {"expand": "expand", "inverse-halftone": "inverse halftone"}
-
-# running workers, kept referenced until they finish (a command has no widget to hold them)
-_RUNNING: set[GeneratorWorker] = set()
 
 
 def guess_task(layer: Image | None) -> tuple[str, int] | None:
@@ -116,20 +113,15 @@ def start_restoration(
         if on_done is not None:
             on_done(layer)
 
-    worker = create_worker(
+    return start_job(
         _job,
         data,
         loaded,
         rgb,
         settings,
-        _ignore_errors=True,
+        total=total,
+        desc=f"Restore {name}",
+        on_result=add_result,
+        on_error=on_error,
+        on_finished=on_finished,
     )
-    worker.progress_bar = track_progress(worker, total, f"Restore {name}")
-    worker.returned.connect(add_result)
-    worker.errored.connect(lambda err: on_error(str(err)))
-    _RUNNING.add(worker)
-    worker.finished.connect(lambda: _RUNNING.discard(worker))
-    if on_finished is not None:
-        worker.finished.connect(on_finished)
-    worker.start()
-    return worker

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
 from napari.layers import Image
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 
 from .._validation import dtype_max, guess_rgb
@@ -15,7 +15,7 @@ from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
 from ..training.checkpoints import CheckpointError
-from ._common import image_layer_choices, layer_data, track_progress
+from ._common import image_layer_choices, layer_data, start_job
 from ._restoration import guess_task, model_choices, output_label
 
 if TYPE_CHECKING:
@@ -136,23 +136,21 @@ class CompareWidget(Container):
                     for i, (label, p, s) in enumerate(self.scores)
                 )
 
-        worker = create_worker(
+        self._run_button.enabled = False
+        self._scores.value = f"restoring {source.name!r} with {len(models)} models..."
+        self.worker = start_job(
             _compare_job,
             data,
             models,
             rgb,
             ref_data,
-            _ignore_errors=True,
+            total=total,
+            desc=f"Compare models on {source.name}",
+            on_result=add_result,
+            on_error=self._fail,
+            on_finished=self._set_idle,
         )
-        worker.progress_bar = track_progress(worker, total, f"Compare models on {source.name}")
-        worker.returned.connect(add_result)
-        worker.errored.connect(lambda err: self._fail(str(err)))
-        worker.finished.connect(self._set_idle)
-        self._run_button.enabled = False
-        self._scores.value = f"restoring {source.name!r} with {len(models)} models..."
-        self.worker = worker
-        worker.start()
-        return worker
+        return self.worker
 
     def _set_idle(self) -> None:
         self._run_button.enabled = True

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
-from ._common import derived_layer, image_layer_choices, layer_data, track_progress
+from ._common import derived_layer, image_layer_choices, layer_data, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -93,22 +93,20 @@ class DegradeWidget(Container):
             self._status.value = f"added {name!r}"
 
         total = len(plane_indices(data.shape, rgb))
-        worker = create_worker(
+        self._run_button.enabled = False
+        self._status.value = f"degrading {source.name!r}..."
+        self.worker = start_job(
             _degrade_job,
             data,
             spec,
             rgb,
-            _ignore_errors=True,  # reported by self._fail instead
+            total=total,
+            desc=f"Degrade {name}",
+            on_result=add_result,
+            on_error=self._fail,
+            on_finished=self._set_idle,
         )
-        worker.progress_bar = track_progress(worker, total, f"Degrade {name}")
-        worker.returned.connect(add_result)
-        worker.errored.connect(lambda err: self._fail(str(err)))
-        worker.finished.connect(self._set_idle)
-        self._run_button.enabled = False
-        self._status.value = f"degrading {source.name!r}..."
-        self.worker = worker
-        worker.start()
-        return worker
+        return self.worker
 
     def _set_idle(self) -> None:
         self._run_button.enabled = True
