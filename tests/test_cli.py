@@ -115,3 +115,34 @@ def test_models_lists_the_zoo(capsys):
     out = capsys.readouterr().out
     for name in ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1"):
         assert f"| {name} |" in out
+
+
+def test_train_stops_with_a_checkpoint_on_sigterm(photo_dir, tmp_path):
+    """``kill`` (SIGTERM) and Ctrl-C end a run with a resumable checkpoint."""
+    import signal
+    import time
+
+    from napari_compand.training.checkpoints import load_checkpoint
+
+    out = tmp_path / "m.safetensors"
+    command = [  # a run far too long to finish
+        sys.executable, "-m", "napari_compand", "train", "--data", str(photo_dir),
+        "--task", "expand", "--bits", "3", "--iterations", "100000", "--batch-size", "2",
+        "--crop-size", "32", "--ngf", "4", "--depth", "3", "--max-channels", "8",
+        "--checkpoint-every", "0", "--validate-every", "0", "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    lines = []
+    while time.monotonic() < deadline:  # wait until iterations run
+        line = process.stderr.readline()
+        lines.append(line)
+        if "it/s" in line or "s/it" in line:
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    out_text, err = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(lines) + err
+    assert "stopped: checkpoint of iteration" in out_text
+    done = load_checkpoint(out).metadata["iterations_done"]
+    assert 0 < done < 100000

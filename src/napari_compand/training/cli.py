@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from dataclasses import fields
@@ -129,6 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
             dynamic_ncols=True,
         )
         started, last_loss, last_val = time.perf_counter(), float("nan"), None
+        _stop_on_signals(trainer)
         try:
             for update in trainer.run():
                 if isinstance(update, Progress):
@@ -144,6 +146,9 @@ def run_train(args: argparse.Namespace) -> int:
                         )
                 elif isinstance(update, StateChange) and update.state == "checkpoint":
                     bar.write(f"checkpoint: {update.path} (iteration {update.iteration})")
+                elif isinstance(update, StateChange) and update.state == "stopped":
+                    bar.write(f"stopped: checkpoint of iteration {update.iteration} in {args.out}")
+                    return 130
         except KeyboardInterrupt:
             trainer.stop()
             for _ in trainer.run():  # saves the last finished iteration and returns
@@ -167,6 +172,16 @@ def run_train(args: argparse.Namespace) -> int:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _stop_on_signals(trainer) -> None:
+    """Ctrl-C and SIGTERM (``kill``, job schedulers) end the run with a checkpoint.
+
+    Installing the handlers also covers runs started in the background
+    (``nohup ... &``), where the shell makes the process ignore Ctrl-C's SIGINT.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: trainer.stop())
 
 
 def _init_distributed(config: TrainingConfig) -> None:
