@@ -145,26 +145,27 @@ def _run_degrade(args: argparse.Namespace) -> int:
 def _run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ._validation import guess_rgb
-    from .inference import load_model, restore_steps, tile_count
+    from .inference import load_model, restore
 
     model = load_model(args.model)
     files = collect_images(args.inputs)
     slug = model.name.replace("/", "_")
-    settings = {"tile_size": args.tile_size, "overlap": args.overlap}
     for number, path in enumerate(files, start=1):
-        image = read_image(path)
-        rgb = guess_rgb(image, None)
-        total = tile_count(image.shape, model, rgb=rgb, **settings)
         desc = f"[{number}/{len(files)}] {path.name}"
-        with tqdm(total=total, desc=desc, unit="tile", leave=False) as bar:
-            steps = restore_steps(image, model, rgb=rgb, device=args.device, **settings)
-            try:
-                while True:
-                    next(steps)
-                    bar.update()
-            except StopIteration as stop:
-                result = stop.value
+        with tqdm(desc=desc, unit="tile", leave=False) as bar:
+
+            def advance(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = restore(
+                read_image(path),
+                model,
+                device=args.device,
+                tile_size=args.tile_size,
+                overlap=args.overlap,
+                progress=advance,
+            )
         suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
         written = write_image(args.out / f"{path.stem}_{slug}{suffix}", result)
         print(f"{desc} -> {written}")

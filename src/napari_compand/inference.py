@@ -33,7 +33,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,8 +250,8 @@ def restore_steps(
     target = resolve_device(device)
     if batch_size is None:
         batch_size = 4 if target.type == "cuda" else 1
-    plan = _TilePlan.make(tile_size, _overlap(tile_size, overlap, loaded.multiple), loaded.multiple)
-    planes = list(_planes(array, rgb, loaded.channels))
+    plan = _TilePlan.for_model(loaded, tile_size, overlap)
+    planes = _planes(array.shape, rgb, loaded.channels)
     return (yield from _run(array, loaded, planes, plan, target, batch_size, precision))
 
 
@@ -265,19 +265,14 @@ def tile_count(
 ) -> int:
     """How many ``(done, total)`` steps :func:`restore_steps` yields for ``shape``."""
     loaded = load_model(model)
-    plan = _TilePlan.make(tile_size, _overlap(tile_size, overlap, loaded.multiple), loaded.multiple)
-    if rgb:
-        planes = int(np.prod(shape[:-3])) * (1 if loaded.channels == 3 else 3)
-        height, width = shape[-3:-1]
-    else:
-        planes = int(np.prod(shape[:-2]))
-        height, width = shape[-2:]
-    return planes * plan.count(height, width)
+    plan = _TilePlan.for_model(loaded, tile_size, overlap)
+    planes = _planes(shape, rgb, loaded.channels)
+    return len(planes) * plan.count(*_plane_size(shape, rgb))
 
 
-def _overlap(tile_size: int, overlap: int | None, multiple: int) -> int:
-    """The default overlap: a quarter of the tile, in whole multiples of the grid."""
-    return tile_size // 4 // multiple * multiple if overlap is None else overlap
+def _plane_size(shape: tuple[int, ...], rgb: bool) -> tuple[int, int]:
+    """``(height, width)`` of the 2D planes of an image of ``shape``."""
+    return shape[-3:-1] if rgb else shape[-2:]
 
 
 def _run(array, loaded, planes, plan, target, batch_size, precision):
@@ -285,7 +280,7 @@ def _run(array, loaded, planes, plan, target, batch_size, precision):
     original_device = next(network.parameters()).device
     # alpha (and anything the planes do not cover) starts as a copy of the input
     output = array.copy() if (array.ndim >= 3 and array.shape[-1] == 4) else np.empty_like(array)
-    height, width = array.shape[-3:-1] if planes[0].colour else array.shape[-2:]
+    height, width = _plane_size(array.shape, planes[0].colour)
     try:
         network.to(target)
         autocast = _autocast(target, precision)
@@ -347,17 +342,16 @@ class _Plane:
     channel: int | None = None  # colour image through a grey model: this channel
 
 
-def _planes(array: np.ndarray, rgb: bool, channels: int) -> Iterator[_Plane]:
-    if rgb:
-        for index in np.ndindex(*array.shape[:-3]):
-            if channels == 3:
-                yield _Plane(index, colour=True)
-            else:
-                for c in range(3):
-                    yield _Plane(index, colour=True, channel=c)
-    else:
-        for index in np.ndindex(*array.shape[:-2]):
-            yield _Plane(index, colour=False)
+def _planes(shape: tuple[int, ...], rgb: bool, channels: int) -> list[_Plane]:
+    """The units of work for an image of ``shape`` and a model of ``channels`` channels."""
+    if not rgb:
+        return [_Plane(index, colour=False) for index in np.ndindex(*shape[:-2])]
+    per_image = [None] if channels == 3 else [0, 1, 2]
+    return [
+        _Plane(index, colour=True, channel=c)
+        for index in np.ndindex(*shape[:-3])
+        for c in per_image
+    ]
 
 
 @dataclass(frozen=True)
@@ -365,6 +359,14 @@ class _TilePlan:
     tile: int
     overlap: int
     multiple: int
+
+    @classmethod
+    def for_model(cls, loaded: LoadedModel, tile: int, overlap: int | None) -> _TilePlan:
+        """The plan for ``loaded``'s grid; ``overlap=None``: a quarter of the tile."""
+        multiple = loaded.multiple
+        if overlap is None:
+            overlap = tile // 4 // multiple * multiple
+        return cls.make(tile, overlap, multiple)
 
     @classmethod
     def make(cls, tile: int, overlap: int, multiple: int) -> _TilePlan:

@@ -79,7 +79,7 @@ def restoration_metadata(source: Image, loaded: LoadedModel) -> dict[str, Any]:
 
 
 def _job(data, model, rgb, settings) -> Generator[tuple[int, int], None, np.ndarray]:
-    result = yield from restore_steps(np.asarray(data), model, rgb=rgb, **settings)
+    result = yield from restore_steps(data, model, rgb=rgb, **settings)
     return result
 
 

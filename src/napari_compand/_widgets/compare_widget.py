@@ -28,6 +28,7 @@ _NO_REFERENCE = "none"
 
 def _compare_job(data, models, rgb, reference):
     """Restore ``data`` with each model; returns ``(stack, scores or None)``."""
+    data = np.asarray(data)  # lazy (dask, zarr) layers are read once, not once per model
     outputs = []
     for model in models:
         outputs.append((yield from restore_steps(data, model, rgb=rgb)))

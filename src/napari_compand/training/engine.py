@@ -326,9 +326,7 @@ class Trainer:
         self.init_source = str(checkpoint.path)
 
     def _resume(self, checkpoint: Checkpoint) -> None:
-        recorded = TrainingConfig.from_dict(
-            {"grey_fraction": 0.0, **checkpoint.metadata["recipe"]}  # older files lack it
-        )
+        recorded = TrainingConfig.from_dict(checkpoint.metadata["recipe"])
         differing = [k for k in _RESUME_KEYS if getattr(recorded, k) != getattr(self.config, k)]
         if differing:
             raise CheckpointError(

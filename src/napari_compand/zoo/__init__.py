@@ -80,6 +80,12 @@ class ZooModel:
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:
+    """The file's JSON metadata, read once per file version (path and mtime)."""
+    return _metadata_of_version(path, path.stat().st_mtime)
+
+
+@cache
+def _metadata_of_version(path: Path, _mtime: float) -> dict[str, Any]:
     with safe_open(str(path), framework="pt") as handle:
         return json.loads((handle.metadata() or {})[_KEY])
 
