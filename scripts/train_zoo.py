@@ -55,6 +55,19 @@ JOBS: dict[str, dict] = {
     "ex3_conv4_1": _expand(3, "conv4_1"),
     "ex3_conv5_1": _expand(3, "conv5_1"),
     **{f"ex{bits}_conv1_1": _expand(bits, "conv1_1") for bits in (1, 2, 4, 5)},
+    **{
+        f"ex{bits}_conv1_1_pixel": {**_expand(bits, "conv1_1"), "pixel_weight": 1e5}
+        for bits in (1, 2, 3)
+    },
+}
+
+#: ``--init zoo``: the shipped model each job warm-starts from.
+ZOO_INIT: dict[str, str] = {
+    **{f"ih_conv{k}_1": f"inverse-halftone/conv{k}_1" for k in range(1, 6)},
+    "ih_conv1_1_pixel": "inverse-halftone/conv1_1-pixel",
+    **{f"ex3_conv{k}_1": f"expand-3bit/conv{k}_1" for k in range(1, 6)},
+    **{f"ex{bits}_conv1_1": f"expand-{bits}bit/conv1_1" for bits in (1, 2, 4, 5)},
+    **{f"ex{bits}_conv1_1_pixel": f"expand-{bits}bit/conv1_1" for bits in (1, 2, 3)},
 }
 
 RECIPE = {"crop_size": 256, "batch_size": 16, "lr": 2e-4, "iterations": 30_000}
@@ -80,6 +93,9 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     )
     if args.crop_size:
         settings["crop_size"] = args.crop_size
+    for key in ("lr", "lr_schedule", "grey_fraction"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     config = TrainingConfig.from_dict(settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +104,12 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     train = TrainingImages.from_paths(args.train, config.degradation)
     val = TrainingImages.from_paths(args.val, config.degradation)
     resume = ckpt if ckpt.exists() and args.resume else None
-    init = Path(args.init) / f"{name}.safetensors" if args.init else None
+    if args.init == "zoo":
+        from napari_compand import zoo
+
+        init = zoo.path_of(ZOO_INIT[name])
+    else:
+        init = Path(args.init) / f"{name}.safetensors" if args.init else None
     trainer = Trainer(
         config,
         train,
@@ -165,6 +186,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds per job")
     parser.add_argument("--iterations", type=int, default=0, help="0: the recipe's 30,000")
     parser.add_argument("--crop-size", type=int, default=0, help="0: the recipe's 256")
+    parser.add_argument("--lr", type=float, help="default: the recipe's 2e-4")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"))
+    parser.add_argument("--grey-fraction", type=float, help="share of grey crops")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -173,7 +197,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--resume", action="store_true", help="continue existing checkpoints")
     parser.add_argument(
-        "--init", help="folder of checkpoints named <job>.safetensors to warm start from"
+        "--init",
+        help="folder of checkpoints named <job>.safetensors to warm start from, "
+        "or 'zoo' for the shipped models (ZOO_INIT)",
     )
     parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
     args = parser.parse_args()

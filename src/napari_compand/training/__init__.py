@@ -7,7 +7,7 @@ from .checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from .config import Device, Task, TrainingConfig
+from .config import Device, LrSchedule, Task, TrainingConfig
 from .data import TrainingImages
 from .engine import Progress, StateChange, Trainer, TrainingQueue, TrainingUpdate, Validation
 
@@ -15,6 +15,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Device",
+    "LrSchedule",
     "Progress",
     "StateChange",
     "Task",

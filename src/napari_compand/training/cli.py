@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..degrade import HALFTONE_METHODS
 from ..losses import LossLayer
 from ..models import Base, ModelConfig
-from .config import Device, Task, TrainingConfig
+from .config import Device, LrSchedule, Task, TrainingConfig
 
 __all__ = ["add_train_command", "config_from_args"]
 
@@ -61,6 +61,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--batch-size", type=int)
     recipe.add_argument("--crop-size", type=int)
     recipe.add_argument("--lr", type=float)
+    recipe.add_argument(
+        "--lr-schedule", choices=[s.value for s in LrSchedule], help="constant (paper) or cosine"
+    )
     recipe.add_argument("--seed", type=int)
     recipe.add_argument("--device", choices=[d.value for d in Device])
     recipe.add_argument(

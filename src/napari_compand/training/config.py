@@ -7,6 +7,7 @@ CLI and the Train widget).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
@@ -15,7 +16,7 @@ from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode
 from ..losses import LossLayer
 from ..models import Base, ModelConfig
 
-__all__ = ["Device", "Task", "TrainingConfig"]
+__all__ = ["Device", "LrSchedule", "Task", "TrainingConfig"]
 
 
 class Task(str, Enum):
@@ -23,6 +24,18 @@ class Task(str, Enum):
 
     EXPAND = "expand"  # l-bit -> 8-bit (bit-depth expansion, companding)
     INVERSE_HALFTONE = "inverse-halftone"
+
+
+class LrSchedule(str, Enum):
+    """How the learning rate changes over ``iterations``.
+
+    ``constant`` keeps ``lr`` (the paper); ``cosine`` decays it as
+    :math:`lr_t = lr_{min} + (lr - lr_{min}) (1 + \\cos(\\pi t / T)) / 2` to
+    ``lr_min = lr / 100`` at iteration ``T = iterations``.
+    """
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
 
 
 class Device(str, Enum):
@@ -64,6 +77,8 @@ class TrainingConfig:
         Random square crops per batch, batch size, optimizer steps.
     lr, beta1, beta2
         Adam settings (paper: lr 2e-4).
+    lr_schedule
+        :class:`LrSchedule` (paper: ``constant``).
     seed
         Seeds the model initialisation and the crop sequence.
     device
@@ -90,6 +105,7 @@ class TrainingConfig:
     batch_size: int = 16
     iterations: int = 1000
     lr: float = 2e-4
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT
     beta1: float = 0.9
     beta2: float = 0.999
     seed: int = 0
@@ -104,6 +120,7 @@ class TrainingConfig:
         set_(self, "task", _enum(Task, self.task, "task"))
         set_(self, "loss_layer", _enum(LossLayer, self.loss_layer, "loss layer"))
         set_(self, "device", _enum(Device, self.device, "device"))
+        set_(self, "lr_schedule", _enum(LrSchedule, self.lr_schedule, "lr schedule"))
         if isinstance(self.model, dict):
             set_(self, "model", ModelConfig(**self.model))
         _bounded("bits", self.bits, 1, 7)
@@ -147,7 +164,7 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (enums as their values)."""
         data = asdict(self)
-        for key in ("task", "loss_layer", "device"):
+        for key in ("task", "loss_layer", "device", "lr_schedule"):
             data[key] = getattr(self, key).value
         data["model"] = self.model.to_dict()
         return data
@@ -160,6 +177,14 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")
         return cls(**data)
+
+    def lr_at(self, iteration: int) -> float:
+        """Learning rate of the step after ``iteration`` finished steps."""
+        if self.lr_schedule is LrSchedule.CONSTANT:
+            return self.lr
+        low = self.lr / 100
+        progress = min(iteration / self.iterations, 1.0)
+        return low + (self.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with some fields changed (validated again)."""

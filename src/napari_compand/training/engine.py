@@ -90,6 +90,7 @@ _RESUME_KEYS = (
     "batch_size",
     "crop_size",
     "lr",
+    "lr_schedule",
     "beta1",
     "beta2",
     "pixel_weight",
@@ -208,6 +209,8 @@ class Trainer:
             loss = self.loss_fn(prediction, targets)
             if self.config.pixel_weight:
                 loss = loss + self.config.pixel_weight * F.mse_loss(prediction, targets)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
