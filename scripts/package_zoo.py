@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from napari_compand._io import collect_images, read_image
-from napari_compand.evaluation import baseline, evaluate
-from napari_compand.inference import load_model, restore
+from napari_compand.evaluation import baseline, evaluate, grey_version, model_restorer
+from napari_compand.inference import load_model
 from napari_compand.training.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.training.config import TrainingConfig
 from napari_compand.training.data import to_uint8_channels
@@ -49,6 +49,18 @@ def zoo_name(job: str) -> str:
     return f"expand-{task[2:]}bit/{variant}"
 
 
+def warm_starts(meta: dict) -> list[dict]:
+    """The training stages a model grew from, oldest first, each with its recipe."""
+    stages, parent = [], meta.get("init")
+    keys = ("recipe", "iterations_done", "device", "data", "validation")
+    while isinstance(parent, str) and Path(parent).is_file():
+        previous = load_checkpoint(parent).metadata
+        stages.insert(0, {key: previous.get(key) for key in keys})
+        stages[:0] = previous.get("warm_starts", [])  # a packaged parent carries its own chain
+        parent = previous.get("init")
+    return stages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoints", nargs="+", type=Path)
@@ -62,6 +74,8 @@ def main() -> None:
         files = collect_images(dirs.split(","))
         sets[name] = [to_uint8_channels(read_image(f), 3) for f in files]
     ZOO.mkdir(parents=True, exist_ok=True)
+    # read every warm-start chain first: packaging may overwrite a parent file
+    lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path)
         meta = dict(checkpoint.metadata)
@@ -70,18 +84,19 @@ def main() -> None:
         model = load_model(path)
         evaluation = {}
         classical = "midbin" if meta["task"] == "expand" else "gaussian"
-        for set_name, images in sets.items():
-            scores = evaluate(
-                images, degradation, lambda d, model=model: restore(d, model, rgb=True)
-            )
-            base = evaluate(images, degradation, baseline(classical, degradation), progress=None)
-            evaluation[set_name] = scores.as_dict()
-            evaluation[f"{set_name} baseline {classical}"] = base.as_dict()
-            print(
-                f"{name:34s} {set_name:11s} {scores.psnr:6.2f} dB {scores.ssim:.3f} "
-                f"| {classical} {base.psnr:6.2f} dB {base.ssim:.3f}",
-                flush=True,
-            )
+        restorers = {"": model_restorer(model)}
+        if meta["task"] == "expand":
+            restorers[" consistent"] = model_restorer(model, consistent=True)
+        for set_name, colour in sets.items():
+            for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
+                key = f"{set_name}{tone}"
+                for variant, restorer in restorers.items():
+                    scores = evaluate(images, degradation, restorer)
+                    evaluation[f"{key}{variant}"] = scores.as_dict()
+                    print(f"{name:34s} {key + variant:26s} {scores.psnr:6.2f} dB {scores.ssim:.3f}")
+                base = evaluate(images, degradation, baseline(classical, degradation))
+                evaluation[f"{key} baseline {classical}"] = base.as_dict()
+                print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
             evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
@@ -95,13 +110,7 @@ def main() -> None:
             if meta["recipe"]["pixel_weight"]
             else ""
         )
-        # the warm starts this model grew from, oldest first, each with its recipe
-        stages, parent = [], meta.get("init")
-        while isinstance(parent, str) and Path(parent).is_file():
-            previous = load_checkpoint(parent).metadata
-            keys = ("recipe", "iterations_done", "device", "data", "validation")
-            stages.insert(0, {key: previous.get(key) for key in keys})
-            parent = previous.get("init")
+        stages = lineage[path]
         warm = ""
         if stages:
             meta["init"] = "see warm_starts"

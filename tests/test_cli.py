@@ -102,6 +102,20 @@ def test_restore_folder_with_a_zoo_model(tmp_path, capsys):
     assert "[2/2]" in capsys.readouterr().out
 
 
+def test_restore_consistent_keeps_pixels_in_their_bins(tmp_path):
+    folder = tmp_path / "low"
+    folder.mkdir()
+    low = quantize(data.astronaut()[:96, :128], 3)
+    iio.imwrite(folder / "astro.png", low)
+    out = tmp_path / "restored"
+    args = ["restore", str(folder), "--model", "expand-3bit/conv1_1", "--out", str(out)]
+    assert main([*args, "--consistent"]) == 0
+    restored = iio.imread(out / "astro_expand-3bit_conv1_1_consistent.png")
+    np.testing.assert_array_equal(quantize(restored, 3), low)
+    args[3] = "inverse-halftone/conv1_1"
+    assert main([*args, "--consistent"]) == 2
+
+
 def test_restore_unknown_model_is_a_clear_error(photo_dir, tmp_path, capsys):
     args = ["restore", str(photo_dir), "--model", "nope", "--out", str(tmp_path / "o")]
     assert main(args) == 2

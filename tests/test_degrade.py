@@ -301,3 +301,46 @@ def test_degradation_labels_and_metadata_round_trip():
     image = data.camera()[:32, :32]
     np.testing.assert_array_equal(three.apply(image), quantize(image, 3))
     np.testing.assert_array_equal(fs.apply(image), halftone(image))
+
+
+# -- keep_in_bin: consistency of an expansion with its low-bit input ------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bits"), [(np.uint8, 1), (np.uint8, 3), (np.uint16, 5), (np.float32, 3)]
+)
+def test_keep_in_bin_requantizes_to_the_input_and_never_moves_away_from_truth(dtype, bits):
+    from napari_compand.degrade import keep_in_bin
+
+    rng = np.random.default_rng(bits)
+    if dtype is np.float32:
+        truth = rng.random((40, 50)).astype(dtype)
+        guess = rng.random((40, 50)).astype(dtype)
+    else:
+        top = np.iinfo(dtype).max
+        truth = rng.integers(0, top + 1, (40, 50)).astype(dtype)
+        guess = rng.integers(0, top + 1, (40, 50)).astype(dtype)
+    low = quantize(truth, bits)
+    before = guess.copy()
+    kept = keep_in_bin(guess, low, bits)
+    np.testing.assert_array_equal(guess, before)  # input untouched
+    assert kept.dtype == dtype
+    np.testing.assert_array_equal(quantize(kept, bits), low)
+    error_before = np.abs(guess.astype(np.float64) - truth)
+    error_after = np.abs(kept.astype(np.float64) - truth)
+    assert np.all(error_after <= error_before + 1e-6)
+    assert np.any(error_after < error_before)
+
+
+def test_keep_in_bin_rgba_keeps_alpha_and_checks_inputs():
+    from napari_compand.degrade import keep_in_bin
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 200
+    restored = np.full((4, 4, 4), 90, np.uint8)
+    kept = keep_in_bin(restored, rgba, 3)
+    assert np.all(kept[..., :3] == 31) and np.all(kept[..., 3] == 90)
+    with pytest.raises(ValueError, match="same shape and dtype"):
+        keep_in_bin(restored, rgba[..., :3], 3)
+    with pytest.raises(ValueError, match="bits"):
+        keep_in_bin(restored, rgba, 8)

@@ -217,3 +217,20 @@ def test_shipped_expansion_beats_midbin():
     low = quantize(clean, 3, rgb=True)
     midbin = baseline("midbin", Degradation(DegradationMode.QUANTIZE, bits=3))(low)
     assert psnr(clean, restore(low, EX3), rgb=True) > psnr(clean, midbin, rgb=True) + 0.5
+
+
+def test_consistent_expansion_stays_in_the_input_bins():
+    clean = data.astronaut()[:128, :160]
+    low = quantize(clean, 3, rgb=True)
+    free = restore(low, EX3)
+    kept = restore(low, EX3, consistent=True)
+    np.testing.assert_array_equal(quantize(kept, 3, rgb=True), low)
+    assert psnr(clean, kept, rgb=True) >= psnr(clean, free, rgb=True)
+    assert np.any(quantize(free, 3, rgb=True) != low)  # the free network leaves some bins
+
+
+def test_consistent_needs_an_expansion_model(astronaut_ht):
+    with pytest.raises(ValueError, match="needs a bit-depth expansion model"):
+        restore(astronaut_ht[:64, :64], IH, consistent=True)
+    with pytest.raises(ValueError, match="unknown task"):
+        restore(np.zeros((32, 32, 3), np.uint8), _small(), consistent=True)

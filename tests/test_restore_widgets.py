@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from napari_compand.degrade import halftone
+from napari_compand.degrade import halftone, quantize
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
 
@@ -38,6 +38,7 @@ def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
     assert widget._task.value == "inverse-halftone"
     assert widget._model.value == "inverse-halftone/conv1_1"
     assert widget._bits.native.isHidden()
+    assert widget._consistent.native.isHidden()  # only for expansion
     assert widget.run() is not None
     wait_for(qtbot, widget)
     name = "astronaut [halftone floyd-steinberg] [inverse halftone conv1_1]"
@@ -58,6 +59,18 @@ def test_restore_widget_picks_expansion_for_3bit_layers(viewer, qtbot):
     assert (widget._task.value, widget._bits.value) == ("expand", 3)
     assert widget._model.value == "expand-3bit/conv1_1"
     assert not widget._bits.native.isHidden()
+    assert not widget._consistent.native.isHidden()
+    widget._model.value = "expand-3bit/conv1_1"
+    widget._consistent.value = True
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
+    name = "astronaut [3-bit] [expand 3-bit conv1_1, in bin]"
+    qtbot.waitUntil(lambda: name in viewer.layers)
+    low = viewer.layers["astronaut [3-bit]"].data
+    np.testing.assert_array_equal(quantize(viewer.layers[name].data, 3, rgb=True), low)
+    np.testing.assert_array_equal(
+        viewer.layers[name].data, restore(low, "expand-3bit/conv1_1", consistent=True)
+    )
 
 
 def test_restore_widget_reports_a_bad_checkpoint(viewer, qtbot, tmp_path):

@@ -387,3 +387,19 @@ def test_torchrun_two_cpu_processes(image_folder, tmp_path):
     meta = load_checkpoint(out).metadata
     assert meta["world_size"] == 2 and meta["iterations_done"] == 3
     assert result.stdout.count("trained inverse-halftone") == 1  # only rank 0 reports
+
+
+def test_cosine_schedule_decays_to_a_hundredth_and_is_applied():
+    config = tiny_config(lr_schedule="cosine", iterations=10)
+    rates = [config.lr_at(i) for i in range(11)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[5] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert tiny_config().lr_at(7) == 1e-3  # constant: the paper
+    trainer = Trainer(config, TrainingImages(smooth_images(), config.degradation))
+    for update in trainer.run():
+        if isinstance(update, Progress) and update.iteration == 4:
+            break
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr_at(3))
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        tiny_config(lr_schedule="linear")

@@ -35,6 +35,7 @@ __all__ = [
     "Degradation",
     "DegradationMode",
     "halftone",
+    "keep_in_bin",
     "max_bits",
     "quantize",
 ]
@@ -101,6 +102,74 @@ def quantize(
         If the image is boolean, complex, or of an unsupported dtype.
     """
     return _run(_quantize_steps(image, bits, rgb=rgb), progress)
+
+
+def keep_in_bin(
+    restored: np.ndarray,
+    quantized: np.ndarray,
+    bits: int,
+    *,
+    rgb: bool | None = None,
+) -> np.ndarray:
+    r"""Clamp a restoration into the Eq. 2 bin of each low-bit pixel (consistency).
+
+    A pixel :math:`I_{low}` of an ``l``-bit image (Eq. 2) can only have come from
+    values in :math:`[I_{low},\ I_{low} + 2^{h-l} - 1]`. Clamping the restored
+    value :math:`\hat I` into that bin,
+
+    .. math:: \hat I_c = \min(\max(\hat I,\ I_{low}),\ I_{low} + 2^{h-l} - 1),
+
+    makes the result consistent with its input (``quantize(result, bits)``
+    gives ``quantize(quantized, bits)`` back) and never moves a pixel further
+    from the true value, which lies in the same bin. Floats use the bins of
+    :func:`quantize`: ``[k / 2**l, (k + 1) / 2**l)``.
+
+    Parameters
+    ----------
+    restored
+        The expansion of ``quantized`` (same shape and dtype).
+    quantized
+        The low-bit input (values off the ``bits`` grid are binned by Eq. 2).
+    bits
+        Bit depth ``l`` of ``quantized``.
+    rgb
+        Whether the last axis holds RGB(A) channels; alpha is returned unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array like ``restored``.
+
+    Examples
+    --------
+    >>> low = np.array([[0, 32, 224]], dtype=np.uint8)
+    >>> keep_in_bin(np.array([[40, 20, 255]], dtype=np.uint8), low, bits=3)
+    array([[ 31,  32, 255]], dtype=uint8)
+    """
+    restored = check_image(restored, "restored", unit_range=True)
+    quantized = check_image(quantized, "quantized", unit_range=True)
+    if restored.shape != quantized.shape or restored.dtype != quantized.dtype:
+        raise ValueError(
+            f"restored {restored.shape} {restored.dtype} and quantized {quantized.shape} "
+            f"{quantized.dtype} must have the same shape and dtype"
+        )
+    _check_bits(bits, max_bits(quantized.dtype) + 1)
+    depth = integer_bit_depth(quantized.dtype)
+    if depth is None:
+        levels = 2.0**bits
+        index = np.minimum(np.floor(quantized * levels), levels - 1)
+        low = (index / levels).astype(restored.dtype)
+        top = ((index + 1) / levels).astype(restored.dtype)
+        # bins are half-open [k, k + 1) / 2**l, except the last, which holds 1.0
+        high = np.where(index == levels - 1, top, np.nextafter(top, restored.dtype.type(0)))
+    else:
+        shift = depth - bits
+        low = (quantized >> shift) << shift
+        high = low + ((1 << shift) - 1)
+    result = np.clip(restored, low, high).astype(restored.dtype)
+    if guess_rgb(restored, rgb) and restored.shape[-1] == 4:
+        result[..., 3] = restored[..., 3]
+    return result
 
 
 def halftone(

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from skimage.color import rgb2gray
 from skimage.filters import gaussian
+from skimage.util import img_as_ubyte
 
 from .degrade import Degradation, DegradationMode
 from .metrics import psnr, ssim
 
-__all__ = ["BASELINES", "Scores", "baseline", "evaluate"]
+__all__ = ["BASELINES", "Scores", "baseline", "evaluate", "grey_version", "model_restorer"]
 
 BASELINES = ("as-is", "midbin", "gaussian")
 
@@ -63,6 +66,30 @@ def baseline(name: str, degradation: Degradation, sigma: float = 1.2) -> Callabl
             * 255
         ).astype(np.uint8)
     raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+
+
+def model_restorer(
+    model: Any, *, consistent: bool = False, device: str = "auto"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``uint8 degraded -> uint8 restored`` with a network, for :func:`evaluate`.
+
+    ``model`` is anything :func:`~napari_compand.inference.restore` accepts;
+    ``(Y, X, 3)`` images are colour, 2D images grey.
+    """
+    from .inference import load_model, restore
+
+    loaded = load_model(model)
+    return lambda degraded: restore(
+        degraded, loaded, rgb=degraded.ndim == 3, device=device, consistent=consistent
+    )
+
+
+def grey_version(image: np.ndarray) -> np.ndarray:
+    """uint8 luminance of an RGB image (``skimage.color.rgb2gray``: ITU-R 709
+    weights 0.2125 R + 0.7154 G + 0.0721 B); a 2D image is returned as is."""
+    if image.ndim == 2:
+        return image
+    return img_as_ubyte(rgb2gray(image[..., :3]))
 
 
 def evaluate(

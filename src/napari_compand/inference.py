@@ -44,6 +44,7 @@ import torch
 
 from ._device import resolve_device
 from ._validation import check_image, dtype_max, guess_rgb
+from .degrade import keep_in_bin
 from .models import Restorer
 
 __all__ = [
@@ -160,6 +161,7 @@ def restore(
     overlap: int | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
+    consistent: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
@@ -185,6 +187,10 @@ def restore(
         Tiles per forward pass (``None``: 4 on CUDA, where batching pays, 1 elsewhere).
     precision
         One of :data:`PRECISIONS`: autocast dtype of the network.
+    consistent
+        Expansion models only: clamp each restored pixel into the Eq. 2 bin of
+        its low-bit input (:func:`~napari_compand.degrade.keep_in_bin`), so the
+        result re-quantizes to the input. Never lowers PSNR.
     progress
         Called with ``(tiles done, tiles total)``.
     should_stop
@@ -210,6 +216,7 @@ def restore(
         overlap=overlap,
         batch_size=batch_size,
         precision=precision,
+        consistent=consistent,
     )
     try:
         while True:
@@ -234,6 +241,7 @@ def restore_steps(
     overlap: int | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
+    consistent: bool = False,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """:func:`restore` as a generator: yields ``(tiles done, total)``, returns the result.
 
@@ -245,6 +253,11 @@ def restore_steps(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     loaded = load_model(model)
+    if consistent and (loaded.task != "expand" or loaded.bits is None):
+        raise ValueError(
+            f"consistent=True needs a bit-depth expansion model with known bits; "
+            f"{loaded.name!r} is a {loaded.task or 'model of unknown task'}"
+        )
     array = check_image(image, unit_range=True)
     rgb = guess_rgb(array, rgb)
     target = resolve_device(device)
@@ -252,7 +265,10 @@ def restore_steps(
         batch_size = 4 if target.type == "cuda" else 1
     plan = _TilePlan.for_model(loaded, tile_size, overlap)
     planes = _planes(array.shape, rgb, loaded.channels)
-    return (yield from _run(array, loaded, planes, plan, target, batch_size, precision))
+    result = yield from _run(array, loaded, planes, plan, target, batch_size, precision)
+    if consistent:
+        result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
+    return result
 
 
 def tile_count(

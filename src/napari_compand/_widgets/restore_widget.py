@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+)
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 
@@ -41,6 +49,12 @@ class RestoreWidget(Container):
         self._bits = SpinBox(label="input bits", min=1, max=7, value=3)
         self._model = ComboBox(label="model", choices=self._model_choices)
         self._file = FileEdit(label="checkpoint", filter="*.safetensors", mode="r")
+        self._consistent = CheckBox(
+            text="keep in quantization bin",
+            value=False,
+            tooltip="clamp each pixel into the Eq. 2 bin of its low-bit input, so the "
+            "result re-quantizes to the input (never lowers PSNR)",
+        )
         self._device = ComboBox(label="device", choices=["auto", *available_devices()])
         self._tile = SpinBox(label="tile size", min=64, max=8192, step=64, value=1024)
         self._run_button = PushButton(text="Restore")
@@ -52,6 +66,7 @@ class RestoreWidget(Container):
                 self._bits,
                 self._model,
                 self._file,
+                self._consistent,
                 self._device,
                 self._tile,
                 self._run_button,
@@ -99,6 +114,7 @@ class RestoreWidget(Container):
                 on_finished=self._set_idle,
                 device=self._device.value,
                 tile_size=self._tile.value,
+                consistent=self._task.value == "expand" and self._consistent.value,
             )
         except (FileNotFoundError, CheckpointError, TypeError, ValueError, RuntimeError) as err:
             self._fail(str(err))
@@ -122,6 +138,7 @@ class RestoreWidget(Container):
 
     def _sync_controls(self, *_: object) -> None:
         self._bits.visible = self._task.value == "expand"
+        self._consistent.visible = self._task.value == "expand"
         self._file.visible = self._model.value == _FROM_FILE
 
     def _set_idle(self) -> None:

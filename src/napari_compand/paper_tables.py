@@ -1,0 +1,351 @@
+"""The paper's Tables I–III, measured on your images, with the paper's numbers beside ours.
+
+Hou & Qiu report mean PSNR/SSIM on COCO test images for
+
+* Table I: bit-depth expansion from 1–5 bits to 8 bits, conv1_1 loss;
+* Table II: 3-bit expansion with the conv1_1 … conv5_1 losses;
+* Table III: inverse halftoning (Floyd–Steinberg) with the conv1_1 … conv5_1 losses.
+
+:func:`plan` lists what to measure (zoo models or checkpoint files, each
+expansion model also *in bin*, i.e. with :func:`~napari_compand.degrade.keep_in_bin`,
+and the classical baselines of :mod:`napari_compand.evaluation`), :func:`measure`
+degrades every image once per degradation and tone (grey and colour) and scores
+every method on it, and :func:`markdown` / :func:`write_csv` lay the results out
+like the paper's tables.
+
+>>> from napari_compand import paper_tables
+>>> methods = paper_tables.plan(task="expand", bits=[3], models=["expand-3bit/conv1_1"])
+>>> [m.label for m in methods]
+['Eq. 2 as-is', 'mid-bin', 'expand-3bit/conv1_1', 'expand-3bit/conv1_1 in bin']
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import zoo
+from .degrade import Degradation, DegradationMode, keep_in_bin
+from .evaluation import Scores, baseline, grey_version, model_restorer
+from .inference import load_model
+from .metrics import psnr, ssim
+
+__all__ = ["PAPER", "TONES", "Method", "Result", "markdown", "measure", "plan", "write_csv"]
+
+#: Hou & Qiu's colour PSNR (dB) and SSIM on COCO, by (task, bits, loss layer),
+#: as quoted in this project's issues (``None``: not quoted).
+PAPER: dict[tuple[str, int | None, str], tuple[float, float | None]] = {
+    ("expand", 1, "conv1_1"): (18.67, None),
+    ("expand", 2, "conv1_1"): (25.65, None),
+    ("expand", 3, "conv1_1"): (30.79, 0.90),
+    ("expand", 4, "conv1_1"): (34.52, None),
+    ("expand", 5, "conv1_1"): (37.59, None),
+    ("inverse-halftone", None, "conv1_1"): (31.43, 0.91),
+}
+
+#: Image tones every method is scored on.
+TONES = ("grey", "colour")
+
+_HALFTONE = Degradation(DegradationMode.HALFTONE, method="floyd-steinberg")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a table: a baseline or a model applied to one degradation."""
+
+    label: str
+    degradation: Degradation
+    restorer: Callable[[np.ndarray], np.ndarray]
+    loss_layer: str | None = None  # None for baselines
+    variant: str = ""  # "", "pixel" (extra pixel loss), ...
+    consistent: bool = False
+
+    @property
+    def task(self) -> str:
+        return "expand" if self.degradation.mode is DegradationMode.QUANTIZE else "inverse-halftone"
+
+    @property
+    def bits(self) -> int | None:
+        return self.degradation.bits if self.task == "expand" else None
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Which of Tables I, II, III the row belongs to."""
+        if self.task == "inverse-halftone":
+            return ("III",)
+        if self.loss_layer is None:  # baselines: in I, and mid-bin also in II
+            return ("I", "II") if self.bits == 3 and self.label == "mid-bin" else ("I",)
+        tables = ()
+        if self.loss_layer == "conv1_1" or self.bits != 3:
+            tables += ("I",)
+        if self.bits == 3:
+            tables += ("II",)
+        return tables
+
+    @property
+    def paper(self) -> tuple[float, float | None] | None:
+        """The paper's (PSNR, SSIM) for this task, bits and loss, if quoted."""
+        if self.loss_layer is None or self.consistent or self.variant:
+            return None
+        return PAPER.get((self.task, self.bits, self.loss_layer))
+
+
+@dataclass(frozen=True)
+class Result:
+    """Mean scores of one method on one tone."""
+
+    method: Method
+    tone: str
+    scores: Scores
+
+
+def plan(
+    task: str | None = None,
+    bits: Iterable[int] | None = None,
+    models: Sequence[str] | None = None,
+    *,
+    consistent: bool = True,
+    device: str = "auto",
+) -> list[Method]:
+    """The methods to measure: baselines first, then models, per degradation.
+
+    Parameters
+    ----------
+    task
+        ``expand``, ``inverse-halftone`` or ``None`` (both).
+    bits
+        Input bit depths for expansion (default 1–5); models of other depths are left out.
+    models
+        Zoo names or checkpoint files (default: every shipped model of the task).
+    consistent
+        Also score each expansion model *in bin* (:func:`~napari_compand.degrade.keep_in_bin`).
+    device
+        Where the networks run.
+    """
+    if task not in (None, "expand", "inverse-halftone"):
+        raise ValueError(f"unknown task {task!r}; choose expand or inverse-halftone")
+    depths = sorted(set(bits or range(1, 6)))
+    for depth in depths:
+        if not 1 <= depth <= 7:
+            raise ValueError(f"bits must be between 1 and 7, got {depth}")
+    loaded = [load_model(m) for m in (models or [m.name for m in zoo.shipped()])]
+    methods: list[Method] = []
+    if task in (None, "expand"):
+        for depth in depths:
+            degradation = Degradation(DegradationMode.QUANTIZE, bits=depth)
+            methods += [
+                Method("Eq. 2 as-is", degradation, baseline("as-is", degradation)),
+                Method("mid-bin", degradation, baseline("midbin", degradation)),
+            ]
+            for model in loaded:
+                if model.task != "expand" or model.bits != depth:
+                    continue
+                plain = _last_result(model_restorer(model, device=device))
+                methods.append(
+                    Method(model.name, degradation, plain, model.loss_layer, _variant(model.name))
+                )
+                if consistent:  # the same network output, clamped: no second forward pass
+                    methods.append(
+                        Method(
+                            f"{model.name} in bin",
+                            degradation,
+                            lambda d, plain=plain, depth=depth: keep_in_bin(plain(d), d, depth),
+                            model.loss_layer,
+                            _variant(model.name),
+                            consistent=True,
+                        )
+                    )
+    if task in (None, "inverse-halftone"):
+        methods += [
+            Method("halftone as-is", _HALFTONE, baseline("as-is", _HALFTONE)),
+            Method("Gaussian blur (sigma 1.2)", _HALFTONE, baseline("gaussian", _HALFTONE)),
+        ]
+        for model in loaded:
+            if model.task == "inverse-halftone":
+                methods.append(
+                    Method(
+                        model.name,
+                        _HALFTONE,
+                        model_restorer(model, device=device),
+                        model.loss_layer,
+                        _variant(model.name),
+                    )
+                )
+    if models and not any(m.loss_layer for m in methods):
+        raise ValueError(
+            "none of the given models matches the task and bits asked for "
+            f"(task {task or 'any'}, bits {', '.join(map(str, depths))})"
+        )
+    return methods
+
+
+def _last_result(
+    restorer: Callable[[np.ndarray], np.ndarray],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``restorer`` that returns its previous result when called again on the same array."""
+    last: list = [None, None]
+
+    def cached(degraded: np.ndarray) -> np.ndarray:
+        if last[0] is not degraded:
+            last[:] = [degraded, restorer(degraded)]
+        return last[1]
+
+    return cached
+
+
+def _variant(name: str) -> str:
+    """``expand-3bit/conv1_1-pixel`` -> ``pixel``; plain names -> ``""``."""
+    tail = name.rsplit("/", 1)[-1]
+    return tail.split("-", 1)[1] if tail.startswith("conv") and "-" in tail else ""
+
+
+def measure(
+    images: Sequence[np.ndarray],
+    methods: Sequence[Method],
+    tones: Sequence[str] = TONES,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Result]:
+    """Degrade each image once per degradation and tone; score every method on it.
+
+    ``images`` are uint8 RGB ``(Y, X, 3)``; the grey tone uses their luminance
+    (:func:`~napari_compand.evaluation.grey_version`). ``progress(done, total)``
+    is called after each restored image.
+    """
+    unknown = set(tones) - set(TONES)
+    if unknown or not tones:
+        raise ValueError(f"tones must be among {TONES}, got {list(tones)}")
+    if not images:
+        raise ValueError("no images to evaluate")
+    groups: dict[Degradation, list[Method]] = {}
+    for method in methods:
+        groups.setdefault(method.degradation, []).append(method)
+    total = len(images) * len(methods) * len(tones)
+    done = 0
+    values: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for degradation, group in groups.items():
+        for tone in tones:
+            for image in images:
+                clean = grey_version(image) if tone == "grey" else image
+                rgb = clean.ndim == 3
+                degraded = degradation.apply(clean, rgb=rgb)
+                for method in group:
+                    restored = method.restorer(degraded)
+                    values.setdefault((id(method), tone), []).append(
+                        (psnr(clean, restored, rgb=rgb), ssim(clean, restored, rgb=rgb))
+                    )
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+    results = []
+    for method in methods:
+        for tone in tones:
+            p, s = np.mean(values[(id(method), tone)], axis=0)
+            results.append(Result(method, tone, Scores(float(p), float(s), len(images))))
+    return results
+
+
+_TITLES = {
+    "I": "Table I: bit-depth expansion to 8 bits, conv1_1 loss",
+    "II": "Table II: 3-bit expansion by loss layer",
+    "III": "Table III: inverse halftoning (Floyd–Steinberg) by loss layer",
+}
+
+
+def markdown(results: Sequence[Result], data: str = "") -> str:
+    """The results as markdown tables laid out like the paper's Tables I–III.
+
+    Each row is one method: mean PSNR (dB) / SSIM for every tone measured, then
+    the paper's colour PSNR / SSIM on COCO where the issue quotes it.
+    """
+    tones = [t for t in TONES if any(r.tone == t for r in results)]
+    by_method: dict[int, dict[str, Scores]] = {}
+    order: list[Method] = []
+    for result in results:
+        if id(result.method) not in by_method:
+            order.append(result.method)
+        by_method.setdefault(id(result.method), {})[result.tone] = result.scores
+    images = results[0].scores.images if results else 0
+    blocks = []
+    for table, title in _TITLES.items():
+        rows = [m for m in order if table in m.tables]
+        if not rows:
+            continue
+        first = "bits" if table == "I" else "loss"
+        header = (
+            f"| {first} | method | "
+            + " | ".join(f"{t} PSNR / SSIM" for t in tones)
+            + " | paper colour (COCO) |"
+        )
+        lines = [f"### {title}", "", header, "|" + "---|" * (len(tones) + 3)]
+        for method in rows:
+            key = (
+                str(method.bits)
+                if table == "I"
+                else (method.loss_layer or "–") + (f" + {method.variant}" if method.variant else "")
+            )
+            cells = [_cell(by_method[id(method)].get(t)) for t in tones]
+            paper = method.paper
+            paper_cell = (
+                "–" if paper is None else f"{paper[0]:.2f}" + (f" / {paper[1]:.2f}" if paper[1] else "")
+            )
+            lines.append(f"| {key} | {method.label} | " + " | ".join(cells) + f" | {paper_cell} |")
+        blocks.append("\n".join(lines))
+    source = f" on {data}" if data else ""
+    note = (
+        f"Mean over {images} images{source}. Grey: the images' luminance; colour: PSNR over "
+        "all RGB values, SSIM averaged over channels. *in bin*: output clamped into the "
+        "quantization bin of each input pixel (Eq. 2)."
+    )
+    return "\n\n".join(blocks + [note]) + "\n"
+
+
+def _cell(scores: Scores | None) -> str:
+    return "–" if scores is None else f"{scores.psnr:.2f} / {scores.ssim:.3f}"
+
+
+def write_csv(results: Sequence[Result], path: str | Path) -> Path:
+    """One line per method and tone, with the paper's numbers where quoted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "tables",
+                "task",
+                "bits",
+                "method",
+                "loss_layer",
+                "in_bin",
+                "tone",
+                "psnr_db",
+                "ssim",
+                "images",
+                "paper_colour_psnr_db",
+                "paper_colour_ssim",
+            ]
+        )
+        for r in results:
+            m = r.method
+            paper = m.paper or (None, None)
+            writer.writerow(
+                [
+                    "+".join(m.tables),
+                    m.task,
+                    m.bits if m.bits is not None else "",
+                    m.label,
+                    m.loss_layer or "",
+                    int(m.consistent),
+                    r.tone,
+                    f"{r.scores.psnr:.4f}",
+                    f"{r.scores.ssim:.5f}",
+                    r.scores.images,
+                    "" if paper[0] is None else paper[0],
+                    "" if paper[1] is None else paper[1],
+                ]
+            )
+    return path
