@@ -234,3 +234,28 @@ def test_consistent_needs_an_expansion_model(astronaut_ht):
         restore(astronaut_ht[:64, :64], IH, consistent=True)
     with pytest.raises(ValueError, match="unknown task"):
         restore(np.zeros((32, 32, 3), np.uint8), _small(), consistent=True)
+
+
+def test_self_ensemble_averages_the_eight_rotations_and_flips():
+    model = _small()
+    image = np.random.default_rng(1).random((64, 96, 3)).astype(np.float32)
+    manual = np.zeros_like(image)
+    for k in range(4):
+        for flip in (False, True):
+            view = np.rot90(image, k)
+            view = view[:, ::-1] if flip else view
+            out = restore(np.ascontiguousarray(view), model, rgb=True)
+            out = out[:, ::-1] if flip else out
+            manual += np.rot90(out, -k)
+    ensembled = restore(image, model, rgb=True, self_ensemble=True)
+    np.testing.assert_allclose(ensembled, manual / 8, atol=1e-5)
+    assert np.abs(ensembled - restore(image, model, rgb=True)).max() > 1e-3
+
+
+def test_self_ensemble_helps_expansion():
+    clean = data.astronaut()[:128, :192]
+    low = quantize(clean, 2, rgb=True)
+    plain = restore(low, "expand-2bit/conv1_1")
+    ensembled = restore(low, "expand-2bit/conv1_1", self_ensemble=True)
+    assert ensembled.dtype == np.uint8 and ensembled.shape == clean.shape
+    assert psnr(clean, ensembled, rgb=True) > psnr(clean, plain, rgb=True)

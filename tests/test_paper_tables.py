@@ -37,6 +37,8 @@ def test_plan_lists_baselines_then_models_with_their_in_bin_variant():
     assert methods[0].tables == ("I",)
     assert plain.paper == (30.79, 0.90) and in_bin.paper is None
     assert in_bin.consistent and not plain.consistent
+    ensembled = paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=True)[-1]
+    assert ensembled.label == f"{EX3} x8 in bin" and ensembled.consistent
 
 
 def test_plan_places_layer_models_and_halftone_baselines():

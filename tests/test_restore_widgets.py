@@ -36,9 +36,11 @@ def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
     widget = dock(viewer, "Restore")
     widget._image.value = source
     assert widget._task.value == "inverse-halftone"
-    assert widget._model.value == "inverse-halftone/conv1_1"
+    assert widget._model.value == "inverse-halftone/conv1_1-pixel"  # the best is preselected
+    widget._model.value = "inverse-halftone/conv1_1"
     assert widget._bits.native.isHidden()
     assert widget._consistent.native.isHidden()  # only for expansion
+    assert widget._ensemble.native.isHidden()
     assert widget.run() is not None
     wait_for(qtbot, widget)
     name = "astronaut [halftone floyd-steinberg] [inverse halftone conv1_1]"
@@ -57,9 +59,10 @@ def test_restore_widget_picks_expansion_for_3bit_layers(viewer, qtbot):
     widget = dock(viewer, "Restore")
     widget._image.value = viewer.layers["astronaut [3-bit]"]
     assert (widget._task.value, widget._bits.value) == ("expand", 3)
-    assert widget._model.value == "expand-3bit/conv1_1"
+    assert widget._model.value == "expand-3bit/conv1_1-pixel"
     assert not widget._bits.native.isHidden()
     assert not widget._consistent.native.isHidden()
+    assert not widget._ensemble.native.isHidden()
     widget._model.value = "expand-3bit/conv1_1"
     widget._consistent.value = True
     assert widget.run() is not None
@@ -99,7 +102,7 @@ def test_inverse_halftone_command_from_the_layers_menu(viewer, qtbot):
     layer = viewer.add_image(image, name="camera ht")
     viewer.layers.selection.active = layer
     app.commands.execute_command(command).result()
-    name = "camera ht [inverse halftone conv1_1]"
+    name = "camera ht [inverse halftone conv1_1-pixel]"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=120_000)
     out = viewer.layers[name].data
     assert out.shape == image.shape and out.dtype == np.uint8

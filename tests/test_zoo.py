@@ -33,8 +33,9 @@ def test_required_models_ship_small_with_full_metadata():
 
 def test_get_default_and_unknown():
     assert zoo.get("expand-3bit/conv1_1").bits == 3
-    assert zoo.default_model("inverse-halftone") == "inverse-halftone/conv1_1"
-    assert zoo.default_model("expand", 4) == "expand-4bit/conv1_1"
+    assert zoo.default_model("inverse-halftone") == "inverse-halftone/conv1_1-pixel"
+    assert zoo.default_model("expand", 3) == "expand-3bit/conv1_1-pixel"
+    assert zoo.default_model("expand", 4) == "expand-4bit/conv1_1"  # no pixel variant
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
         zoo.get("expand-3bit/conv9_9")
     with pytest.raises(KeyError, match="no model for expand from 7 bits"):

@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="expansion models: keep each pixel in its input's quantization bin (Eq. 2)",
     )
+    restore.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average over the 8 rotations/flips (8x time; helps expansion, not halftones)",
+    )
     restore.set_defaults(func=_run_restore)
 
     evaluate = commands.add_parser(
@@ -133,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="use only the first N images")
     evaluate.add_argument(
         "--no-in-bin", dest="in_bin", action="store_false", help="skip the in-bin variants"
+    )
+    evaluate.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="also score expansion models averaged over 8 rotations/flips, in bin (8x time)",
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--csv", type=Path, help="also write the results as CSV")
@@ -184,6 +194,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     files = collect_images(args.inputs)
     slug = model.name.replace("/", "_") + ("_consistent" if args.consistent else "")
+    slug += "_x8" if args.self_ensemble else ""
     for number, path in enumerate(files, start=1):
         desc = f"[{number}/{len(files)}] {path.name}"
         with tqdm(desc=desc, unit="tile", leave=False) as bar:
@@ -199,6 +210,7 @@ def _run_restore(args: argparse.Namespace) -> int:
                 tile_size=args.tile_size,
                 overlap=args.overlap,
                 consistent=args.consistent,
+                self_ensemble=args.self_ensemble,
                 progress=advance,
             )
         suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
@@ -218,7 +230,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     files = collect_images(args.data)[: args.limit]
     images = [to_uint8_channels(read_image(path), 3) for path in files]
     methods = paper_tables.plan(
-        args.task, args.bits, args.models, consistent=args.in_bin, device=args.device
+        args.task,
+        args.bits,
+        args.models,
+        consistent=args.in_bin,
+        self_ensemble=args.self_ensemble,
+        device=args.device,
     )
     with tqdm(desc="eval", unit="image", total=0) as bar:
 

@@ -69,7 +69,7 @@ def baseline(name: str, degradation: Degradation, sigma: float = 1.2) -> Callabl
 
 
 def model_restorer(
-    model: Any, *, consistent: bool = False, device: str = "auto"
+    model: Any, *, consistent: bool = False, self_ensemble: bool = False, device: str = "auto"
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``uint8 degraded -> uint8 restored`` with a network, for :func:`evaluate`.
 
@@ -80,7 +80,12 @@ def model_restorer(
 
     loaded = load_model(model)
     return lambda degraded: restore(
-        degraded, loaded, rgb=degraded.ndim == 3, device=device, consistent=consistent
+        degraded,
+        loaded,
+        rgb=degraded.ndim == 3,
+        device=device,
+        consistent=consistent,
+        self_ensemble=self_ensemble,
     )
 
 

@@ -162,6 +162,7 @@ def restore(
     batch_size: int | None = None,
     precision: str = "auto",
     consistent: bool = False,
+    self_ensemble: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
@@ -191,6 +192,10 @@ def restore(
         Expansion models only: clamp each restored pixel into the Eq. 2 bin of
         its low-bit input (:func:`~napari_compand.degrade.keep_in_bin`), so the
         result re-quantizes to the input. Never lowers PSNR.
+    self_ensemble
+        Average the predictions for the 8 rotations and flips of every tile
+        (8x the time). Helps expansion (quantization has no direction); hurts
+        inverse halftoning (error diffusion runs left to right).
     progress
         Called with ``(tiles done, tiles total)``.
     should_stop
@@ -217,6 +222,7 @@ def restore(
         batch_size=batch_size,
         precision=precision,
         consistent=consistent,
+        self_ensemble=self_ensemble,
     )
     try:
         while True:
@@ -242,6 +248,7 @@ def restore_steps(
     batch_size: int | None = None,
     precision: str = "auto",
     consistent: bool = False,
+    self_ensemble: bool = False,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """:func:`restore` as a generator: yields ``(tiles done, total)``, returns the result.
 
@@ -265,7 +272,8 @@ def restore_steps(
         batch_size = 4 if target.type == "cuda" else 1
     plan = _TilePlan.for_model(loaded, tile_size, overlap)
     planes = _planes(array.shape, rgb, loaded.channels)
-    result = yield from _run(array, loaded, planes, plan, target, batch_size, precision)
+    forward = _ensemble_forward if self_ensemble else _forward
+    result = yield from _run(array, loaded, planes, plan, target, batch_size, precision, forward)
     if consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
     return result
@@ -291,7 +299,7 @@ def _plane_size(shape: tuple[int, ...], rgb: bool) -> tuple[int, int]:
     return shape[-3:-1] if rgb else shape[-2:]
 
 
-def _run(array, loaded, planes, plan, target, batch_size, precision):
+def _run(array, loaded, planes, plan, target, batch_size, precision, forward):
     network = loaded.network
     original_device = next(network.parameters()).device
     # alpha (and anything the planes do not cover) starts as a copy of the input
@@ -307,7 +315,7 @@ def _run(array, loaded, planes, plan, target, batch_size, precision):
                 total = done + (len(planes) - i) * plan.count(height, width)
                 try:
                     for _ in _restore_plane(
-                        array, output, plane, network, plan, target, batch_size, autocast
+                        array, output, plane, network, plan, target, batch_size, autocast, forward
                     ):
                         done += 1
                         yield done, total
@@ -436,7 +444,7 @@ def _ramp(n: int) -> np.ndarray:
     return np.clip((k - n / 4) / (n / 2), 0, 1)
 
 
-def _restore_plane(array, output, plane, network, plan, device, batch_size, autocast):
+def _restore_plane(array, output, plane, network, plan, device, batch_size, autocast, forward):
     """Restore one plane band by band; yields once per tile."""
     source = array[plane.index]
     target = output[plane.index]
@@ -460,7 +468,7 @@ def _restore_plane(array, output, plane, network, plan, device, batch_size, auto
             # equal-width tiles in one pass; the last column may be narrower
             for chunk in _same_width(group):
                 batch = np.stack([_as_chw(source[y0:y1, x0:x1], scale) for x0, x1, _ in chunk])
-                result = _forward(network, batch, device, autocast)
+                result = forward(network, batch, device, autocast)
                 for (x0, x1, c), tile in zip(chunk, result, strict=True):
                     weight = row_w[r][:, None, None] * col_w[c][None, :, None]
                     band[:, x0:x1] += tile * weight
@@ -521,6 +529,20 @@ def _forward(network: Restorer, batch: np.ndarray, device: torch.device, autocas
         if network.config.channels == 3 and channels == 1:
             y = y.mean(dim=1, keepdim=True)
         return y.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _ensemble_forward(network: Restorer, batch: np.ndarray, device, autocast) -> np.ndarray:
+    """:func:`_forward` averaged over the 8 rotations and flips of the batch."""
+    total = None
+    for k in range(4):
+        for flip in (False, True):
+            view = np.rot90(batch, k, axes=(2, 3))
+            view = np.ascontiguousarray(view[..., ::-1] if flip else view)
+            out = _forward(network, view, device, autocast)  # (N, h, w, c)
+            out = out[:, :, ::-1] if flip else out
+            out = np.rot90(out, -k, axes=(1, 2))
+            total = out.copy() if total is None else total + out
+    return total / 8
 
 
 def _store(values: np.ndarray, target: np.ndarray, dtype: np.dtype, scale: float) -> None:

@@ -109,6 +109,7 @@ def plan(
     models: Sequence[str] | None = None,
     *,
     consistent: bool = True,
+    self_ensemble: bool = False,
     device: str = "auto",
 ) -> list[Method]:
     """The methods to measure: baselines first, then models, per degradation.
@@ -123,6 +124,9 @@ def plan(
         Zoo names or checkpoint files (default: every shipped model of the task).
     consistent
         Also score each expansion model *in bin* (:func:`~napari_compand.degrade.keep_in_bin`).
+    self_ensemble
+        Also score each expansion model averaged over 8 rotations/flips and in bin
+        (``x8 in bin``; 8x the time).
     device
         Where the networks run.
     """
@@ -154,6 +158,19 @@ def plan(
                             f"{model.name} in bin",
                             degradation,
                             lambda d, plain=plain, depth=depth: keep_in_bin(plain(d), d, depth),
+                            model.loss_layer,
+                            _variant(model.name),
+                            consistent=True,
+                        )
+                    )
+                if self_ensemble:
+                    methods.append(
+                        Method(
+                            f"{model.name} x8 in bin",
+                            degradation,
+                            model_restorer(
+                                model, consistent=True, self_ensemble=True, device=device
+                            ),
                             model.loss_layer,
                             _variant(model.name),
                             consistent=True,

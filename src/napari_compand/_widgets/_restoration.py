@@ -102,7 +102,9 @@ def start_restoration(
     loaded = load_model(model)
     data = layer_data(source)
     rgb = guess_rgb(data, source.rgb)
-    suffix = ", in bin" if settings.get("consistent") else ""
+    suffix = (", in bin" if settings.get("consistent") else "") + (
+        ", x8" if settings.get("self_ensemble") else ""
+    )
     name = f"{source.name} [{output_label(loaded)}{suffix}]"
     tile_settings = {k: settings[k] for k in ("tile_size", "overlap") if k in settings}
     total = tile_count(data.shape, loaded, rgb=rgb, **tile_settings)

@@ -55,6 +55,12 @@ class RestoreWidget(Container):
             tooltip="clamp each pixel into the Eq. 2 bin of its low-bit input, so the "
             "result re-quantizes to the input (never lowers PSNR)",
         )
+        self._ensemble = CheckBox(
+            text="self-ensemble (x8 time)",
+            value=False,
+            tooltip="average over the 8 rotations and flips of the image: "
+            "+0.4 dB at 1-2 bits, 8 times slower",
+        )
         self._device = ComboBox(label="device", choices=["auto", *available_devices()])
         self._tile = SpinBox(label="tile size", min=64, max=8192, step=64, value=1024)
         self._run_button = PushButton(text="Restore")
@@ -67,6 +73,7 @@ class RestoreWidget(Container):
                 self._model,
                 self._file,
                 self._consistent,
+                self._ensemble,
                 self._device,
                 self._tile,
                 self._run_button,
@@ -115,6 +122,7 @@ class RestoreWidget(Container):
                 device=self._device.value,
                 tile_size=self._tile.value,
                 consistent=self._task.value == "expand" and self._consistent.value,
+                self_ensemble=self._task.value == "expand" and self._ensemble.value,
             )
         except (FileNotFoundError, CheckpointError, TypeError, ValueError, RuntimeError) as err:
             self._fail(str(err))
@@ -134,11 +142,18 @@ class RestoreWidget(Container):
 
     def _refresh_models(self, *_: object) -> None:
         self._model.reset_choices()
+        try:
+            best = zoo.default_model(self._task.value, self._bits.value)
+        except KeyError:
+            best = None
+        if best in [value for _label, value in self._model.choices]:
+            self._model.value = best
         self._sync_controls()
 
     def _sync_controls(self, *_: object) -> None:
         self._bits.visible = self._task.value == "expand"
         self._consistent.visible = self._task.value == "expand"
+        self._ensemble.visible = self._task.value == "expand"
         self._file.visible = self._model.value == _FROM_FILE
 
     def _set_idle(self) -> None:

@@ -148,21 +148,25 @@ def path_of(name: str) -> Path | None:
 
 
 def default_model(task: str, bits: int | None = None) -> str:
-    """The shipped conv1_1 model for ``task`` (and ``bits`` for ``expand``).
+    """The best shipped conv1_1 model for ``task`` (and ``bits`` for ``expand``).
+
+    That is ``conv1_1-pixel`` (conv1_1 loss plus a pixel term, higher PSNR) where
+    the zoo has one, else the paper's plain ``conv1_1``.
 
     Raises
     ------
     KeyError
         If the zoo has no such model.
     """
-    name = f"expand-{bits}bit/conv1_1" if task == "expand" else f"{task}/conv1_1"
-    if name not in _shipped():
-        raise KeyError(
-            f"the zoo has no model for {task}"
-            + (f" from {bits} bits" if bits else "")
-            + f"; available: {', '.join(_shipped())}"
-        )
-    return name
+    stem = f"expand-{bits}bit" if task == "expand" else task
+    for name in (f"{stem}/conv1_1-pixel", f"{stem}/conv1_1"):
+        if name in _shipped():
+            return name
+    raise KeyError(
+        f"the zoo has no model for {task}"
+        + (f" from {bits} bits" if bits else "")
+        + f"; available: {', '.join(_shipped())}"
+    )
 
 
 # -- models trained in this session ---------------------------------------------

@@ -1,0 +1,166 @@
+"""Measure the shipped zoo and draw the figures of docs/results.md.
+
+Needs the evaluation images of ``../shared/data`` (or ``--set5-set14`` / ``--bsds``
+folders) and matplotlib (``pip install -e ".[docs]"``)::
+
+    python docs/make_results.py tables --set5-set14 ../shared/data/eval/set5 ../shared/data/eval/set14
+    python docs/make_results.py bsds --bsds ../shared/data/bsds/test
+    python docs/make_results.py figures --set5-set14 ../shared/data/eval/set5 ../shared/data/eval/set14
+
+``tables`` writes ``docs/results/set5_set14.{md,csv}`` (every shipped model, in-bin
+variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_test.{md,csv}``
+(the conv1_1 models); ``figures`` draws ``docs/images/psnr_vs_bits.png`` from the CSVs
+and ``docs/images/conv1_1_vs_conv5_1.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from napari_compand import paper_tables, zoo
+from napari_compand._io import collect_images, read_image
+from napari_compand.degrade import halftone
+from napari_compand.inference import restore
+from napari_compand.metrics import psnr
+from napari_compand.training.data import to_uint8_channels
+
+DOCS = Path(__file__).resolve().parent
+RESULTS = DOCS / "results"
+IMAGES = DOCS / "images"
+
+
+def _images(folders) -> list[np.ndarray]:
+    return [to_uint8_channels(read_image(f), 3) for f in collect_images(folders)]
+
+
+def _run(images, methods, name: str, data: str) -> None:
+    from tqdm import tqdm
+
+    with tqdm(desc=name, total=0) as bar:
+
+        def advance(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        results = paper_tables.measure(images, methods, progress=advance)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(paper_tables.markdown(results, data=data))
+    paper_tables.write_csv(results, RESULTS / f"{name}.csv")
+    print((RESULTS / f"{name}.md").read_text())
+
+
+def tables(folders) -> None:
+    images = _images(folders)
+    conv1_1 = [m.name for m in zoo.shipped() if m.task == "expand" and m.loss_layer == "conv1_1"]
+    others = [m.name for m in zoo.shipped() if m.name not in conv1_1]
+    methods = paper_tables.plan("expand", models=conv1_1, self_ensemble=True)
+    methods += [
+        m
+        for m in paper_tables.plan(models=others)
+        if m.loss_layer is not None or m.task == "inverse-halftone"
+    ]
+    _run(images, methods, "set5_set14", "Set5 + Set14")
+
+
+def bsds(folders) -> None:
+    images = _images(folders)
+    names = [m.name for m in zoo.shipped() if m.loss_layer == "conv1_1"]
+    methods = paper_tables.plan(models=names)
+    for bits in (1, 2):  # where the ensemble is needed to pass the paper
+        best = zoo.default_model("expand", bits)
+        methods.append(
+            paper_tables.plan("expand", [bits], [best], self_ensemble=True)[-1]
+        )
+    _run(images, methods, "bsds_test", "BSDS500 test (200 images)")
+
+
+def figures(folders) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    IMAGES.mkdir(exist_ok=True)
+    # PSNR vs bits, colour, Set5+Set14 (and BSDS test where measured)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    for ax, name, title in (
+        (axes[0], "set5_set14", "Set5 + Set14"),
+        (axes[1], "bsds_test", "BSDS500 test"),
+    ):
+        path = RESULTS / f"{name}.csv"
+        if not path.exists():
+            ax.set_visible(False)
+            continue
+        rows = [
+            r for r in csv.DictReader(open(path)) if r["tone"] == "colour" and r["task"] == "expand"
+        ]
+        series: dict[str, dict[int, float]] = {}
+        for r in rows:
+            label = r["method"].split("/", 1)[-1] if "/" in r["method"] else r["method"]
+            series.setdefault(label, {})[int(r["bits"])] = float(r["psnr_db"])
+        wanted = {
+            "Eq. 2 as-is": ("as-is (Eq. 2)", ":", "grey"),
+            "mid-bin": ("mid-bin", "--", "tab:grey"),
+            "conv1_1": ("ours, conv1_1", "-", "tab:blue"),
+            "conv1_1-pixel in bin": ("ours, conv1_1 + pixel, in bin", "-", "tab:green"),
+            "conv1_1-pixel x8 in bin": ("ours, + x8 self-ensemble", "-", "tab:red"),
+        }
+        for key, (label, style, colour) in wanted.items():
+            if key in series:
+                xs = sorted(series[key])
+                ax.plot(xs, [series[key][x] for x in xs], style, marker="o", color=colour, label=label)
+        paper = {b: v[0] for (t, b, layer), v in paper_tables.PAPER.items() if t == "expand"}
+        ax.plot(list(paper), list(paper.values()), "k-", marker="s", label="Hou & Qiu (COCO)")
+        ax.set(title=f"Bit-depth expansion to 8 bits, colour, {title}", xlabel="input bits")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_xticks(range(1, 6))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(IMAGES / "psnr_vs_bits.png", dpi=110)
+    print(f"wrote {IMAGES / 'psnr_vs_bits.png'}")
+
+    # conv1_1 vs conv5_1 crops of a restored halftone
+    files = collect_images(folders)
+    pick = next((f for f in files if f.stem.lower() == "monarch"), files[0])
+    clean = to_uint8_channels(read_image(pick), 3)
+    ht = halftone(clean, rgb=True)
+    outputs = {name: restore(ht, f"inverse-halftone/{name}") for name in ("conv1_1", "conv5_1")}
+    h, w = clean.shape[:2]
+    y, x, size = h // 2 - 48, w // 2 - 48, 96
+    panels = [("original", clean), ("Floyd–Steinberg halftone", ht)] + [
+        (f"{n} loss: {psnr(clean, o, rgb=True):.2f} dB", o) for n, o in outputs.items()
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, (title, image) in zip(axes, panels, strict=True):
+        ax.imshow(image[y : y + size, x : x + size], interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{pick.stem}, {size}x{size} crop; PSNR over the whole image", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(IMAGES / "conv1_1_vs_conv5_1.png", dpi=110)
+    print(f"wrote {IMAGES / 'conv1_1_vs_conv5_1.png'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", choices=("tables", "bsds", "figures"))
+    parser.add_argument(
+        "--set5-set14", nargs="+", default=["../shared/data/eval/set5", "../shared/data/eval/set14"]
+    )
+    parser.add_argument("--bsds", nargs="+", default=["../shared/data/bsds/test"])
+    args = parser.parse_args()
+    if args.what == "tables":
+        tables(args.set5_set14)
+    elif args.what == "bsds":
+        bsds(args.bsds)
+    else:
+        figures(args.set5_set14)
+
+
+if __name__ == "__main__":
+    main()
