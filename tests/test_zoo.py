@@ -15,7 +15,7 @@ REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 
 def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
-    assert len(zoo.shipped()) == 15
+    assert len(zoo.shipped()) == 18
     for model in zoo.shipped():
         assert model.path.stat().st_size <= 8 * 2**20, model.name  # <= 8 MB each
         meta = model.metadata
@@ -24,7 +24,8 @@ def test_required_models_ship_small_with_full_metadata():
         assert meta["zoo_name"] == model.name
         assert meta["dtype"] == "float16"
         assert meta["recipe"]["crop_size"] > 0 and meta["iterations_done"] > 0
-        assert "set5+set14" in model.evaluation
+        assert "set5+set14" in model.evaluation and "set5+set14 grey" in model.evaluation
+        assert meta["recipe"]["grey_fraction"] > 0  # every model learnt grey input too
         if model.task == "expand":
             assert model.bits == meta["recipe"]["bits"] == meta["architecture"]["bits"]
         checkpoint = load_checkpoint(model.path)

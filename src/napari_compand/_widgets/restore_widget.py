@@ -146,7 +146,7 @@ class RestoreWidget(Container):
             best = zoo.default_model(self._task.value, self._bits.value)
         except KeyError:
             best = None
-        if best in [value for _label, value in self._model.choices]:
+        if best in self._model.choices:
             self._model.value = best
         self._sync_controls()
 
