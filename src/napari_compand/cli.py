@@ -271,7 +271,8 @@ def _run_models(args: argparse.Namespace) -> int:
             (v for k, v in m.evaluation.items() if k.startswith("set5+set14 baseline")), None
         )
         fmt = lambda s: f"{s['psnr']:.2f} dB / {s['ssim']:.3f}" if s else "-"  # noqa: E731
-        print(f"| {m.name} | {what} | {m.loss_layer} | {fmt(scores)} | {fmt(base)} |")
+        loss = m.loss_layer + (" + pixel" if m.metadata["recipe"].get("pixel_weight") else "")
+        print(f"| {m.name} | {what} | {loss} | {fmt(scores)} | {fmt(base)} |")
     return 0
 
 
