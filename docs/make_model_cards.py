@@ -47,7 +47,12 @@ def card(model: zoo.ZooModel) -> str:
         _stage(s["recipe"], s["iterations_done"], s["device"]) for s in meta.get("warm_starts", [])
     ]
     stages.append(_stage(recipe, meta["iterations_done"], meta["device"]))
-    base = {"gaussian": f"Gaussian blur, sigma {arch['sigma']}", "midbin": "mid-bin", "none": "none"}
+    total = sum(s["iterations_done"] for s in meta.get("warm_starts", [])) + meta["iterations_done"]
+    base = {
+        "gaussian": f"Gaussian blur, sigma {arch['sigma']}",
+        "midbin": "mid-bin",
+        "none": "none",
+    }
     classical = "midbin" if model.task == "expand" else "gaussian"
     rows = [
         ("colour", "set5+set14"),
@@ -73,13 +78,17 @@ def card(model: zoo.ZooModel) -> str:
         f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",
         "- **Training** (each stage warm-starts from the one before):",
         *[f"  {i}. {s}" for i, s in enumerate(stages, start=1)],
-        f"- **Total**: {sum(s['iterations_done'] for s in meta.get('warm_starts', [])) + meta['iterations_done']:,} iterations.",
+        f"- **Total**: {total:,} iterations.",
         "",
         *table,
     ]
     if paper:
         ssim = f" / {paper['ssim']:.2f}" if paper.get("ssim") else ""
-        lines += ["", f"The paper reports {paper['psnr']:.2f} dB{ssim} (colour, COCO) for this task and loss."]
+        lines += [
+            "",
+            f"The paper reports {paper['psnr']:.2f} dB{ssim} (colour, COCO) "
+            "for this task and loss.",
+        ]
     return "\n".join(lines)
 
 

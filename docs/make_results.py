@@ -3,9 +3,9 @@
 Needs the evaluation images of ``../shared/data`` (or ``--set5-set14`` / ``--bsds``
 folders) and matplotlib (``pip install -e ".[docs]"``)::
 
-    python docs/make_results.py tables --set5-set14 ../shared/data/eval/set5 ../shared/data/eval/set14
-    python docs/make_results.py bsds --bsds ../shared/data/bsds/test
-    python docs/make_results.py figures --set5-set14 ../shared/data/eval/set5 ../shared/data/eval/set14
+    python docs/make_results.py tables     # --set5-set14 DIR... (default ../shared/data/eval/*)
+    python docs/make_results.py bsds       # --bsds DIR (default ../shared/data/bsds/test)
+    python docs/make_results.py figures
 
 ``tables`` writes ``docs/results/set5_set14.{md,csv}`` (every shipped model, in-bin
 variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_test.{md,csv}``
@@ -72,9 +72,7 @@ def bsds(folders) -> None:
     methods = paper_tables.plan(models=names)
     for bits in (1, 2):  # where the ensemble is needed to pass the paper
         best = zoo.default_model("expand", bits)
-        methods.append(
-            paper_tables.plan("expand", [bits], [best], self_ensemble=True)[-1]
-        )
+        methods.append(paper_tables.plan("expand", [bits], [best], self_ensemble=True)[-1])
     # colour only (the targets; grey is measured on Set5 + Set14): half the CPU time
     _run(images, methods, "bsds_test", "BSDS500 test", tones=["colour"])
 
@@ -96,9 +94,10 @@ def figures(folders) -> None:
         if not path.exists():
             ax.set_visible(False)
             continue
-        rows = [
-            r for r in csv.DictReader(open(path)) if r["tone"] == "colour" and r["task"] == "expand"
-        ]
+        with open(path) as handle:
+            rows = [
+                r for r in csv.DictReader(handle) if r["tone"] == "colour" and r["task"] == "expand"
+            ]
         series: dict[str, dict[int, float]] = {}
         for r in rows:
             label = r["method"].split("/", 1)[-1] if "/" in r["method"] else r["method"]
@@ -113,7 +112,9 @@ def figures(folders) -> None:
         for key, (label, style, colour) in wanted.items():
             if key in series:
                 xs = sorted(series[key])
-                ax.plot(xs, [series[key][x] for x in xs], style, marker="o", color=colour, label=label)
+                ax.plot(
+                    xs, [series[key][x] for x in xs], style, marker="o", color=colour, label=label
+                )
         paper = {b: v[0] for (t, b, layer), v in paper_tables.PAPER.items() if t == "expand"}
         ax.plot(list(paper), list(paper.values()), "k-", marker="s", label="Hou & Qiu (COCO)")
         ax.set(title=f"Bit-depth expansion to 8 bits, colour, {title}", xlabel="input bits")

@@ -23,20 +23,12 @@ import torch
 from napari_compand._io import collect_images, read_image
 from napari_compand.evaluation import baseline, evaluate, grey_version, model_restorer
 from napari_compand.inference import load_model
+from napari_compand.paper_tables import PAPER
 from napari_compand.training.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.training.config import TrainingConfig
 from napari_compand.training.data import to_uint8_channels
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
-
-PAPER = {  # Hou & Qiu, colour PSNR / SSIM on COCO (Tables I-III)
-    ("expand", 1, "conv1_1"): (18.67, None),
-    ("expand", 2, "conv1_1"): (25.65, None),
-    ("expand", 3, "conv1_1"): (30.79, 0.90),
-    ("expand", 4, "conv1_1"): (34.52, None),
-    ("expand", 5, "conv1_1"): (37.59, None),
-    ("inverse-halftone", None, "conv1_1"): (31.43, 0.91),
-}
 
 
 def zoo_name(job: str) -> str:

@@ -307,7 +307,9 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
             cells = [_cell(by_method[id(method)].get(t)) for t in tones]
             paper = method.paper
             paper_cell = (
-                "–" if paper is None else f"{paper[0]:.2f}" + (f" / {paper[1]:.2f}" if paper[1] else "")
+                "–"
+                if paper is None
+                else f"{paper[0]:.2f}" + (f" / {paper[1]:.2f}" if paper[1] else "")
             )
             lines.append(f"| {key} | {method.label} | " + " | ".join(cells) + f" | {paper_cell} |")
         blocks.append("\n".join(lines))
