@@ -90,6 +90,8 @@ def main() -> None:
     viewer.screenshot(str(HERE / "restore_widget.png"), canvas_only=False)
     viewer.close()
 
+    expansion()
+
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
     viewer.open_sample("napari-compand", "astronaut-halftone")
@@ -104,6 +106,28 @@ def main() -> None:
     viewer.dims.set_current_step(0, 1)  # the conv5_1 plane: its grid artifacts
     settle(1.0)
     viewer.screenshot(str(HERE / "compare_widget.png"), canvas_only=False)
+    viewer.close()
+
+
+def expansion() -> None:
+    """Restore widget on a 3-bit layer, with the expansion options (keep in bin)."""
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer.open_sample("napari-compand", "astronaut-3bit")
+    low = viewer.layers["astronaut [3-bit]"]
+    _, restore = viewer.window.add_plugin_dock_widget("napari-compand", "Restore")
+    restore._image.value = low
+    restore._consistent.value = True
+    run_and_wait(restore.run)
+    viewer.layers["astronaut"].visible = False
+    viewer.layers[-1].visible = False  # the restored layer: show the 3-bit input's bands
+    viewer.camera.zoom = 2.5
+    viewer.camera.center = (0, 300, 120)
+    settle(1.0)
+    viewer.screenshot(str(HERE / "restore_expand_input.png"), canvas_only=False)
+    viewer.layers[-1].visible = True
+    settle(1.0)
+    viewer.screenshot(str(HERE / "restore_expand_widget.png"), canvas_only=False)
     viewer.close()
 
 
