@@ -77,6 +77,42 @@ def bsds(folders) -> None:
     _run(images, methods, "bsds_test", "BSDS500 test", tones=["colour"])
 
 
+def grid_ratio(clean: np.ndarray, restored: np.ndarray, period: int) -> float:
+    """Power of the error at the 2D harmonics of ``period`` px over the mean elsewhere.
+
+    The error ``restored - clean`` (channel mean, cropped to a multiple of ``period``)
+    is Fourier transformed; a pattern repeating every ``period`` pixels puts its
+    energy on the lattice of frequencies ``(k H / period, m W / period)``. 1 means
+    no periodic structure at that period.
+    """
+    error = restored.astype(np.float64).mean(-1) - clean.astype(np.float64).mean(-1)
+    h, w = (s - s % period for s in error.shape)
+    power = np.abs(np.fft.fft2(error[:h, :w])) ** 2
+    fy, fx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    lattice = (fy % (h // period) == 0) & (fx % (w // period) == 0)
+    lattice[0, 0] = False
+    rest = ~lattice
+    rest[0, 0] = False
+    return float(power[lattice].mean() / power[rest].mean())
+
+
+def grid_table(folders) -> str:
+    """Median grid ratio over the images for each inverse-halftoning layer model."""
+    images = _images(folders)
+    lines = [
+        "| model | 16 px harmonics | 8 px harmonics |",
+        "|---|---|---|",
+    ]
+    for model in [m.name for m in zoo.shipped() if m.task == "inverse-halftone"]:
+        ratios = {16: [], 8: []}
+        for clean in images:
+            restored = restore(halftone(clean, rgb=True), model)
+            for period in ratios:
+                ratios[period].append(grid_ratio(clean, restored, period))
+        lines.append(f"| {model} | {np.median(ratios[16]):.1f}x | {np.median(ratios[8]):.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def figures(folders) -> None:
     import matplotlib
 
@@ -146,6 +182,8 @@ def figures(folders) -> None:
     fig.tight_layout()
     fig.savefig(IMAGES / "conv1_1_vs_conv5_1.png", dpi=110)
     print(f"wrote {IMAGES / 'conv1_1_vs_conv5_1.png'}")
+    (RESULTS / "grid_artifacts.md").write_text(grid_table(folders))
+    print((RESULTS / "grid_artifacts.md").read_text())
 
 
 def main() -> None:
