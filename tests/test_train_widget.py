@@ -98,3 +98,19 @@ print("state:", updates[-1].state)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "state: finished" in result.stdout
+
+
+def test_recipe_controls_reach_the_configs(widget):
+    ((config, _),) = widget.configs()
+    assert config.model.base.value == "gaussian" and config.model.sigma == 1.2
+    assert config.grey_fraction == pytest.approx(0.3) and config.lr_schedule.value == "cosine"
+    widget._task.value = "expand"
+    widget._bits.value = 2
+    widget._grey.value = 0.0
+    widget._schedule.value = "constant"
+    ((config, _),) = widget.configs()
+    assert (config.model.base.value, config.model.bits) == ("midbin", 2)
+    assert config.grey_fraction == 0 and config.lr_schedule.value == "constant"
+    widget._residual.value = False  # the paper's plain U-Net
+    ((config, _),) = widget.configs()
+    assert config.model.base.value == "none"
