@@ -113,6 +113,8 @@ def test_markdown_and_csv_layout(photos, tmp_path):
     first = next(r for r in rows if r["method"] == EX3)
     assert first["tables"] == "I+II" and first["paper_colour_psnr_db"] == "30.79"
     assert float(first["psnr_db"]) > 20 and first["tone"] == "colour"
+    # the CSV holds everything the tables need
+    assert paper_tables.markdown(paper_tables.read_csv(written), data="two crops") == text
 
 
 def test_eval_command_prints_tables_and_writes_csv(photos, tmp_path, capsys):

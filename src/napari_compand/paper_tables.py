@@ -34,7 +34,17 @@ from .evaluation import Scores, baseline, grey_version, model_restorer
 from .inference import load_model
 from .metrics import psnr, ssim
 
-__all__ = ["PAPER", "TONES", "Method", "Result", "markdown", "measure", "plan", "write_csv"]
+__all__ = [
+    "PAPER",
+    "TONES",
+    "Method",
+    "Result",
+    "markdown",
+    "measure",
+    "plan",
+    "read_csv",
+    "write_csv",
+]
 
 #: Hou & Qiu's colour PSNR (dB) and SSIM on COCO, by (task, bits, loss layer),
 #: as quoted in this project's issues (``None``: not quoted).
@@ -59,7 +69,7 @@ class Method:
 
     label: str
     degradation: Degradation
-    restorer: Callable[[np.ndarray], np.ndarray]
+    restorer: Callable[[np.ndarray], np.ndarray] | None  # None: read back from a CSV
     loss_layer: str | None = None  # None for baselines
     variant: str = ""  # "", "pixel" (extra pixel loss), ...
     consistent: bool = False
@@ -289,6 +299,8 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
     blocks = []
     for table, title in _TITLES.items():
         rows = [m for m in order if table in m.tables]
+        if table == "I":  # by bit depth, keeping the order within a depth
+            rows.sort(key=lambda m: m.bits or 0)
         if not rows:
             continue
         first = "bits" if table == "I" else "loss"
@@ -314,10 +326,11 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
             lines.append(f"| {key} | {method.label} | " + " | ".join(cells) + f" | {paper_cell} |")
         blocks.append("\n".join(lines))
     source = f" on {data}" if data else ""
+    grey = "Grey: the images' luminance; " if "grey" in tones else ""
     note = (
-        f"Mean over {images} images{source}. Grey: the images' luminance; colour: PSNR over "
-        "all RGB values, SSIM averaged over channels. *in bin*: output clamped into the "
-        "quantization bin of each input pixel (Eq. 2)."
+        f"Mean over {images} images{source}. {grey}colour: PSNR over all RGB values, SSIM "
+        "averaged over channels. *in bin*: output clamped into the quantization bin of each "
+        "input pixel (Eq. 2); *x8*: averaged over the 8 rotations and flips."
     )
     return "\n\n".join(blocks + [note]) + "\n"
 
@@ -360,11 +373,40 @@ def write_csv(results: Sequence[Result], path: str | Path) -> Path:
                     m.loss_layer or "",
                     int(m.consistent),
                     r.tone,
-                    f"{r.scores.psnr:.4f}",
-                    f"{r.scores.ssim:.5f}",
+                    r.scores.psnr,  # full precision: read_csv gives the same tables back
+                    r.scores.ssim,
                     r.scores.images,
                     "" if paper[0] is None else paper[0],
                     "" if paper[1] is None else paper[1],
                 ]
             )
     return path
+
+
+def read_csv(path: str | Path) -> list[Result]:
+    """Results written by :func:`write_csv`, e.g. to lay them out again with :func:`markdown`.
+
+    The methods come back without their restorers (they cannot be measured again).
+    """
+    methods: dict[tuple[str, str, str], Method] = {}
+    results = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            key = (row["method"], row["task"], row["bits"])  # baselines repeat per depth
+            if key not in methods:
+                degradation = (
+                    Degradation(DegradationMode.QUANTIZE, bits=int(row["bits"]))
+                    if row["task"] == "expand"
+                    else _HALFTONE
+                )
+                methods[key] = Method(
+                    row["method"],
+                    degradation,
+                    None,
+                    row["loss_layer"] or None,
+                    _variant(row["method"].removesuffix(" x8 in bin").removesuffix(" in bin")),
+                    row["in_bin"] == "1",
+                )
+            scores = Scores(float(row["psnr_db"]), float(row["ssim"]), int(row["images"]))
+            results.append(Result(methods[key], row["tone"], scores))
+    return results
