@@ -5,6 +5,9 @@
   tiling, no dtype conversion, no blending): ``ratio = bare time / our time``.
   On the 4096x4096 image the default tiles (1024 px, 256 px overlap) compute
   about 1.8x the pixels, which the ratio shows.
+* The cost of ``self_ensemble=True`` (8 rotations/flips per tile) against a plain
+  ``restore`` of the same 768x512 image: ``ratio = ensemble time / plain time``
+  (8 expected).
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
 
@@ -60,6 +63,17 @@ def throughput(model: str, device: str, height: int, width: int, runs: int) -> N
     )
 
 
+def ensemble_cost(model: str, device: str, runs: int) -> None:
+    image = _image(512, 768)
+    loaded = load_model(model)
+    plain = best_of(runs, lambda: restore(image, loaded, device=device))
+    ensembled = best_of(runs, lambda: restore(image, loaded, device=device, self_ensemble=True))
+    print(
+        f"768x512 RGB self-ensemble: {ensembled:.2f} s vs plain {plain:.2f} s, "
+        f"ratio {ensembled / plain:.2f} (8 passes)"
+    )
+
+
 def peak_memory(model: str, device: str, size: int) -> None:
     code = f"""
 import json, resource, time
@@ -96,6 +110,7 @@ def main() -> None:
     if not args.memory_only:
         throughput(args.model, args.device, 512, 768, args.runs)
         throughput(args.model, args.device, 4096, 4096, 1)
+        ensemble_cost(args.model, args.device, args.runs)
     if not args.skip_memory:
         peak_memory(args.model, args.device, 8192)
 
