@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
 from napari_compand._io import collect_images, read_image
 from napari_compand.evaluation import baseline, evaluate, grey_version, model_restorer
@@ -29,16 +30,6 @@ from napari_compand.training.config import TrainingConfig
 from napari_compand.training.data import to_uint8_channels
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
-
-
-def zoo_name(job: str) -> str:
-    """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
-    ``expand-3bit/conv2_1``."""
-    task, rest = job.split("_", 1)
-    variant = rest.replace("_pixel", "-pixel")
-    if task == "ih":
-        return f"inverse-halftone/{variant}"
-    return f"expand-{task[2:]}bit/{variant}"
 
 
 def warm_starts(meta: dict) -> list[dict]:

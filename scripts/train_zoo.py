@@ -27,9 +27,11 @@ import tarfile
 import time
 from pathlib import Path
 
+from napari_compand.degrade import HALFTONE_BLUR_SIGMA
+
 # the size every zoo model shares: 1.58 M parameters, 3.0 MiB as fp16
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
-GAUSS = {**ARCH, "base": "gaussian", "sigma": 1.2}  # best Gaussian sigma for FS halftones
+GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 
 
 def _expand(bits: int, layer: str) -> dict:
@@ -61,14 +63,25 @@ JOBS: dict[str, dict] = {
     },
 }
 
-#: ``--init zoo``: the shipped model each job warm-starts from.
-ZOO_INIT: dict[str, str] = {
-    **{f"ih_conv{k}_1": f"inverse-halftone/conv{k}_1" for k in range(1, 6)},
-    "ih_conv1_1_pixel": "inverse-halftone/conv1_1-pixel",
-    **{f"ex3_conv{k}_1": f"expand-3bit/conv{k}_1" for k in range(1, 6)},
-    **{f"ex{bits}_conv1_1": f"expand-{bits}bit/conv1_1" for bits in (1, 2, 4, 5)},
-    **{f"ex{bits}_conv1_1_pixel": f"expand-{bits}bit/conv1_1" for bits in (1, 2, 3)},
-}
+
+def zoo_name(job: str) -> str:
+    """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
+    ``expand-3bit/conv2_1``."""
+    task, rest = job.split("_", 1)
+    variant = rest.replace("_pixel", "-pixel")
+    if task == "ih":
+        return f"inverse-halftone/{variant}"
+    return f"expand-{task[2:]}bit/{variant}"
+
+
+def zoo_init(job: str) -> Path | None:
+    """``--init zoo``: the shipped model of the job's name, else of its plain variant
+    (a new ``_pixel`` job starts from the plain model), else ``None`` (fresh start)."""
+    from napari_compand import zoo
+
+    name = zoo_name(job)
+    return zoo.path_of(name) or zoo.path_of(name.removesuffix("-pixel"))
+
 
 RECIPE = {"crop_size": 256, "batch_size": 16, "lr": 2e-4, "iterations": 30_000}
 
@@ -105,9 +118,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     val = TrainingImages.from_paths(args.val, config.degradation)
     resume = ckpt if ckpt.exists() and args.resume else None
     if args.init == "zoo":
-        from napari_compand import zoo
-
-        init = zoo.path_of(ZOO_INIT[name])
+        init = zoo_init(name)
     else:
         init = Path(args.init) / f"{name}.safetensors" if args.init else None
     trainer = Trainer(
@@ -199,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--init",
         help="folder of checkpoints named <job>.safetensors to warm start from, "
-        "or 'zoo' for the shipped models (ZOO_INIT)",
+        "or 'zoo' for the shipped models (zoo_init)",
     )
     parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -186,6 +186,16 @@ def _run_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _advancer(bar) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that moves a tqdm ``bar``."""
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return advance
+
+
 def _run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -198,11 +208,6 @@ def _run_restore(args: argparse.Namespace) -> int:
     for number, path in enumerate(files, start=1):
         desc = f"[{number}/{len(files)}] {path.name}"
         with tqdm(desc=desc, unit="tile", leave=False) as bar:
-
-            def advance(done: int, total: int, bar=bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
             result = restore(
                 read_image(path),
                 model,
@@ -211,7 +216,7 @@ def _run_restore(args: argparse.Namespace) -> int:
                 overlap=args.overlap,
                 consistent=args.consistent,
                 self_ensemble=args.self_ensemble,
-                progress=advance,
+                progress=_advancer(bar),
             )
         suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
         written = write_image(args.out / f"{path.stem}_{slug}{suffix}", result)
@@ -238,12 +243,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         device=args.device,
     )
     with tqdm(desc="eval", unit="image", total=0) as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        results = paper_tables.measure(images, methods, args.tones, progress=advance)
+        results = paper_tables.measure(images, methods, args.tones, progress=_advancer(bar))
     data = ", ".join(str(p) for p in args.data)
     text = paper_tables.markdown(results, data=data)
     print(text)

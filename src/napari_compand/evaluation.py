@@ -25,7 +25,7 @@ from skimage.color import rgb2gray
 from skimage.filters import gaussian
 from skimage.util import img_as_ubyte
 
-from .degrade import Degradation, DegradationMode
+from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode
 from .metrics import psnr, ssim
 
 __all__ = ["BASELINES", "Scores", "baseline", "evaluate", "grey_version", "model_restorer"]
@@ -45,7 +45,7 @@ class Scores:
         return {"psnr": round(self.psnr, 3), "ssim": round(self.ssim, 4), "images": self.images}
 
 
-def baseline(name: str, degradation: Degradation, sigma: float = 1.2) -> Callable:
+def baseline(name: str, degradation: Degradation, sigma: float = HALFTONE_BLUR_SIGMA) -> Callable:
     """A classical reconstruction ``uint8 degraded -> uint8`` for :func:`evaluate`."""
     if name == "as-is":
         return lambda degraded: degraded

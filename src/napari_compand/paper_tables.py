@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import zoo
-from .degrade import Degradation, DegradationMode, keep_in_bin
+from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, keep_in_bin
 from .evaluation import Scores, baseline, grey_version, model_restorer
 from .inference import load_model
 from .metrics import psnr, ssim
@@ -159,55 +159,51 @@ def plan(
                 if model.task != "expand" or model.bits != depth:
                     continue
                 plain = _last_result(model_restorer(model, device=device))
-                methods.append(
-                    Method(model.name, degradation, plain, model.loss_layer, _variant(model.name))
-                )
+                methods.append(_model_row(model, "", degradation, plain))
                 if consistent:  # the same network output, clamped: no second forward pass
-                    methods.append(
-                        Method(
-                            f"{model.name} in bin",
-                            degradation,
-                            lambda d, plain=plain, depth=depth: keep_in_bin(plain(d), d, depth),
-                            model.loss_layer,
-                            _variant(model.name),
-                            consistent=True,
-                        )
-                    )
+                    methods.append(_model_row(model, " in bin", degradation, _in_bin(plain, depth)))
                 if self_ensemble:
-                    methods.append(
-                        Method(
-                            f"{model.name} x8 in bin",
-                            degradation,
-                            model_restorer(
-                                model, consistent=True, self_ensemble=True, device=device
-                            ),
-                            model.loss_layer,
-                            _variant(model.name),
-                            consistent=True,
-                        )
+                    ensembled = model_restorer(
+                        model, consistent=True, self_ensemble=True, device=device
                     )
+                    methods.append(_model_row(model, " x8 in bin", degradation, ensembled))
     if task in (None, "inverse-halftone"):
         methods += [
             Method("halftone as-is", _HALFTONE, baseline("as-is", _HALFTONE)),
-            Method("Gaussian blur (sigma 1.2)", _HALFTONE, baseline("gaussian", _HALFTONE)),
+            Method(
+                f"Gaussian blur (sigma {HALFTONE_BLUR_SIGMA})",
+                _HALFTONE,
+                baseline("gaussian", _HALFTONE),
+            ),
         ]
         for model in loaded:
             if model.task == "inverse-halftone":
-                methods.append(
-                    Method(
-                        model.name,
-                        _HALFTONE,
-                        model_restorer(model, device=device),
-                        model.loss_layer,
-                        _variant(model.name),
-                    )
-                )
+                restorer = model_restorer(model, device=device)
+                methods.append(_model_row(model, "", _HALFTONE, restorer))
     if models and not any(m.loss_layer for m in methods):
         raise ValueError(
             "none of the given models matches the task and bits asked for "
             f"(task {task or 'any'}, bits {', '.join(map(str, depths))})"
         )
     return methods
+
+
+def _model_row(model, suffix: str, degradation: Degradation, restorer) -> Method:
+    """The row of ``model`` (a LoadedModel) labelled ``<name><suffix>``; suffixes
+    with ``in bin`` mark the consistent variants."""
+    return Method(
+        model.name + suffix,
+        degradation,
+        restorer,
+        model.loss_layer,
+        _variant(model.name),
+        consistent="in bin" in suffix,
+    )
+
+
+def _in_bin(restorer, bits: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``restorer`` followed by :func:`~napari_compand.degrade.keep_in_bin`."""
+    return lambda degraded: keep_in_bin(restorer(degraded), degraded, bits)
 
 
 def _last_result(
@@ -250,13 +246,13 @@ def measure(
     groups: dict[Degradation, list[Method]] = {}
     for method in methods:
         groups.setdefault(method.degradation, []).append(method)
+    toned = {t: [grey_version(i) for i in images] if t == "grey" else images for t in tones}
     total = len(images) * len(methods) * len(tones)
     done = 0
     values: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for degradation, group in groups.items():
         for tone in tones:
-            for image in images:
-                clean = grey_version(image) if tone == "grey" else image
+            for clean in toned[tone]:
                 rgb = clean.ndim == 3
                 degraded = degradation.apply(clean, rgb=rgb)
                 for method in group:

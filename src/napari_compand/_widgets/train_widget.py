@@ -22,7 +22,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 
 from .._device import available_devices
-from ..degrade import HALFTONE_METHODS
+from ..degrade import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS
 from ..losses import LossLayer
 from ..models import ModelConfig
 from ..training import (
@@ -181,7 +181,7 @@ class TrainWidget(Container):
             base = (
                 {"base": "midbin", "bits": self._bits.value}
                 if self._task.value == Task.EXPAND.value
-                else {"base": "gaussian", "sigma": 1.2}
+                else {"base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
             )
         model = ModelConfig(
             ngf=self._width.value,
