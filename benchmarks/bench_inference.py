@@ -8,6 +8,10 @@
 * The cost of ``self_ensemble=True`` (8 rotations/flips per tile) against a plain
   ``restore`` of the same 768x512 image: ``ratio = ensemble time / plain time``
   (8 expected).
+* The default model of each task against the paper U-Net it replaced
+  (``inverse-halftone/conv1_1-pixel``, ``expand-4bit/conv1_1``) on a 768x512 RGB
+  image: seconds per image (budget: 1.0 s on a 2-core CPU) and
+  ``ratio = default time / paper U-Net time``.
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
 
@@ -74,6 +78,31 @@ def ensemble_cost(model: str, device: str, runs: int) -> None:
     )
 
 
+#: task -> (bits, the paper U-Net default that the ResUNet defaults replaced)
+PREVIOUS_DEFAULTS = {
+    "inverse-halftone": (None, "inverse-halftone/conv1_1-pixel"),
+    "expand": (4, "expand-4bit/conv1_1"),
+}
+
+
+def default_vs_previous(device: str, runs: int) -> None:
+    from napari_compand import zoo
+
+    image = _image(512, 768)
+    for task, (bits, previous) in PREVIOUS_DEFAULTS.items():
+        default = zoo.default_model(task, bits)
+        times = {
+            name: best_of(runs, lambda name=name: restore(image, name, device=device))
+            for name in (default, previous)
+        }
+        budget = "within" if times[default] <= 1.0 else "OVER"
+        print(
+            f"768x512 RGB {task}: default {default} {times[default]:.2f} s ({budget} the "
+            f"1.0 s budget) vs {previous} {times[previous]:.2f} s, "
+            f"ratio {times[default] / times[previous]:.2f}"
+        )
+
+
 def peak_memory(model: str, device: str, size: int) -> None:
     code = f"""
 import json, resource, time
@@ -111,6 +140,7 @@ def main() -> None:
         throughput(args.model, args.device, 512, 768, args.runs)
         throughput(args.model, args.device, 4096, 4096, 1)
         ensemble_cost(args.model, args.device, args.runs)
+        default_vs_previous(args.device, args.runs)
     if not args.skip_memory:
         peak_memory(args.model, args.device, 8192)
 

@@ -28,10 +28,22 @@ import time
 from pathlib import Path
 
 from napari_compand.degrade import HALFTONE_BLUR_SIGMA
+from napari_compand.models import RESUNET_SIZES
 
-# the size every zoo model shares: 1.58 M parameters, 3.0 MiB as fp16
+# the size every paper U-Net of the zoo shares: 1.58 M parameters, 3.0 MiB as fp16
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
 GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
+
+#: The ResUNet size of the default models, chosen by the CPU ablation
+#: (scripts/ablation.py, docs/results.md).
+RESUNET_SIZE = "S"
+RESUNET = {
+    "arch": "resunet",
+    "widths": RESUNET_SIZES[RESUNET_SIZE][0],
+    "blocks": RESUNET_SIZES[RESUNET_SIZE][1],
+}
+#: The default models' PSNR-oriented loss: pixel MSE only (no VGG19), grey crops.
+PSNR_LOSS = {"perceptual_weight": 0.0, "pixel_weight": 1.0, "pixel_loss": "mse"}
 
 
 def _expand(bits: int, layer: str) -> dict:
@@ -53,6 +65,27 @@ JOBS: dict[str, dict] = {
     "ih_conv5_1": _halftone("conv5_1"),
     "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
     "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
+    # the default models: ResUNet, pixel loss; inverse halftoning on ten halftones
+    "ih_resunet": {
+        "task": "inverse-halftone",
+        "halftone_method": "mixed",
+        "model": {**RESUNET, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        **PSNR_LOSS,
+    },
+    "ih_resunet_fs": {
+        "task": "inverse-halftone",
+        "model": {**RESUNET, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        **PSNR_LOSS,
+    },
+    **{
+        f"ex{bits}_resunet": {
+            "task": "expand",
+            "bits": bits,
+            "model": {**RESUNET, "base": "bin", "bits": bits},
+            **PSNR_LOSS,
+        }
+        for bits in range(1, 8)
+    },
     **{f"ex3_{layer}": _expand(3, layer) for layer in ("conv1_1", "conv2_1", "conv3_1")},
     "ex3_conv4_1": _expand(3, "conv4_1"),
     "ex3_conv5_1": _expand(3, "conv5_1"),
@@ -66,9 +99,9 @@ JOBS: dict[str, dict] = {
 
 def zoo_name(job: str) -> str:
     """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
-    ``expand-3bit/conv2_1``."""
+    ``expand-3bit/conv2_1``, ``ih_resunet_fs`` -> ``inverse-halftone/resunet-fs``."""
     task, rest = job.split("_", 1)
-    variant = rest.replace("_pixel", "-pixel")
+    variant = rest.replace("_pixel", "-pixel").replace("_fs", "-fs")
     if task == "ih":
         return f"inverse-halftone/{variant}"
     return f"expand-{task[2:]}bit/{variant}"
@@ -114,8 +147,8 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / f"{name}.safetensors"
     log = open(out / f"{name}.log", "a", buffering=1)  # noqa: SIM115 - open for the whole run
-    train = TrainingImages.from_paths(args.train, config.degradation)
-    val = TrainingImages.from_paths(args.val, config.degradation)
+    train = TrainingImages.from_paths(args.train, config.degradations)
+    val = TrainingImages.from_paths(args.val, config.degradations)
     resume = ckpt if ckpt.exists() and args.resume else None
     if args.init == "zoo":
         init = zoo_init(name)

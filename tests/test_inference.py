@@ -259,3 +259,36 @@ def test_self_ensemble_helps_expansion():
     ensembled = restore(low, "expand-2bit/conv1_1", self_ensemble=True)
     assert ensembled.dtype == np.uint8 and ensembled.shape == clean.shape
     assert psnr(clean, ensembled, rgb=True) > psnr(clean, plain, rgb=True)
+
+
+# --- in-bin expansion models (Base.BIN) at 8 and 16 bits ---------------------------
+
+
+def _bin_model(bits: int, trained: bool = True) -> Restorer:
+    torch.manual_seed(0)
+    config = ModelConfig(arch="resunet", widths=(4, 8), blocks=(1, 1), base="bin", bits=bits)
+    model = Restorer(config)
+    if trained:  # any weights: the output must stay in the bin anyway
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.uint8, 1), (np.uint16, 257)])
+def test_bin_models_keep_every_pixel_in_its_bin_at_8_and_16_bits(dtype, scale):
+    photo = data.astronaut()[:96, :128].astype(dtype) * dtype(scale)
+    low = quantize(photo, bits=3)  # Eq. 2 with h = 8 or 16
+    out = restore(low, _bin_model(3))
+    assert out.dtype == dtype and out.shape == low.shape
+    assert np.array_equal(quantize(out, bits=3), low)  # the result re-quantizes to the input
+    assert len(np.unique(out)) > 8 * 3  # values between the 8 levels, not the grid
+
+
+def test_untrained_bin_model_gives_mid_bin_on_the_16_bit_scale():
+    photo = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)  # a ramp
+    low = quantize(photo, bits=2)  # bins of 2**14 on the 16-bit scale
+    out = restore(low, _bin_model(2, trained=False))
+    offset = out.astype(int) - low
+    assert np.abs(offset - 2**13).max() <= 2**13 // 128  # mid-bin (8-bit vs 16-bit scale)
+    assert psnr(photo, out, data_range=65535) > psnr(photo, low, data_range=65535) + 3

@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from napari_compand.models import ModelConfig, Restorer, UNet, build_model, pad_to_multiple
+from napari_compand.models import (
+    ModelConfig,
+    Restorer,
+    ResUNet,
+    UNet,
+    build_model,
+    pad_to_multiple,
+)
 
 
 def convs(module):
@@ -93,5 +100,63 @@ def test_gaussian_base_blurs():
     [({"channels": 2}, "channels"), ({"depth": 0}, "depth"), ({"base": "bicubic"}, "bicubic")],
 )
 def test_bad_model_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)
+
+
+# --- the full-resolution ResUNet and the in-bin head -----------------------------
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 37, 50), (1, 1, 8, 8), (1, 3, 1, 17)])
+def test_resunet_keeps_the_shape_of_any_input(shape):
+    net = ResUNet(shape[1], shape[1], widths=(4, 8, 16), blocks=(1, 1, 2)).eval()
+    assert net.multiple == 4
+    assert net(torch.rand(shape)).shape == shape
+
+
+def test_resunet_has_a_full_resolution_layer_and_no_normalisation():
+    net = ResUNet(3, 3, widths=(8, 16), blocks=(1, 1))
+    seen = []
+    net.head.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[-2:]))
+    net(torch.rand(1, 3, 32, 48))
+    assert seen == [torch.Size([32, 48])]  # the first layer works at full resolution
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) for m in net.modules())
+    assert len(net.encoder) == 1 and len(net.bottom) == 1 and len(net.decoder) == 1
+
+
+@pytest.mark.parametrize("bits", [1, 3, 7])
+def test_bin_base_output_never_leaves_the_input_bin(bits):
+    config = ModelConfig(arch="resunet", widths=(4, 8), blocks=(1, 1), base="bin", bits=bits)
+    model = build_model(config).eval()
+    step = 2 ** (8 - bits)
+    q = torch.randint(0, 2**bits, (2, 3, 24, 24)).float() * step / 255
+    with torch.no_grad():
+        assert torch.allclose(model(q), q + step / 255 / 2)  # untrained: mid-bin
+        for p in model.parameters():  # a trained network: any weights
+            p.add_(torch.randn_like(p) * 3)
+        out = model(q)
+    assert (out >= q).all() and (out <= q + step / 255).all()
+    assert out.std() > 0
+
+
+def test_model_config_round_trips_through_json_lists():
+    config = ModelConfig(arch="resunet", widths=(8, 16, 32), blocks=(1, 2, 3), base="bin")
+    again = ModelConfig(**{k: v for k, v in config.to_dict().items()})
+    assert again == config and isinstance(again.widths, tuple)
+    assert again.multiple == 4 and ModelConfig(depth=5).multiple == 32
+    assert config.same_weights_as(ModelConfig(**{**config.to_dict(), "bits": 5}))
+    assert not config.same_weights_as(ModelConfig(**{**config.to_dict(), "widths": [8, 16, 64]}))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"arch": "transformer"}, "transformer"),
+        ({"widths": (8, 16), "blocks": (1,)}, "same length"),
+        ({"widths": (0, 16), "blocks": (1, 1)}, "widths must be between"),
+        ({"base": "bin", "bits": 8}, "between 1 and 7 for the bin base"),
+    ],
+)
+def test_bad_resunet_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ModelConfig(**kwargs)

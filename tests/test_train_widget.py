@@ -63,8 +63,8 @@ def test_two_loss_layers_train_one_after_another(widget, qtbot, tmp_path):
 def test_errors_are_shown(widget, qtbot, tmp_path):
     widget._loss_layers.value = []
     assert widget.start() is None
-    assert "at least one loss layer" in widget._status.value
-    widget._loss_layers.value = ["conv1_1"]
+    assert "at least one loss" in widget._status.value
+    widget._loss_layers.value = ["pixel"]
     widget._source.value = "folder"
     widget._folder.value = tmp_path  # exists, but holds no images: fails in the worker
     assert widget.start() is not None
@@ -103,13 +103,24 @@ print("state:", updates[-1].state)
 def test_recipe_controls_reach_the_configs(widget):
     ((config, _),) = widget.configs()
     assert config.model.base.value == "gaussian" and config.model.sigma == 1.2
+    assert config.model.arch.value == "resunet" and config.model.widths == (16, 32, 64, 128)
+    assert (config.perceptual_weight, config.pixel_weight) == (0, 1)  # the pixel loss
+    widget._method.value = "mixed"
+    ((config, _),) = widget.configs()
+    assert len(config.degradations) == 10
+    widget._arch.value = "unet"
+    assert not widget._width.native.isHidden() and widget._size.native.isHidden()
+    widget._loss_layers.value = ["conv3_1"]
+    ((config, _),) = widget.configs()
+    assert (config.model.arch.value, config.model.ngf, config.model.depth) == ("unet", 4, 3)
+    assert config.loss_layer.value == "conv3_1" and config.perceptual_weight == 1
     assert config.grey_fraction == pytest.approx(0.3) and config.lr_schedule.value == "cosine"
     widget._task.value = "expand"
     widget._bits.value = 2
     widget._grey.value = 0.0
     widget._schedule.value = "constant"
     ((config, _),) = widget.configs()
-    assert (config.model.base.value, config.model.bits) == ("midbin", 2)
+    assert (config.model.base.value, config.model.bits) == ("bin", 2)
     assert config.grey_fraction == 0 and config.lr_schedule.value == "constant"
     widget._residual.value = False  # the paper's plain U-Net
     ((config, _),) = widget.configs()

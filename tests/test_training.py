@@ -403,3 +403,143 @@ def test_cosine_schedule_decays_to_a_hundredth_and_is_applied():
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr_at(3))
     with pytest.raises(ValueError, match="unknown lr schedule"):
         tiny_config(lr_schedule="linear")
+
+
+# --- pixel losses, the ResUNet, in-bin expansion, the halftone mix ----------------
+
+RES_TINY = ModelConfig(arch="resunet", widths=(4, 8), blocks=(1, 1))
+
+
+@pytest.mark.parametrize("pixel_loss", ["mse", "l1"])
+def test_pixel_loss_only_trains_a_resunet_without_vgg(pixel_loss):
+    config = tiny_config(
+        task="expand",
+        bits=3,
+        perceptual_weight=0.0,
+        pixel_weight=1.0,
+        pixel_loss=pixel_loss,
+        iterations=40,
+        lr=2e-3,
+        model=ModelConfig(**{**RES_TINY.to_dict(), "base": "bin", "bits": 3}),
+    )
+    trainer = Trainer(config, images_for(config))
+    assert trainer.loss_fn is None  # no VGG19 built
+    inputs, targets = images_for(config).sample(np.random.default_rng(1), 8, 32)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(trainer.model(inputs), targets)
+    list(trainer.run())
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(trainer.model.eval()(inputs), targets)
+    assert after < before  # learned something beyond the mid-bin start
+    meta = trainer.metadata()
+    assert meta["loss"] == pixel_loss and meta["loss_layer"] == "none"
+    assert meta["architecture"]["arch"] == "resunet"
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"perceptual_weight": 0.0}, "nothing to learn"),
+        ({"pixel_weight": float("nan")}, "finite number"),
+        ({"perceptual_weight": float("inf")}, "finite number"),
+        ({"pixel_loss": "huber"}, "mse, l1"),
+        ({"model": ModelConfig(base="bin", bits=3)}, "bin base needs task 'expand'"),
+    ],
+)
+def test_loss_and_base_settings_are_checked(changes, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_config(**changes)
+
+
+def test_mixed_halftones_draw_one_of_ten_methods_per_crop():
+    config = tiny_config(halftone_method="mixed")
+    assert config.degradation_label == "halftone mix (10 methods)"
+    labels = [d.label for d in config.degradations]
+    assert "halftone floyd-steinberg serpentine" in labels and "halftone bayer-8x8" in labels
+    data = TrainingImages(smooth_images(2), config.degradations)
+    data.sample(np.random.default_rng(0), 32, 32)
+    kinds = {key[-1] for key in data._cache}
+    assert len(kinds) >= 6  # 32 crops drew many of the 10 methods
+    # each crop is the method's halftone of the whole (flipped) image, cut at one place
+    for key, pair in data._cache.items():
+        index, flip_h, flip_v, grey, kind = key
+        if not (flip_h or flip_v or grey):
+            expected = config.degradations[kind].apply(data.images[index], rgb=True)
+            assert np.array_equal(pair.degraded, expected)
+    with pytest.raises(ValueError, match="degraded as"):
+        Trainer(config, images_for(tiny_config()))  # Floyd-Steinberg data, mixed recipe
+
+
+def test_degraded_image_cache_is_bounded():
+    config = tiny_config(halftone_method="mixed")
+    one = smooth_images(1)[0].nbytes
+    data = TrainingImages(smooth_images(3), config.degradations, cache_bytes=3 * one)
+    for seed in range(5):
+        data.sample(np.random.default_rng(seed), 8, 32)
+    assert len(data._cache) <= 3 and data._cached_bytes <= 3 * one
+
+
+def test_warm_start_across_bit_depths_keeps_weights(tmp_path):
+    def config(bits):
+        model = ModelConfig(**{**RES_TINY.to_dict(), "base": "bin", "bits": bits})
+        return tiny_config(
+            task="expand",
+            bits=bits,
+            perceptual_weight=0,
+            pixel_weight=1,
+            model=model,
+            iterations=1,
+        )
+
+    source = Trainer(config(4), images_for(config(4)), tmp_path / "ex4.safetensors")
+    list(source.run())
+    warm = Trainer(config(2), images_for(config(2)), init=tmp_path / "ex4.safetensors")
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(value, warm.model.state_dict()[key])
+    assert warm.model.config.bits == 2
+
+
+def test_cli_trains_a_resunet_with_a_pixel_loss(image_folder, tmp_path, capsys):
+    out = tmp_path / "res.safetensors"
+    args = [
+        "train",
+        "--data",
+        str(image_folder),
+        "--out",
+        str(out),
+        "--task",
+        "expand",
+        "--bits",
+        "4",
+        "--arch",
+        "resunet",
+        "--widths",
+        "4,8",
+        "--blocks",
+        "1,1",
+        "--base",
+        "bin",
+        "--perceptual-weight",
+        "0",
+        "--pixel-weight",
+        "1",
+        "--pixel-loss",
+        "l1",
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop-size",
+        "32",
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
+    assert "with l1 loss: 2 iterations" in capsys.readouterr().out
+    meta = load_checkpoint(out).metadata
+    assert meta["architecture"]["widths"] == [4, 8] and meta["architecture"]["base"] == "bin"
+    assert meta["architecture"]["bits"] == 4
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args[:-6], "--widths", "4,x"])
+    assert exit_info.value.code == 2
+    assert "comma-separated integers" in capsys.readouterr().err

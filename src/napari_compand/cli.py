@@ -263,7 +263,10 @@ def _run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({m.name: m.metadata for m in zoo.models()}, indent=1))
         return 0
-    print("| model | task | loss | Set5+Set14 PSNR / SSIM | baseline |\n|---|---|---|---|---|")
+    print(
+        "| model | task | network | loss | Set5+Set14 PSNR / SSIM | baseline |\n"
+        "|---|---|---|---|---|---|"
+    )
     for m in zoo.models():
         what = f"expand {m.bits}-bit" if m.task == "expand" else "inverse halftone"
         scores = m.evaluation.get("set5+set14")
@@ -271,8 +274,7 @@ def _run_models(args: argparse.Namespace) -> int:
             (v for k, v in m.evaluation.items() if k.startswith("set5+set14 baseline")), None
         )
         fmt = lambda s: f"{s['psnr']:.2f} dB / {s['ssim']:.3f}" if s else "-"  # noqa: E731
-        loss = m.loss_layer + (" + pixel" if m.metadata["recipe"].get("pixel_weight") else "")
-        print(f"| {m.name} | {what} | {loss} | {fmt(scores)} | {fmt(base)} |")
+        print(f"| {m.name} | {what} | {m.arch} | {m.loss} | {fmt(scores)} | {fmt(base)} |")
     return 0
 
 

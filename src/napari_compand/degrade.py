@@ -32,6 +32,8 @@ __all__ = [
     "FLOAT_MAX_BITS",
     "HALFTONE_BLUR_SIGMA",
     "HALFTONE_METHODS",
+    "HALFTONE_MIX",
+    "MIXED_HALFTONES",
     "METADATA_KEY",
     "Degradation",
     "DegradationMode",
@@ -44,6 +46,24 @@ __all__ = [
 #: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
 HALFTONE_METHODS: tuple[str, ...] = tuple(DIFFUSION_KERNELS) + tuple(
     f"bayer-{n}x{n}" for n in BAYER_SIZES
+)
+
+#: Name of the halftone mix in training recipes (see :data:`HALFTONE_MIX`).
+MIXED_HALFTONES = "mixed"
+
+#: The halftones people actually have, as ``(method, serpentine)``: what a
+#: ``mixed`` inverse-halftoning model is trained on, one drawn per crop.
+HALFTONE_MIX: tuple[tuple[str, bool], ...] = (
+    ("floyd-steinberg", False),
+    ("floyd-steinberg", True),
+    ("jarvis-judice-ninke", False),
+    ("stucki", False),
+    ("burkes", False),
+    ("sierra", False),
+    ("sierra-lite", False),
+    ("atkinson", False),
+    ("bayer-4x4", False),
+    ("bayer-8x8", False),
 )
 
 #: Key of this package's entry in napari layer metadata.

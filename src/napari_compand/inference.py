@@ -45,7 +45,7 @@ import torch
 from ._device import resolve_device
 from ._validation import check_image, dtype_max, guess_rgb
 from .degrade import keep_in_bin
-from .models import Restorer
+from .models import Base, Restorer
 
 __all__ = [
     "PRECISIONS",
@@ -98,7 +98,7 @@ class LoadedModel:
     @property
     def multiple(self) -> int:
         """Down-sampling factor ``2**depth``: tiles start on multiples of it."""
-        return self.network.unet.multiple
+        return self.network.multiple
 
 
 _CACHE: dict[tuple[str, float], LoadedModel] = {}
@@ -274,7 +274,12 @@ def restore_steps(
     planes = _planes(array.shape, rgb, loaded.channels)
     forward = _ensemble_forward if self_ensemble else _forward
     result = yield from _run(array, loaded, planes, plan, target, batch_size, precision, forward)
-    if consistent:
+    config = loaded.network.config
+    if config.base is Base.BIN:
+        # in the bin by construction; this only undoes rounding across a bin edge
+        # and puts the bins on the input's own scale (e.g. Eq. 2 with h = 16)
+        result = keep_in_bin(result, array, config.bits, rgb=rgb)
+    elif consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
     return result
 

@@ -89,6 +89,8 @@ class Method:
             return ("III",)
         if self.loss_layer is None:  # baselines: in I, and mid-bin also in II
             return ("I", "II") if self.bits == 3 and self.label == "mid-bin" else ("I",)
+        if not self.loss_layer.startswith("conv"):  # pixel-loss models: not in the layer study
+            return ("I",)
         tables = ()
         if self.loss_layer == "conv1_1" or self.bits != 3:
             tables += ("I",)

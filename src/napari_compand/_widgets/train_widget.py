@@ -22,9 +22,9 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 
 from .._device import available_devices
-from ..degrade import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS
+from ..degrade import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS, MIXED_HALFTONES
 from ..losses import LossLayer
-from ..models import ModelConfig
+from ..models import RESUNET_SIZES, Arch, ModelConfig
 from ..training import (
     LrSchedule,
     Progress,
@@ -45,6 +45,8 @@ __all__ = ["TrainWidget", "output_paths"]
 
 SOURCE_LAYERS = "image layers"
 SOURCE_FOLDER = "folder"
+#: The loss choice that trains with a pixel loss only (PSNR-oriented, no VGG19).
+PIXEL_LOSS = "pixel"
 
 
 def output_paths(out: Path, layers: list[str]) -> list[Path]:
@@ -73,9 +75,10 @@ def _train_job(queue_holder: list, make_queue):
 
 
 class TrainWidget(Container):
-    """Choose images, task and loss layers; trains in the background.
+    """Choose images, task, network and losses; trains in the background.
 
-    Every loss layer gets its own checkpoint (``model_conv1_1.safetensors`` ...
+    The losses are ``pixel`` (mean squared error: the highest PSNR) and the
+    paper's VGG19 layers. Every loss gets its own checkpoint (``model_conv1_1.safetensors`` ...
     when several are chosen), trained one after another. **Stop** ends the
     current run with a checkpoint of its last finished iteration and skips the
     rest. Finished checkpoints are offered to the restore tools at once.
@@ -92,18 +95,32 @@ class TrainWidget(Container):
         )
         self._bits = SpinBox(label="bits", min=1, max=7, value=defaults.bits)
         self._method = ComboBox(
-            label="halftone", choices=HALFTONE_METHODS, value=defaults.halftone_method
+            label="halftone",
+            choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
+            value=defaults.halftone_method,
+            tooltip=f"{MIXED_HALFTONES}: one of ten common halftones per crop, for a model "
+            "that restores halftones of unknown origin",
         )
         self._loss_layers = Select(
-            label="loss layers",
-            choices=[m.value for m in LossLayer],
-            value=[LossLayer.CONV1_1.value],
+            label="losses",
+            choices=[PIXEL_LOSS, *(m.value for m in LossLayer)],
+            value=[PIXEL_LOSS],
+            tooltip="one model per choice: pixel = mean squared error (highest PSNR); "
+            "convN_1 = the paper's VGG19 perceptual loss at that layer",
         )
         self._iterations = SpinBox(
             label="iterations", min=1, max=10_000_000, value=defaults.iterations
         )
         self._batch = SpinBox(label="batch size", min=1, max=1024, value=defaults.batch_size)
         self._crop = SpinBox(label="crop size", min=16, max=4096, step=16, value=defaults.crop_size)
+        self._arch = ComboBox(
+            label="network",
+            choices=[a.value for a in Arch],
+            value=Arch.RESUNET.value,
+            tooltip="resunet: full-resolution residual U-Net (the zoo's defaults); "
+            "unet: the paper's U-Net",
+        )
+        self._size = ComboBox(label="network size", choices=list(RESUNET_SIZES), value="S")
         self._width = SpinBox(label="model width (ngf)", min=4, max=128, value=defaults.model.ngf)
         self._depth = SpinBox(label="model depth", min=2, max=9, value=defaults.model.depth)
         self._residual = CheckBox(
@@ -147,6 +164,8 @@ class TrainWidget(Container):
                 self._iterations,
                 self._batch,
                 self._crop,
+                self._arch,
+                self._size,
                 self._width,
                 self._depth,
                 self._residual,
@@ -167,6 +186,7 @@ class TrainWidget(Container):
         self._queue_holder: list[TrainingQueue] = []
         self._source.changed.connect(self._sync_controls)
         self._task.changed.connect(self._sync_controls)
+        self._arch.changed.connect(self._sync_controls)
         self._start.clicked.connect(self.start)
         self._stop.clicked.connect(self.stop)
         self._sync_controls()
@@ -175,15 +195,19 @@ class TrainWidget(Container):
         """The runs the controls describe (validated)."""
         layers = list(self._loss_layers.value)
         if not layers:
-            raise ValueError("choose at least one loss layer")
+            raise ValueError("choose at least one loss")
         base: dict = {"base": "none"}
         if self._residual.value:
             base = (
-                {"base": "midbin", "bits": self._bits.value}
+                {"base": "bin", "bits": self._bits.value}
                 if self._task.value == Task.EXPAND.value
                 else {"base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
             )
+        widths, blocks = RESUNET_SIZES[self._size.value]
         model = ModelConfig(
+            arch=self._arch.value,
+            widths=widths,
+            blocks=blocks,
             ngf=self._width.value,
             depth=self._depth.value,
             max_channels=max(self._width.value * 8, 64),
@@ -191,11 +215,16 @@ class TrainWidget(Container):
         )
         runs = []
         for layer, out in zip(layers, output_paths(Path(self._out.value), layers), strict=True):
+            loss = (
+                {"perceptual_weight": 0.0, "pixel_weight": 1.0}
+                if layer == PIXEL_LOSS
+                else {"loss_layer": layer}
+            )
             config = TrainingConfig(
                 task=self._task.value,
                 bits=self._bits.value,
                 halftone_method=self._method.value,
-                loss_layer=layer,
+                **loss,
                 iterations=self._iterations.value,
                 batch_size=self._batch.value,
                 crop_size=self._crop.value,
@@ -259,13 +288,13 @@ class TrainWidget(Container):
             folder = Path(self._folder.value)
             if not folder.is_dir():
                 raise ValueError(f"choose a folder of training images (got {folder})")
-            return lambda: TrainingImages.from_paths([folder], config.degradation, channels)
+            return lambda: TrainingImages.from_paths([folder], config.degradations, channels)
         layers = list(self._layers.value)
         if not layers:
             raise ValueError("choose at least one image layer to train on")
         names = ", ".join(layer.name for layer in layers)
         return lambda: TrainingImages(
-            _layer_images(layers), config.degradation, channels, f"napari layers: {names}"
+            _layer_images(layers), config.degradations, channels, f"napari layers: {names}"
         )
 
     def _on_update(self, item: tuple) -> None:
@@ -275,7 +304,7 @@ class TrainWidget(Container):
             self.progress.value = min(self._done_before + update.iteration, self._total)
             self.loss_plot.add(update.iteration, update.loss)
             self._status.value = (
-                f"{config.loss_layer.value}: {update.iteration}/{update.iterations}, "
+                f"{config.loss_name}: {update.iteration}/{update.iterations}, "
                 f"loss {update.loss:.4g}, {update.images_per_s:.1f} img/s, "
                 f"ETA {update.eta_s / 60:.1f} min"
             )
@@ -289,7 +318,7 @@ class TrainWidget(Container):
                 show_info(f"Train: {update.state} at iteration {update.iteration}: {update.path}")
         else:  # Validation
             self._status.value = (
-                f"{config.loss_layer.value}: validation PSNR {update.psnr:.2f} dB "
+                f"{config.loss_name}: validation PSNR {update.psnr:.2f} dB "
                 f"at iteration {update.iteration}"
             )
 
@@ -300,6 +329,10 @@ class TrainWidget(Container):
         expand = self._task.value == Task.EXPAND.value
         self._bits.visible = expand
         self._method.visible = not expand
+        resunet = self._arch.value == Arch.RESUNET.value
+        self._size.visible = resunet
+        self._width.visible = not resunet
+        self._depth.visible = not resunet
 
     def _set_idle(self) -> None:
         self._start.enabled = True

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..degrade import HALFTONE_METHODS
+from ..degrade import HALFTONE_METHODS, MIXED_HALFTONES
 from ..losses import LossLayer
-from ..models import Base, ModelConfig
-from .config import Device, LrSchedule, Task, TrainingConfig
+from ..models import BIT_BASES, Arch, Base, ModelConfig
+from .config import Device, LrSchedule, PixelLoss, Task, TrainingConfig
 
 __all__ = ["add_train_command", "config_from_args"]
 
@@ -43,7 +43,13 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     recipe = train.add_argument_group("recipe (defaults: TrainingConfig)")
     recipe.add_argument("--task", choices=[t.value for t in Task])
     recipe.add_argument("--bits", type=int, help="input bit depth for --task expand")
-    recipe.add_argument("--halftone-method", choices=HALFTONE_METHODS, metavar="METHOD")
+    recipe.add_argument(
+        "--halftone-method",
+        choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
+        metavar="METHOD",
+        help=f"one of {', '.join(HALFTONE_METHODS)}, or {MIXED_HALFTONES} (one of ten "
+        "common halftones per crop)",
+    )
     recipe.add_argument("--loss-layer", choices=[m.value for m in LossLayer])
     recipe.add_argument(
         "--loss-before-relu",
@@ -52,7 +58,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="compare VGG19 conv outputs, not ReLU activations",
     )
-    recipe.add_argument("--pixel-weight", type=float, help="weight of an added pixel MSE term")
+    recipe.add_argument(
+        "--perceptual-weight", type=float, help="weight of the VGG19 term (0: pixel loss only)"
+    )
+    recipe.add_argument("--pixel-weight", type=float, help="weight of an added pixel term")
+    recipe.add_argument("--pixel-loss", choices=[p.value for p in PixelLoss])
     recipe.add_argument(
         "--grey-fraction", type=float, help="share of grey crops (colour models restore grey)"
     )
@@ -77,6 +87,17 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--checkpoint-every", type=int)
     model = train.add_argument_group("model (defaults: ModelConfig)")
     model.add_argument("--channels", type=int, choices=(1, 3))
+    model.add_argument(
+        "--arch",
+        choices=[a.value for a in Arch],
+        help="unet (the paper's) or resunet (full-resolution residual U-Net)",
+    )
+    model.add_argument(
+        "--widths", type=_int_list, help="resunet channels per level, e.g. 16,32,64,128"
+    )
+    model.add_argument(
+        "--blocks", type=_int_list, help="resunet residual blocks per level, e.g. 1,1,2,4"
+    )
     model.add_argument("--ngf", type=int)
     model.add_argument("--depth", type=int)
     model.add_argument("--max-channels", type=int)
@@ -94,9 +115,19 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         return base.replace(**_given(args, _RESUMABLE_OVERRIDES))
     values = _given(args, [f.name for f in fields(TrainingConfig) if f.name != "model"])
     model = _given(args, [f.name for f in fields(ModelConfig) if f.name != "bits"])
-    if model.get("base") == "midbin":
+    if model.get("base") in {b.value for b in BIT_BASES}:
         model["bits"] = values.get("bits", TrainingConfig.bits)
     return TrainingConfig(**values, model=ModelConfig(**model))
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """``"16,32,64"`` -> ``(16, 32, 64)``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def _given(args: argparse.Namespace, names) -> dict:
@@ -117,11 +148,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     try:
-        data = TrainingImages.from_paths(args.data, config.degradation, config.model.channels)
+        data = TrainingImages.from_paths(args.data, config.degradations, config.model.channels)
         val = None
         if args.val_data:
             val = TrainingImages.from_paths(
-                args.val_data, config.degradation, config.model.channels
+                args.val_data, config.degradations, config.model.channels
             )
         trainer = Trainer(config, data, args.out, val_data=val, resume=args.resume, init=args.init)
         bar = tqdm(
@@ -163,8 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
         if rank == 0:
             minutes = (time.perf_counter() - started) / 60
             summary = (
-                f"trained {config.task.value} ({config.degradation.label}) with "
-                f"{config.loss_layer.value} loss: {trainer.iteration} iterations in "
+                f"trained {config.task.value} ({config.degradation_label}) with "
+                f"{config.loss_name} loss: {trainer.iteration} iterations in "
                 f"{minutes:.1f} min on {trainer.device} x{trainer.world_size}, "
                 f"last loss {last_loss:.4g}"
             )

@@ -12,11 +12,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode
+from ..degrade import (
+    HALFTONE_METHODS,
+    HALFTONE_MIX,
+    MIXED_HALFTONES,
+    Degradation,
+    DegradationMode,
+)
 from ..losses import LossLayer
-from ..models import Base, ModelConfig
+from ..models import BIT_BASES, Arch, ModelConfig
 
-__all__ = ["Device", "LrSchedule", "Task", "TrainingConfig"]
+__all__ = ["Device", "LrSchedule", "PixelLoss", "Task", "TrainingConfig"]
 
 
 class Task(str, Enum):
@@ -36,6 +42,13 @@ class LrSchedule(str, Enum):
 
     CONSTANT = "constant"
     COSINE = "cosine"
+
+
+class PixelLoss(str, Enum):
+    """The pixel term: ``mse`` (mean squared error) or ``l1`` (mean absolute error)."""
+
+    MSE = "mse"
+    L1 = "l1"
 
 
 class Device(str, Enum):
@@ -58,15 +71,20 @@ class TrainingConfig:
     bits
         Input bit depth for ``expand`` (1..7).
     halftone_method
-        Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``).
+        Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``), or
+        ``mixed``: one of :data:`~napari_compand.degrade.HALFTONE_MIX` per crop.
     loss_layer
         VGG19 layer of the perceptual loss (:class:`~napari_compand.losses.LossLayer`).
     loss_after_relu
         Compare VGG19 activations after the layer's ReLU (default) or before it.
+    perceptual_weight
+        Weight of the perceptual term (1: the paper; 0: a pixel loss only, no VGG19).
     pixel_weight
-        Weight of an added pixel MSE term (0: the paper's pure perceptual loss).
+        Weight of an added pixel term (0: the paper's pure perceptual loss).
         The perceptual term uses the embedded Caffe VGG19 on the 0..255 scale, so
         a pixel term on [0, 1] images needs a large weight to matter (e.g. 1e4).
+    pixel_loss
+        :class:`PixelLoss` of the pixel term.
     grey_fraction
         Share of training crops made from a grey version of the image (the same
         grey plane in every channel, degraded as grey), so a colour model also
@@ -98,7 +116,9 @@ class TrainingConfig:
     halftone_method: str = "floyd-steinberg"
     loss_layer: LossLayer = LossLayer.CONV1_1
     loss_after_relu: bool = True
+    perceptual_weight: float = 1.0
     pixel_weight: float = 0.0
+    pixel_loss: PixelLoss = PixelLoss.MSE
     grey_fraction: float = 0.0
     vgg_weights: str = "embedded"
     crop_size: int = 128
@@ -121,13 +141,14 @@ class TrainingConfig:
         set_(self, "loss_layer", _enum(LossLayer, self.loss_layer, "loss layer"))
         set_(self, "device", _enum(Device, self.device, "device"))
         set_(self, "lr_schedule", _enum(LrSchedule, self.lr_schedule, "lr schedule"))
+        set_(self, "pixel_loss", _enum(PixelLoss, self.pixel_loss, "pixel loss"))
         if isinstance(self.model, dict):
             set_(self, "model", ModelConfig(**self.model))
         _bounded("bits", self.bits, 1, 7)
-        if self.halftone_method not in HALFTONE_METHODS:
+        if self.halftone_method not in (*HALFTONE_METHODS, MIXED_HALFTONES):
             raise ValueError(
                 f"unknown halftone method {self.halftone_method!r}; "
-                f"valid methods: {', '.join(HALFTONE_METHODS)}"
+                f"valid methods: {', '.join(HALFTONE_METHODS)}, {MIXED_HALFTONES}"
             )
         _bounded("crop_size", self.crop_size, 16, 4096)
         _bounded("batch_size", self.batch_size, 1, 4096)
@@ -141,30 +162,69 @@ class TrainingConfig:
             raise ValueError(f"Adam betas must be in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0 <= self.grey_fraction <= 1:
             raise ValueError(f"grey_fraction must be in [0, 1], got {self.grey_fraction}")
-        if self.pixel_weight < 0:
-            raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
-        if self.batch_size == 1 and self.crop_size <= 2**self.model.depth:
+        for name in ("pixel_weight", "perceptual_weight"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {weight}")
+        if self.pixel_weight == 0 and self.perceptual_weight == 0:
+            raise ValueError("pixel_weight and perceptual_weight are both 0: nothing to learn")
+        if (
+            self.model.arch is Arch.UNET
+            and self.batch_size == 1
+            and self.crop_size <= 2**self.model.depth
+        ):
             raise ValueError(
                 "batch_size 1 with crops no larger than the network's bottleneck "
                 f"(2**depth = {2**self.model.depth}) leaves BatchNorm a single value; "
                 "use a larger batch or crop"
             )
-        if self.model.base is Base.MIDBIN and (
+        if self.model.base in BIT_BASES and (
             self.task is not Task.EXPAND or self.model.bits != self.bits
         ):
-            raise ValueError("the mid-bin base needs task 'expand' and model.bits equal to bits")
+            raise ValueError(
+                f"the {self.model.base.value} base needs task 'expand' and model.bits equal to bits"
+            )
+
+    @property
+    def degradations(self) -> tuple[Degradation, ...]:
+        """The degradations that make the network's inputs (one per crop, drawn evenly)."""
+        if self.task is Task.EXPAND:
+            return (Degradation(DegradationMode.QUANTIZE, bits=self.bits),)
+        if self.halftone_method == MIXED_HALFTONES:
+            return tuple(
+                Degradation(DegradationMode.HALFTONE, method=m, serpentine=s)
+                for m, s in HALFTONE_MIX
+            )
+        return (Degradation(DegradationMode.HALFTONE, method=self.halftone_method),)
 
     @property
     def degradation(self) -> Degradation:
-        """The degradation that makes the network's inputs."""
-        if self.task is Task.EXPAND:
-            return Degradation(DegradationMode.QUANTIZE, bits=self.bits)
-        return Degradation(DegradationMode.HALFTONE, method=self.halftone_method)
+        """The first of :attr:`degradations` (the only one unless the halftones are mixed)."""
+        return self.degradations[0]
+
+    @property
+    def degradation_label(self) -> str:
+        """``3-bit``, ``halftone floyd-steinberg`` or ``halftone mix (10 methods)``."""
+        if len(self.degradations) > 1:
+            return f"halftone mix ({len(self.degradations)} methods)"
+        return self.degradation.label
+
+    @property
+    def loss_name(self) -> str:
+        """The loss in words, e.g. ``conv1_1``, ``conv1_1 + 1e+05 x mse`` or ``l1``."""
+        terms = []
+        if self.perceptual_weight:
+            weight = "" if self.perceptual_weight == 1 else f"{self.perceptual_weight:g} x "
+            terms.append(weight + self.loss_layer.value)
+        if self.pixel_weight:
+            weight = "" if self.pixel_weight == 1 else f"{self.pixel_weight:g} x "
+            terms.append(weight + self.pixel_loss.value)
+        return " + ".join(terms)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (enums as their values)."""
         data = asdict(self)
-        for key in ("task", "loss_layer", "device", "lr_schedule"):
+        for key in ("task", "loss_layer", "device", "lr_schedule", "pixel_loss"):
             data[key] = getattr(self, key).value
         data["model"] = self.model.to_dict()
         return data

@@ -9,6 +9,7 @@ a resumed run sees exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,31 +68,51 @@ class TrainingImages:
     images
         Clean images (any supported dtype; 2D grey or RGB(A)).
     degradation
-        How inputs are made from the clean images.
+        How inputs are made from the clean images; several (a halftone mix):
+        each crop draws one, evenly.
     channels
         1 or 3: images are converted to this many channels.
     description
         Where the images came from (recorded in checkpoints).
+    cache_bytes
+        Degraded images are kept up to about this many bytes (oldest dropped
+        first) and made again when needed.
     """
 
     def __init__(
         self,
         images: Sequence[np.ndarray],
-        degradation: Degradation,
+        degradation: Degradation | Sequence[Degradation],
         channels: int = 3,
         description: str = "arrays",
+        cache_bytes: int = 4 * 2**30,
     ) -> None:
         if len(images) == 0:
             raise ValueError("no training images given")
         self.images = [to_uint8_channels(image, channels) for image in images]
-        self.degradation = degradation
+        degradations = (
+            (degradation,) if isinstance(degradation, Degradation) else tuple(degradation)
+        )
+        if not degradations:
+            raise ValueError("no degradation given")
+        self.degradations = degradations
         self.channels = channels
         self.description = description
-        self._cache: dict[tuple[int, bool, bool], _Flipped] = {}
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple, _Flipped] = OrderedDict()
+        self._cached_bytes = 0
+
+    @property
+    def degradation(self) -> Degradation:
+        """The first degradation (the only one unless several were given)."""
+        return self.degradations[0]
 
     @classmethod
     def from_paths(
-        cls, paths: Sequence[str | Path], degradation: Degradation, channels: int = 3
+        cls,
+        paths: Sequence[str | Path],
+        degradation: Degradation | Sequence[Degradation],
+        channels: int = 3,
     ) -> TrainingImages:
         """Images from files and folders (see :func:`napari_compand._io.collect_images`)."""
         files = collect_images(paths)
@@ -102,14 +123,23 @@ class TrainingImages:
         return len(self.images)
 
     def pair(
-        self, index: int, flip_h: bool = False, flip_v: bool = False, grey: bool = False
+        self,
+        index: int,
+        flip_h: bool = False,
+        flip_v: bool = False,
+        grey: bool = False,
+        kind: int = 0,
     ) -> _Flipped:
         """Clean and degraded version of one image, flipped before degrading.
 
         ``grey``: a colour image's grey version in every channel, degraded as grey.
+        ``kind``: index into :attr:`degradations`.
         """
-        key = (index, flip_h, flip_v, grey)
-        if key not in self._cache:
+        key = (index, flip_h, flip_v, grey, kind)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            degradation = self.degradations[kind]
             clean = self.images[index]
             if flip_h:
                 clean = clean[:, ::-1]
@@ -118,14 +148,18 @@ class TrainingImages:
             # the flipped clean image stays a view; only the degraded one is stored
             if grey and self.channels == 3:
                 plane = img_as_ubyte(rgb2gray(clean))
-                degraded = self.degradation.apply(plane)
+                degraded = degradation.apply(plane)
                 clean = np.repeat(plane[..., None], 3, axis=-1)
                 degraded = np.repeat(degraded[..., None], 3, axis=-1)
             elif self.channels == 1:
-                degraded = self.degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
+                degraded = degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
             else:
-                degraded = self.degradation.apply(np.ascontiguousarray(clean), rgb=True)
+                degraded = degradation.apply(np.ascontiguousarray(clean), rgb=True)
             self._cache[key] = _Flipped(clean, degraded)
+            self._cached_bytes += degraded.nbytes
+            while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= dropped.degraded.nbytes
         return self._cache[key]
 
     def sample(
@@ -134,7 +168,7 @@ class TrainingImages:
         """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1].
 
         With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
-        probability.
+        probability. With several degradations each crop draws one.
         """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
@@ -142,7 +176,8 @@ class TrainingImages:
             index = int(rng.integers(len(self.images)))
             flip_h, flip_v = bool(rng.integers(2)), bool(rng.integers(2))
             grey = bool(grey_fraction) and bool(rng.random() < grey_fraction)
-            pair = self.pair(index, flip_h, flip_v, grey)
+            kind = int(rng.integers(len(self.degradations))) if len(self.degradations) > 1 else 0
+            pair = self.pair(index, flip_h, flip_v, grey, kind)
             clean, degraded = _pad_to(pair.clean, crop), _pad_to(pair.degraded, crop)
             y = int(rng.integers(clean.shape[0] - crop + 1))
             x = int(rng.integers(clean.shape[1] - crop + 1))
@@ -151,10 +186,13 @@ class TrainingImages:
         return to_tensor(inputs), to_tensor(targets)
 
     def center_crops(self, size: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Centre crops of the first ``limit`` images, for validation."""
+        """Centre crops of the first ``limit`` images, for validation.
+
+        With several degradations, image ``i`` gets degradation ``i mod count``.
+        """
         inputs, targets = [], []
         for index in range(min(limit, len(self.images))):
-            pair = self.pair(index)
+            pair = self.pair(index, kind=index % len(self.degradations))
             clean, degraded = _pad_to(pair.clean, size), _pad_to(pair.degraded, size)
             y = (clean.shape[0] - size) // 2
             x = (clean.shape[1] - size) // 2

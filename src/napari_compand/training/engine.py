@@ -36,7 +36,7 @@ from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
 from ..models import build_model
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .config import Task, TrainingConfig
+from .config import PixelLoss, Task, TrainingConfig
 from .data import TrainingImages, batch_rng
 
 __all__ = ["Progress", "StateChange", "Trainer", "TrainingQueue", "TrainingUpdate", "Validation"]
@@ -94,6 +94,8 @@ _RESUME_KEYS = (
     "beta1",
     "beta2",
     "pixel_weight",
+    "perceptual_weight",
+    "pixel_loss",
     "grey_fraction",
     "vgg_weights",
 )
@@ -133,10 +135,11 @@ class Trainer:
         init: str | Path | None = None,
         validation_images: int = VALIDATION_IMAGES,
     ) -> None:
-        if data.degradation != config.degradation:
+        if data.degradations != config.degradations:
             raise ValueError(
-                f"training images are degraded as {data.degradation.label!r} but the config "
-                f"asks for {config.degradation.label!r}"
+                f"training images are degraded as "
+                f"{', '.join(d.label for d in data.degradations)!r} but the config asks for "
+                f"{', '.join(d.label for d in config.degradations)!r}"
             )
         if data.channels != config.model.channels:
             raise ValueError(
@@ -166,9 +169,12 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = PerceptualLoss(
-            config.loss_layer, config.vgg_weights, after_relu=config.loss_after_relu
-        ).to(self.device)
+        self.loss_fn: PerceptualLoss | None = None
+        if config.perceptual_weight:
+            self.loss_fn = PerceptualLoss(
+                config.loss_layer, config.vgg_weights, after_relu=config.loss_after_relu
+            ).to(self.device)
+        self._pixel_loss = F.l1_loss if config.pixel_loss is PixelLoss.L1 else F.mse_loss
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
         )
@@ -206,9 +212,12 @@ class Trainer:
         targets = self._to_device(targets)
         with self._autocast:
             prediction = self.network(inputs)
-            loss = self.loss_fn(prediction, targets)
+            loss = prediction.new_zeros(())
+            if self.loss_fn is not None:
+                loss = loss + self.config.perceptual_weight * self.loss_fn(prediction, targets)
             if self.config.pixel_weight:
-                loss = loss + self.config.pixel_weight * F.mse_loss(prediction, targets)
+                pixel = self._pixel_loss(prediction.float(), targets)
+                loss = loss + self.config.pixel_weight * pixel
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
@@ -291,7 +300,8 @@ class Trainer:
         record = {
             "package_version": __version__,
             "task": config.task.value,
-            "loss_layer": config.loss_layer.value,
+            "loss_layer": config.loss_layer.value if config.perceptual_weight else "none",
+            "loss": config.loss_name,
             "architecture": config.model.to_dict(),
             "recipe": config.to_dict(),
             "data": self.data.description,
@@ -306,6 +316,8 @@ class Trainer:
             record["bits"] = config.bits
         else:
             record["halftone_method"] = config.halftone_method
+            if len(config.degradations) > 1:
+                record["halftone_methods"] = [d.label for d in config.degradations]
         return record
 
     # -- internals ---------------------------------------------------------------
@@ -320,10 +332,11 @@ class Trainer:
         return save_checkpoint(self.out, self.model, self.metadata(), self.optimizer)
 
     def _warm_start(self, checkpoint: Checkpoint) -> None:
-        if checkpoint.model_config != self.config.model:
+        if not checkpoint.model_config.same_weights_as(self.config.model):
             raise CheckpointError(
                 f"{checkpoint.path}: its architecture {checkpoint.model_config} differs from "
-                f"this run's {self.config.model}; warm starts need the same architecture"
+                f"this run's {self.config.model}; warm starts need the same architecture "
+                "(the base and its bits or sigma may differ)"
             )
         self.model.load_state_dict(checkpoint.model_state)
         self.init_source = str(checkpoint.path)

@@ -66,6 +66,19 @@ class ZooModel:
         return self.metadata["loss_layer"]
 
     @property
+    def loss(self) -> str:
+        """The training loss in words, e.g. ``conv1_1``, ``conv1_1 + 1e+05 x mse``, ``mse``."""
+        if "loss" in self.metadata:
+            return self.metadata["loss"]
+        pixel = self.metadata.get("recipe", {}).get("pixel_weight")
+        return self.loss_layer + (f" + {pixel:g} x mse" if pixel else "")
+
+    @property
+    def arch(self) -> str:
+        """``unet`` (the paper's) or ``resunet``."""
+        return self.metadata.get("architecture", {}).get("arch", "unet")
+
+    @property
     def evaluation(self) -> dict[str, Any]:
         """Recorded PSNR/SSIM on evaluation sets, with the classical baseline."""
         return self.metadata.get("evaluation", {})
@@ -76,7 +89,7 @@ class ZooModel:
         what = f"{self.bits}-bit -> 8-bit" if self.task == "expand" else "inverse halftoning"
         scores = self.evaluation.get("set5+set14")
         score = f", Set5+Set14 {scores['psnr']:.2f} dB / {scores['ssim']:.3f}" if scores else ""
-        return f"{self.name}: {what}, {self.loss_layer} loss{score}"
+        return f"{self.name}: {what}, {self.arch}, {self.loss} loss{score}"
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:
@@ -147,11 +160,17 @@ def path_of(name: str) -> Path | None:
     return None
 
 
-def default_model(task: str, bits: int | None = None) -> str:
-    """The best shipped conv1_1 model for ``task`` (and ``bits`` for ``expand``).
+#: Variants tried in order by :func:`default_model`.
+DEFAULT_VARIANTS = ("resunet", "conv1_1-pixel", "conv1_1")
 
-    That is ``conv1_1-pixel`` (conv1_1 loss plus a pixel term, higher PSNR) where
-    the zoo has one, else the paper's plain ``conv1_1``.
+
+def default_model(task: str, bits: int | None = None) -> str:
+    """The best shipped model for ``task`` (and ``bits`` for ``expand``).
+
+    That is the first of :data:`DEFAULT_VARIANTS` the zoo has: ``resunet``
+    (the full-resolution network with a PSNR-oriented loss; for inverse
+    halftoning trained on ten common halftones), then the paper's U-Net with
+    ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain ``conv1_1``.
 
     Raises
     ------
@@ -159,7 +178,7 @@ def default_model(task: str, bits: int | None = None) -> str:
         If the zoo has no such model.
     """
     stem = f"expand-{bits}bit" if task == "expand" else task
-    for name in (f"{stem}/conv1_1-pixel", f"{stem}/conv1_1"):
+    for name in (f"{stem}/{variant}" for variant in DEFAULT_VARIANTS):
         if name in _shipped():
             return name
     raise KeyError(
