@@ -39,10 +39,13 @@ def card(model: zoo.ZooModel) -> str:
         f"{model.bits}-bit → 8-bit expansion (Eq. 2 input)"
         if model.task == "expand"
         else f"inverse halftoning ({meta.get('halftone_method', 'floyd-steinberg')})"
-    )
-    loss = f"VGG19 {meta['loss_layer']} (after ReLU, embedded Caffe weights)"
-    if recipe.get("pixel_weight"):
-        loss += f" + {recipe['pixel_weight']:g} x pixel MSE"
+    ).replace("(mixed)", "of ten common halftones, one drawn per training crop")
+    if recipe.get("perceptual_weight", 1.0):
+        loss = f"VGG19 {meta['loss_layer']} (after ReLU, embedded Caffe weights)"
+        if recipe.get("pixel_weight"):
+            loss += f" + {recipe['pixel_weight']:g} x pixel MSE"
+    else:
+        loss = f"pixel {recipe.get('pixel_loss', 'mse').upper()} only (PSNR-oriented)"
     stages = [
         _stage(s["recipe"], s["iterations_done"], s["device"]) for s in meta.get("warm_starts", [])
     ]
@@ -51,8 +54,23 @@ def card(model: zoo.ZooModel) -> str:
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",
         "midbin": "mid-bin",
+        "bin": "position inside the input's quantization bin, starting at mid-bin: every "
+        "output stays in its bin",
         "none": "none",
     }
+    if arch.get("arch", "unet") == "resunet":
+        params = sum(9 * w * w * 2 * n for w, n in zip(arch["widths"], arch["blocks"], strict=True))
+        network = (
+            f"ResUNet (full resolution + {len(arch['widths']) - 1} coarser levels), widths "
+            f"{'/'.join(map(str, arch['widths']))}, residual blocks "
+            f"{'/'.join(map(str, arch['blocks']))} per level (~{params / 1e6:.1f} M weights "
+            "in the blocks)"
+        )
+    else:
+        network = (
+            f"U-Net, {arch['ngf']} base channels, depth {arch['depth']}, at most "
+            f"{arch['max_channels']} channels"
+        )
     classical = "midbin" if model.task == "expand" else "gaussian"
     rows = [
         ("colour", "set5+set14"),
@@ -64,6 +82,20 @@ def card(model: zoo.ZooModel) -> str:
             f"| {label} | {_scores(evaluation, key)} | {_scores(evaluation, key + ' consistent')} "
             f"| {_scores(evaluation, key + ' baseline ' + classical)} |"
         )
+    halftones = next((v for k, v in evaluation.items() if k.endswith(" halftones")), None)
+    if halftones:
+        table += [
+            "",
+            "| halftone (Set5+Set14, colour) | model | best Gaussian (sigma) | gain |",
+            "|---|---|---|---|",
+        ]
+        for label, s in halftones.items():
+            blur = s["best_gaussian"]
+            gain = s["psnr"] - blur["psnr"]
+            table.append(
+                f"| {label.removeprefix('halftone ')} | {s['psnr']:.2f} dB / {s['ssim']:.3f} "
+                f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
+            )
     paper = evaluation.get("paper (COCO)")
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:16]
     lines = [
@@ -71,8 +103,7 @@ def card(model: zoo.ZooModel) -> str:
         "",
         f"- **Task**: {what}.",
         f"- **Loss**: {loss}.",
-        f"- **Network**: U-Net, {arch['ngf']} base channels, depth {arch['depth']}, at most "
-        f"{arch['max_channels']} channels, {arch['channels']} channels in and out, predicting a "
+        f"- **Network**: {network}, {arch['channels']} channels in and out, predicting a "
         f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
         f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",

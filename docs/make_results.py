@@ -6,11 +6,14 @@ folders) and matplotlib (``pip install -e ".[docs]"``)::
     python docs/make_results.py tables     # --set5-set14 DIR... (default ../shared/data/eval/*)
     python docs/make_results.py bsds       # --bsds DIR (default ../shared/data/bsds/test)
     python docs/make_results.py figures
+    python docs/make_results.py ablation   # --runs runs/ablation (scripts/ablation.py output)
 
 ``tables`` writes ``docs/results/set5_set14.{md,csv}`` (every shipped model, in-bin
 variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_test.{md,csv}``
 (the conv1_1 models, colour); ``figures`` draws ``docs/images/psnr_vs_bits.png`` from the CSVs
-and ``docs/images/conv1_1_vs_conv5_1.png``.
+and ``docs/images/conv1_1_vs_conv5_1.png``; ``ablation`` copies the JSON records of
+``scripts/ablation.py`` to ``docs/results/ablation/``, writes ``docs/results/ablation.md`` and
+draws ``docs/images/ablation_loss.png``.
 """
 
 from __future__ import annotations
@@ -186,9 +189,67 @@ def figures(folders) -> None:
     print((RESULTS / "grid_artifacts.md").read_text())
 
 
+def ablation(runs: Path) -> None:
+    """Table and loss curves of the equal wall-clock ablation (scripts/ablation.py)."""
+    import json
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = RESULTS / "ablation"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(Path(runs).glob("*.json")):
+        shutil.copy(path, target / path.name)
+    records = [json.loads(p.read_text()) for p in sorted(target.glob("*.json"))]
+    lines = [
+        "| task | network | parameters | iterations in the budget | Set5+Set14 PSNR / SSIM "
+        "| classical base | gain | s per 768x512 (1 thread, other job running) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for task, ax in zip(("ih", "ex4"), axes, strict=True):
+        for r in (r for r in records if r["run"].startswith(task + "_")):
+            arch = r["recipe"]["model"]
+            label = r["run"].split("_", 1)[1]
+            if arch["arch"] == "resunet":
+                label += (
+                    f" {'/'.join(map(str, arch['widths']))} x {'/'.join(map(str, arch['blocks']))}"
+                )
+            label += f", {arch['base']} base"
+            base = next(v for k, v in r.items() if k in ("gaussian", "midbin"))
+            score = r["set5+set14"]
+            gain = score["psnr"] - base["psnr"]
+            lines.append(
+                f"| {'inverse halftone (FS)' if task == 'ih' else '4-bit expansion'} | {label} "
+                f"| {r['parameters'] / 1e6:.2f} M | {r['iterations']:,} | {score['psnr']:.2f} / "
+                f"{score['ssim']:.3f} | {base['psnr']:.2f} | {gain:+.2f} dB "
+                f"| {r['seconds_per_768x512']:.2f} |"
+            )
+            curve = np.array(r["loss_curve"])
+            if len(curve):
+                ax.plot(curve[:, 1] / 60, 10 * np.log10(1 / curve[:, 2]), label=label, lw=1)
+        ax.set(
+            title="inverse halftoning (Floyd–Steinberg)" if task == "ih" else "4-bit expansion",
+            xlabel="training minutes (1 CPU thread each)",
+            ylabel="training PSNR of the batch loss (dB)",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    IMAGES.mkdir(exist_ok=True)
+    fig.savefig(IMAGES / "ablation_loss.png", dpi=110)
+    (RESULTS / "ablation.md").write_text("\n".join(lines) + "\n")
+    print((RESULTS / "ablation.md").read_text())
+    print(f"wrote {IMAGES / 'ablation_loss.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=("tables", "bsds", "figures"))
+    parser.add_argument("what", choices=("tables", "bsds", "figures", "ablation"))
+    parser.add_argument("--runs", default="runs/ablation", help="scripts/ablation.py output")
     parser.add_argument(
         "--set5-set14", nargs="+", default=["../shared/data/eval/set5", "../shared/data/eval/set14"]
     )
@@ -198,6 +259,8 @@ def main() -> None:
         tables(args.set5_set14)
     elif args.what == "bsds":
         bsds(args.bsds)
+    elif args.what == "ablation":
+        ablation(Path(args.runs))
     else:
         figures(args.set5_set14)
 

@@ -8,9 +8,9 @@ Runs are listed in :data:`RUNS`; results go to ``<out>/<run>.json`` (loss curve,
 iterations, scores, seconds per image) next to the checkpoint. A run whose JSON
 exists is skipped, so the script can be restarted.
 
-Example (two lanes at once, one thread each, 11 minutes per run)::
+Example (two lanes at once, one thread each, 20 minutes per run, as in docs/results.md)::
 
-    python scripts/ablation.py --lane 0 --lanes 2 --threads 1 --seconds 660 \\
+    python scripts/ablation.py --lane 0 --lanes 2 --threads 1 --seconds 1200 \\
         --train ../shared/data/bsds/train ../shared/data/bsds/val \\
         --eval ../shared/data/eval/set5 ../shared/data/eval/set14 --out runs/ablation &
     python scripts/ablation.py --lane 1 --lanes 2 ... &
@@ -56,7 +56,6 @@ RUNS: dict[str, dict] = {
     "ih_resunet_M": _ih(_resunet("M")),
     "ex4_resunet_M": _ex4(_resunet("M"), "bin"),
     "ih_resunet_L": _ih(_resunet("L")),
-    "ex4_resunet_M_midbin": _ex4(_resunet("M"), "midbin"),
 }
 
 #: Shared by every run: pixel MSE only, 96² crops, batch 16, Adam 2e-4, grey crops.

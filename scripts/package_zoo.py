@@ -22,7 +22,14 @@ import torch
 from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
 from napari_compand._io import collect_images, read_image
-from napari_compand.evaluation import baseline, evaluate, grey_version, model_restorer
+from napari_compand.degrade import HALFTONE_MIX, Degradation
+from napari_compand.evaluation import (
+    baseline,
+    best_gaussian,
+    evaluate,
+    grey_version,
+    model_restorer,
+)
 from napari_compand.inference import load_model
 from napari_compand.paper_tables import PAPER
 from napari_compand.training.checkpoints import load_checkpoint, save_checkpoint
@@ -49,6 +56,12 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--eval", action="append", default=[], help="NAME=DIR[,DIR...]")
     parser.add_argument("--note", default="", help="added to each model's description")
+    parser.add_argument(
+        "--halftones",
+        metavar="SET",
+        help="also score inverse-halftoning models on every halftone of HALFTONE_MIX on this "
+        "evaluation set, next to each halftone's best Gaussian blur",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     sets = {}
@@ -68,7 +81,8 @@ def main() -> None:
         evaluation = {}
         classical = "midbin" if meta["task"] == "expand" else "gaussian"
         restorers = {"": model_restorer(model)}
-        if meta["task"] == "expand":
+        in_bin_by_construction = meta["architecture"].get("base") == "bin"
+        if meta["task"] == "expand" and not in_bin_by_construction:
             restorers[" consistent"] = model_restorer(model, consistent=True)
         for set_name, colour in sets.items():
             for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
@@ -76,10 +90,16 @@ def main() -> None:
                 for variant, restorer in restorers.items():
                     scores = evaluate(images, degradation, restorer)
                     evaluation[f"{key}{variant}"] = scores.as_dict()
+                    if in_bin_by_construction:  # already in bin: the same scores
+                        evaluation[f"{key} consistent"] = scores.as_dict()
                     print(f"{name:34s} {key + variant:26s} {scores.psnr:6.2f} dB {scores.ssim:.3f}")
                 base = evaluate(images, degradation, baseline(classical, degradation))
                 evaluation[f"{key} baseline {classical}"] = base.as_dict()
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
+        if args.halftones and meta["task"] == "inverse-halftone":
+            evaluation[f"{args.halftones} halftones"] = halftone_scores(
+                model, sets[args.halftones], name
+            )
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
             evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
@@ -88,11 +108,8 @@ def main() -> None:
             if meta["task"] == "expand"
             else f"inverse halftoning ({meta['halftone_method']})"
         )
-        loss = meta["loss_layer"] + (
-            f" + {meta['recipe']['pixel_weight']:g} x pixel MSE"
-            if meta["recipe"]["pixel_weight"]
-            else ""
-        )
+        recipe = TrainingConfig.from_dict(meta["recipe"])
+        loss = ("VGG19 " if recipe.perceptual_weight else "") + recipe.loss_name
         stages = lineage[path]
         warm = ""
         if stages:
@@ -103,16 +120,33 @@ def main() -> None:
             )
         meta.update(
             zoo_name=name,
-            description=f"{what}, VGG19 {loss} loss, {meta['iterations_done']} iterations"
-            + warm
-            + ". "
-            + args.note,
+            description=f"{what}, {meta['architecture'].get('arch', 'unet')}, {loss} loss, "
+            f"{meta['iterations_done']} iterations" + warm + ". " + args.note,
             evaluation=evaluation,
         )
         network = checkpoint.build_model().half() if meta.get("dtype") == "float16" else None
         target = ZOO / f"{name.replace('/', '__')}.safetensors"
         save_checkpoint(target, network or checkpoint.build_model(), meta)
         print(f"-> {target} ({target.stat().st_size / 2**20:.2f} MiB)", flush=True)
+
+
+def halftone_scores(model, images: list, name: str) -> dict:
+    """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX``, with its best Gaussian."""
+    table = {}
+    for method, serpentine in HALFTONE_MIX:
+        degradation = Degradation("halftone", method=method, serpentine=serpentine)
+        scores = evaluate(images, degradation, model_restorer(model))
+        sigma, blur = best_gaussian(images, degradation)
+        table[degradation.label] = {
+            **scores.as_dict(),
+            "best_gaussian": {**blur.as_dict(), "sigma": sigma},
+        }
+        print(
+            f"{name:34s} {degradation.label:36s} {scores.psnr:6.2f} dB "
+            f"(best Gaussian {blur.psnr:.2f} dB, sigma {sigma})",
+            flush=True,
+        )
+    return table
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ def _bin_model(bits: int, trained: bool = True) -> Restorer:
     if trained:  # any weights: the output must stay in the bin anyway
         with torch.no_grad():
             for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.5)
+                p.add_(torch.randn_like(p) * 0.02)
     return model.eval()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from napari_compand import zoo
 from napari_compand.degrade import halftone, quantize
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
@@ -36,7 +37,7 @@ def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
     widget = dock(viewer, "Restore")
     widget._image.value = source
     assert widget._task.value == "inverse-halftone"
-    assert widget._model.value == "inverse-halftone/conv1_1-pixel"  # the best is preselected
+    assert widget._model.value == zoo.default_model("inverse-halftone")  # the best is preselected
     widget._model.value = "inverse-halftone/conv1_1"
     assert widget._bits.native.isHidden()
     assert widget._consistent.native.isHidden()  # only for expansion
@@ -59,7 +60,7 @@ def test_restore_widget_picks_expansion_for_3bit_layers(viewer, qtbot):
     widget = dock(viewer, "Restore")
     widget._image.value = viewer.layers["astronaut [3-bit]"]
     assert (widget._task.value, widget._bits.value) == ("expand", 3)
-    assert widget._model.value == "expand-3bit/conv1_1-pixel"
+    assert widget._model.value == zoo.default_model("expand", 3)
     assert not widget._bits.native.isHidden()
     assert not widget._consistent.native.isHidden()
     assert not widget._ensemble.native.isHidden()
@@ -102,7 +103,8 @@ def test_inverse_halftone_command_from_the_layers_menu(viewer, qtbot):
     layer = viewer.add_image(image, name="camera ht")
     viewer.layers.selection.active = layer
     app.commands.execute_command(command).result()
-    name = "camera ht [inverse halftone conv1_1-pixel]"
+    variant = zoo.default_model("inverse-halftone").split("/")[1]
+    name = f"camera ht [inverse halftone {variant}]"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=120_000)
     out = viewer.layers[name].data
     assert out.shape == image.shape and out.dtype == np.uint8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from napari_compand import zoo
@@ -15,7 +16,12 @@ REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 
 def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
-    assert len(zoo.shipped()) == 18
+    assert sum(m.arch == "unet" for m in zoo.shipped()) == 18  # the paper's U-Net: the study
+    resunets = [m for m in zoo.shipped() if m.arch == "resunet"]
+    assert {m.name for m in resunets} >= {"inverse-halftone/resunet", "expand-4bit/resunet"}
+    for model in resunets:  # the full-resolution models are the defaults of their task
+        assert zoo.default_model(model.task, model.bits) == model.name
+        assert model.metadata["recipe"]["perceptual_weight"] == 0  # PSNR-oriented pixel loss
     for model in zoo.shipped():
         assert model.path.stat().st_size <= 8 * 2**20, model.name  # <= 8 MB each
         meta = model.metadata
@@ -34,14 +40,33 @@ def test_required_models_ship_small_with_full_metadata():
 
 def test_get_default_and_unknown():
     assert zoo.get("expand-3bit/conv1_1").bits == 3
-    assert zoo.default_model("inverse-halftone") == "inverse-halftone/conv1_1-pixel"
-    assert zoo.default_model("expand", 3) == "expand-3bit/conv1_1-pixel"
-    assert zoo.default_model("expand", 4) == "expand-4bit/conv1_1"  # no pixel variant
+    assert zoo.default_model("inverse-halftone") == "inverse-halftone/resunet"
+    assert zoo.default_model("expand", 4) == "expand-4bit/resunet"
+    assert zoo.default_model("expand", 1) == "expand-1bit/conv1_1-pixel"  # no resunet yet
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
         zoo.get("expand-3bit/conv9_9")
-    with pytest.raises(KeyError, match="no model for expand from 7 bits"):
-        zoo.default_model("expand", 7)
+    with pytest.raises(KeyError, match="no model for expand from 8 bits"):
+        zoo.default_model("expand", 8)
     assert "conv1_1" in zoo.get("inverse-halftone/conv1_1").summary
+    assert "resunet, mse loss" in zoo.get("expand-4bit/resunet").summary
+
+
+def test_shipped_in_bin_models_keep_real_images_in_their_bins():
+    from skimage import data
+
+    from napari_compand.degrade import quantize
+    from napari_compand.inference import restore
+
+    photo = data.astronaut()[:64, :96]
+    checked = 0
+    for model in zoo.shipped():
+        if model.metadata["architecture"].get("base") == "bin":
+            low = quantize(photo, bits=model.bits)
+            out = restore(low, model.name)
+            assert np.array_equal(quantize(out, bits=model.bits), low), model.name
+            assert not np.array_equal(out, low)  # moved inside the bins
+            checked += 1
+    assert checked >= 2
 
 
 def test_session_models_join_the_zoo(tmp_path, monkeypatch):

@@ -246,9 +246,10 @@ class Base(str, Enum):
     """Fixed reconstruction that the network corrects (``none``: plain network).
 
     ``bin`` (bit-depth expansion): the output is the bin floor plus the bin width
-    times a sigmoid of the network, :math:`q + 2^{8-l} / 255 \\cdot \\sigma(f(q))`,
-    so it never leaves the input's quantization bin; an untrained network gives
-    the mid-bin value.
+    times a sigmoid of the network, :math:`q + w \\sigma(4 f(q) / w)` with the bin
+    width :math:`w = 2^{8-l} / 255`, so it never leaves the input's quantization
+    bin; an untrained network gives the mid-bin value, and near it the output
+    moves one for one with the network (:math:`q + w/2 + f`), as with ``midbin``.
     """
 
     NONE = "none"
@@ -362,8 +363,9 @@ class ModelConfig:
 class Restorer(nn.Module):
     """A network with an optional fixed base reconstruction.
 
-    ``out = base(x) + net(x)``, or for ``Base.BIN`` ``out = x + w * sigmoid(net(x))``
-    with the bin width ``w = 2**(8 - bits) / 255``. Inputs and outputs are
+    ``out = base(x) + net(x)``, or for ``Base.BIN`` ``out = x + w * sigmoid(4 * net(x) / w)``
+    with the bin width ``w = 2**(8 - bits) / 255`` (slope 1 at mid-bin: a sigmoid of the
+    raw output learned about 60x slower at 4 bits). Inputs and outputs are
     ``(N, C, H, W)`` tensors in [0, 1] (not clamped).
     """
 
@@ -408,7 +410,8 @@ class Restorer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         correction = self.unet(x)
         if self.config.base is Base.BIN:
-            return x + self.bin_width * torch.sigmoid(correction)
+            width = self.bin_width
+            return x + width * torch.sigmoid(correction * (4 / width))
         if self.config.base is Base.NONE:
             return correction
         return self.base(x) + correction
