@@ -173,8 +173,8 @@ class ResUNet(nn.Module):
         self,
         in_channels: int = 3,
         out_channels: int = 3,
-        widths: tuple[int, ...] = (16, 48, 128),
-        blocks: tuple[int, ...] = (1, 2, 6),
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        blocks: tuple[int, ...] = (1, 1, 2, 4),
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks) or not widths:
@@ -303,8 +303,8 @@ class ModelConfig:
     ngf: int = 32
     depth: int = 7
     max_channels: int = 256
-    widths: tuple[int, ...] = (16, 48, 128)
-    blocks: tuple[int, ...] = (1, 2, 6)
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # RESUNET_SIZES["S"]
+    blocks: tuple[int, ...] = (1, 1, 2, 4)
     base: Base = Base.NONE
     sigma: float = 1.5
     bits: int = 3
