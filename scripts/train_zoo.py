@@ -65,8 +65,8 @@ JOBS: dict[str, dict] = {
     "ih_conv5_1": _halftone("conv5_1"),
     "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
     "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
-    # the default models: ResUNet, pixel loss; inverse halftoning on ten halftones
-    "ih_resunet": {
+    # ResUNet, pixel loss: the expansion defaults, inverse halftoning on ten halftones / FS
+    "ih_resunet_mix": {
         "task": "inverse-halftone",
         "halftone_method": "mixed",
         "model": {**RESUNET, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
@@ -99,9 +99,9 @@ JOBS: dict[str, dict] = {
 
 def zoo_name(job: str) -> str:
     """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
-    ``expand-3bit/conv2_1``, ``ih_resunet_fs`` -> ``inverse-halftone/resunet-fs``."""
+    ``expand-3bit/conv2_1``, ``ih_resunet_mix`` -> ``inverse-halftone/resunet-mix``."""
     task, rest = job.split("_", 1)
-    variant = rest.replace("_pixel", "-pixel").replace("_fs", "-fs")
+    variant = rest.replace("_pixel", "-pixel").replace("_fs", "-fs").replace("_mix", "-mix")
     if task == "ih":
         return f"inverse-halftone/{variant}"
     return f"expand-{task[2:]}bit/{variant}"

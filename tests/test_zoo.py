@@ -18,9 +18,12 @@ def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
     assert sum(m.arch == "unet" for m in zoo.shipped()) == 18  # the paper's U-Net: the study
     resunets = [m for m in zoo.shipped() if m.arch == "resunet"]
-    assert {m.name for m in resunets} >= {"inverse-halftone/resunet", "expand-4bit/resunet"}
-    for model in resunets:  # the full-resolution models are the defaults of their task
-        assert zoo.default_model(model.task, model.bits) == model.name
+    assert {m.name for m in resunets} >= {"inverse-halftone/resunet-mix", "expand-4bit/resunet"}
+    for model in resunets:
+        if model.task == "expand":  # the full-resolution expansion models are the defaults
+            assert zoo.default_model(model.task, model.bits) == model.name
+        else:  # the ten-halftone model
+            assert model.metadata["recipe"]["halftone_method"] == "mixed"
         assert model.metadata["recipe"]["perceptual_weight"] == 0  # PSNR-oriented pixel loss
     for model in zoo.shipped():
         assert model.path.stat().st_size <= 8 * 2**20, model.name  # <= 8 MB each
@@ -40,7 +43,7 @@ def test_required_models_ship_small_with_full_metadata():
 
 def test_get_default_and_unknown():
     assert zoo.get("expand-3bit/conv1_1").bits == 3
-    assert zoo.default_model("inverse-halftone") == "inverse-halftone/resunet"
+    assert zoo.default_model("inverse-halftone") == "inverse-halftone/conv1_1-pixel"
     assert zoo.default_model("expand", 4) == "expand-4bit/resunet"
     assert zoo.default_model("expand", 1) == "expand-1bit/conv1_1-pixel"  # no resunet yet
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):

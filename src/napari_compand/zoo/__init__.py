@@ -168,9 +168,10 @@ def default_model(task: str, bits: int | None = None) -> str:
     """The best shipped model for ``task`` (and ``bits`` for ``expand``).
 
     That is the first of :data:`DEFAULT_VARIANTS` the zoo has: ``resunet``
-    (the full-resolution network with a PSNR-oriented loss; for inverse
-    halftoning trained on ten common halftones), then the paper's U-Net with
-    ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain ``conv1_1``.
+    (the full-resolution network with a PSNR-oriented loss), then the paper's
+    U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
+    ``conv1_1``. The ten-halftone ``inverse-halftone/resunet-mix`` is not a
+    default: it is 0.6 dB below ``conv1_1-pixel`` on Floyd–Steinberg halftones.
 
     Raises
     ------
