@@ -53,6 +53,12 @@ class Scores:
     ssim: float
     images: int
 
+    @classmethod
+    def mean(cls, values: Sequence[tuple[float, float]]) -> Scores:
+        """Mean of per-image ``(psnr, ssim)`` pairs."""
+        p, s = np.mean(values, axis=0)
+        return cls(float(p), float(s), len(values))
+
     def as_dict(self) -> dict[str, float]:
         return {"psnr": round(self.psnr, 3), "ssim": round(self.ssim, 4), "images": self.images}
 
@@ -118,14 +124,16 @@ def evaluate(
     """Degrade each uint8 image, restore it, and average PSNR/SSIM against it."""
     values = []
     for i, clean in enumerate(images):
-        rgb = clean.ndim == 3
-        degraded = degradation.apply(clean, rgb=rgb)
-        restored = restorer(degraded)
-        values.append((psnr(clean, restored, rgb=rgb), ssim(clean, restored, rgb=rgb)))
+        values.append(_score(clean, restorer(degradation.apply(clean, rgb=clean.ndim == 3))))
         if progress is not None:
             progress(i + 1, len(images))
-    p, s = np.mean(values, axis=0)
-    return Scores(float(p), float(s), len(images))
+    return Scores.mean(values)
+
+
+def _score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM of one restoration (``(Y, X, 3)`` images as colour)."""
+    rgb = clean.ndim == 3
+    return psnr(clean, restored, rgb=rgb), ssim(clean, restored, rgb=rgb)
 
 
 def best_gaussian(
@@ -145,11 +153,7 @@ def best_gaussian(
     best: tuple[float, Scores] | None = None
     for sigma in sigmas:
         blur = baseline("gaussian", degradation, sigma)
-        values = [
-            (psnr(c, r, rgb=c.ndim == 3), ssim(c, r, rgb=c.ndim == 3))
-            for c, r in ((c, blur(d)) for c, d in degraded)
-        ]
-        p, s = np.mean(values, axis=0)
-        if best is None or p > best[1].psnr:
-            best = (sigma, Scores(float(p), float(s), len(images)))
+        scores = Scores.mean([_score(clean, blur(d)) for clean, d in degraded])
+        if best is None or scores.psnr > best[1].psnr:
+            best = (sigma, scores)
     return best

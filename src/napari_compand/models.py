@@ -128,6 +128,16 @@ class UNet(nn.Module):
         return x[..., :height, :width]
 
 
+#: Named :class:`ResUNet` sizes, ``(widths, blocks)``, measured in the CPU
+#: ablation of ``docs/results.md`` (parameters; seconds per 768x512 RGB image
+#: on 2 CPU cores): S 1.54 M, 0.49 s; M 2.22 M, 0.53 s; L 3.44 M, 0.80 s.
+RESUNET_SIZES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "S": ((16, 32, 64, 128), (1, 1, 2, 4)),
+    "M": ((16, 32, 64, 128), (1, 2, 3, 6)),
+    "L": ((16, 48, 96, 192), (1, 1, 2, 4)),
+}
+
+
 class ResidualBlock(nn.Module):
     """``x + conv3x3(relu(conv3x3(x)))`` at constant width."""
 
@@ -173,8 +183,8 @@ class ResUNet(nn.Module):
         self,
         in_channels: int = 3,
         out_channels: int = 3,
-        widths: tuple[int, ...] = (16, 32, 64, 128),
-        blocks: tuple[int, ...] = (1, 1, 2, 4),
+        widths: tuple[int, ...] = RESUNET_SIZES["S"][0],
+        blocks: tuple[int, ...] = RESUNET_SIZES["S"][1],
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks) or not widths:
@@ -258,15 +268,6 @@ class Base(str, Enum):
     BIN = "bin"
 
 
-#: Named :class:`ResUNet` sizes, ``(widths, blocks)``, measured in the CPU
-#: ablation of ``docs/results.md`` (parameters; seconds per 768x512 RGB image
-#: on 2 CPU cores): S 1.54 M, 0.49 s; M 2.22 M, 0.53 s; L 3.44 M, 0.80 s.
-RESUNET_SIZES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "S": ((16, 32, 64, 128), (1, 1, 2, 4)),
-    "M": ((16, 32, 64, 128), (1, 2, 3, 6)),
-    "L": ((16, 48, 96, 192), (1, 1, 2, 4)),
-}
-
 #: Bases that need the input bit depth.
 BIT_BASES = (Base.MIDBIN, Base.BIN)
 
@@ -303,8 +304,8 @@ class ModelConfig:
     ngf: int = 32
     depth: int = 7
     max_channels: int = 256
-    widths: tuple[int, ...] = (16, 32, 64, 128)  # RESUNET_SIZES["S"]
-    blocks: tuple[int, ...] = (1, 1, 2, 4)
+    widths: tuple[int, ...] = RESUNET_SIZES["S"][0]
+    blocks: tuple[int, ...] = RESUNET_SIZES["S"][1]
     base: Base = Base.NONE
     sigma: float = 1.5
     bits: int = 3
