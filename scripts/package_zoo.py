@@ -22,6 +22,7 @@ import torch
 from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
 from napari_compand._io import collect_images, read_image
+from napari_compand.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.degrade import HALFTONE_MIX, Degradation
 from napari_compand.evaluation import (
     baseline,
@@ -32,7 +33,6 @@ from napari_compand.evaluation import (
 )
 from napari_compand.inference import load_model
 from napari_compand.paper_tables import PAPER
-from napari_compand.training.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.training.config import TrainingConfig
 from napari_compand.training.data import to_uint8_channels
 

@@ -123,7 +123,8 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     """Train job ``name`` in this process, logging to ``<out>/<name>.log``."""
     import torch
 
-    from napari_compand.training import checkpoints, engine
+    from napari_compand import checkpoints
+    from napari_compand.training import engine
     from napari_compand.training.config import TrainingConfig
     from napari_compand.training.data import TrainingImages
     from napari_compand.training.engine import Progress, StateChange, Trainer, Validation

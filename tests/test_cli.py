@@ -136,7 +136,7 @@ def test_train_stops_with_a_checkpoint_on_sigterm(photo_dir, tmp_path):
     import signal
     import time
 
-    from napari_compand.training.checkpoints import load_checkpoint
+    from napari_compand.checkpoints import load_checkpoint
 
     out = tmp_path / "m.safetensors"
     command = [  # a run far too long to finish

@@ -279,7 +279,7 @@ def test_unknown_method_lists_the_valid_ones():
 
 
 def test_rgb_true_needs_colour_axis():
-    with pytest.raises(ValueError, match="last axis of length 3 or 4"):
+    with pytest.raises(ValueError, match=r"last axis of length 2 \(grey \+ alpha\), 3 or 4"):
         halftone(np.zeros((4, 4), np.uint8), rgb=True)
 
 

@@ -8,6 +8,7 @@ import torch
 from skimage import data
 
 from napari_compand import zoo
+from napari_compand.checkpoints import CheckpointError
 from napari_compand.degrade import halftone, quantize
 from napari_compand.evaluation import baseline
 from napari_compand.inference import (
@@ -19,7 +20,6 @@ from napari_compand.inference import (
 )
 from napari_compand.metrics import psnr
 from napari_compand.models import ModelConfig, Restorer
-from napari_compand.training.checkpoints import CheckpointError
 
 IH = "inverse-halftone/conv1_1"
 EX3 = "expand-3bit/conv1_1"

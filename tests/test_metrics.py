@@ -8,7 +8,14 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from napari_compand.degrade import halftone, quantize
-from napari_compand.metrics import compare, psnr, psnr_per_plane, ssim, ssim_per_plane
+from napari_compand.metrics import (
+    compare,
+    mean_psnr,
+    psnr,
+    psnr_per_plane,
+    ssim,
+    ssim_per_plane,
+)
 
 
 def test_psnr_closed_form():
@@ -99,6 +106,36 @@ def test_bad_pairs_are_rejected(ref, test, error, match):
         psnr(ref, test)
 
 
-def test_ssim_needs_7x7():
-    with pytest.raises(ValueError, match="at least 7x7"):
-        ssim(np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.uint8))
+@pytest.mark.parametrize("size", [5, 7, 8, 10])
+def test_ssim_needs_its_11_pixel_window(size):
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(np.zeros((size, 20), np.uint8), np.zeros((size, 20), np.uint8))
+
+
+def test_ssim_works_at_the_smallest_size():
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (11, 11), dtype=np.uint8)
+    assert ssim(ref, ref) == pytest.approx(1.0)
+
+
+def test_stack_mean_leaves_identical_planes_out():
+    """One identical plane (PSNR inf) must not hide the others' scores."""
+    rng = np.random.default_rng(1)
+    ref = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    test = ref.copy()
+    test[1] = quantize(ref[1], 4)
+    test[2] = quantize(ref[2], 2)
+    planes = psnr_per_plane(ref, test)
+    assert np.isinf(planes[0])
+    assert psnr(ref, test) == pytest.approx((planes[1] + planes[2]) / 2)
+    assert mean_psnr([float("inf")] * 2) == float("inf")
+
+
+def test_grey_alpha_is_scored_on_grey():
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    noisy = quantize(grey, 3)
+    ref = np.stack([grey, np.full_like(grey, 255)], -1)
+    test = np.stack([noisy, np.zeros_like(grey)], -1)  # alpha differs: ignored
+    assert psnr(ref, test) == pytest.approx(psnr(grey, noisy))
+    assert ssim(ref, test) == pytest.approx(ssim(grey, noisy))

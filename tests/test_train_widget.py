@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_compand.training import load_checkpoint
+from napari_compand.checkpoints import load_checkpoint
 from napari_compand.zoo import session_models
 
 from .test_training import smooth_images

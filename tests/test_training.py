@@ -14,18 +14,16 @@ import torch
 from safetensors.torch import save_file
 
 from napari_compand._device import resolve_device
+from napari_compand.checkpoints import CheckpointError, export_weights, load_checkpoint
 from napari_compand.cli import main
 from napari_compand.models import ModelConfig
 from napari_compand.training import (
-    CheckpointError,
     Progress,
     StateChange,
     Trainer,
     TrainingConfig,
     TrainingImages,
     Validation,
-    export_weights,
-    load_checkpoint,
 )
 
 TINY = ModelConfig(ngf=8, depth=3, max_channels=16)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from napari_compand import zoo
+from napari_compand.checkpoints import load_checkpoint
 from napari_compand.inference import load_model
-from napari_compand.training.checkpoints import load_checkpoint
 
 REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1")
 

@@ -26,6 +26,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         If ``cuda`` or ``mps`` is requested but not available.
     """
     name = getattr(name, "value", name)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"device must be a name such as 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'; got {name!r}"
+        )
     if name == "auto":
         return torch.device(available_devices()[0])
     base = name.split(":")[0]

@@ -1,21 +1,56 @@
-"""Reading and writing image files for the command line (Qt-free)."""
+"""Reading and writing files for the command line (Qt-free), safely.
+
+Rules every command follows (see :func:`plan_outputs` and :func:`check_output`):
+
+* an input is never written over, not even with ``--overwrite``;
+* an existing file is replaced only with ``overwrite=True``;
+* inputs with the same stem get distinct outputs (``x.png`` and ``x.jpg`` give
+  ``x_png_…`` and ``x_jpg_…``; ``a/img.png`` and ``b/img.png`` give ``a_img_…`` and
+  ``b_img_…``);
+* every output path is checked before any work starts;
+* files are written to a temporary name next to the target and renamed into
+  place, so a crash never leaves a half-written file behind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "collect_images", "read_image", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "OutputError",
+    "check_output",
+    "collect_images",
+    "distinct_stems",
+    "output_suffix",
+    "plan_outputs",
+    "read_image",
+    "write_atomic",
+    "write_image",
+]
 
 #: File suffixes picked up when a folder is given.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
+#: Suffixes that TIFF readers handle (no EXIF orientation there).
+_TIFF = (".tif", ".tiff")
+
+
+class OutputError(FileExistsError):
+    """An output path would replace an input or an existing file, or cannot be written."""
+
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders (non-recursive) into a sorted list of image files.
+    """Expand files and folders (non-recursive) into a list of image files.
+
+    Folders contribute their image files in sorted order; a file named twice is
+    kept once.
 
     Raises
     ------
@@ -34,22 +69,188 @@ def collect_images(paths: Iterable[str | Path]) -> list[Path]:
             files.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    return files
+    seen: set[Path] = set()
+    unique = []
+    for file in files:
+        key = file.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(file)
+    return unique
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file into an array (H, W) or (H, W, C)."""
+    """Read an image file into an array (H, W) or (H, W, C).
+
+    JPEG/PNG EXIF orientation is applied, so the array is upright the way image
+    viewers show the file.
+    """
+    path = Path(path)
     try:
-        return np.asarray(iio.imread(path))
+        if path.suffix.lower() in _TIFF:
+            return np.asarray(iio.imread(path))
+        return np.asarray(iio.imread(path, rotate=True))
     except Exception as err:  # imageio raises many kinds
         raise OSError(f"could not read image {path}: {err}") from err
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write ``image`` losslessly (PNG, or TIFF for floats and ``.tif`` paths)."""
+def output_suffix(path: Path, dtype: np.dtype | None = None) -> str:
+    """Suffix of a lossless output for input ``path``: its own for PNG/TIFF, else PNG;
+    TIFF for float data."""
+    if dtype is not None and np.dtype(dtype).kind == "f":
+        return path.suffix if path.suffix.lower() in _TIFF else ".tif"
+    return path.suffix if path.suffix.lower() in (".png", *_TIFF) else ".png"
+
+
+def distinct_stems(files: Sequence[Path]) -> list[str]:
+    """One name per file, distinct whenever the files are.
+
+    The stem; where several files share it, the suffix (``x_png``, ``x_jpg``) or
+    the parent folder's name (``a_img``, ``b_img``) is added, whichever tells them
+    apart, and a number as the last resort.
+
+    >>> distinct_stems([Path("a/x.png"), Path("a/x.jpg"), Path("b/y.png")])
+    ['x_png', 'x_jpg', 'y']
+    >>> distinct_stems([Path("a/img.png"), Path("b/img.png")])
+    ['a_img', 'b_img']
+    """
+    names = [f.stem for f in files]
+    for _ in range(2):
+        for indices in _clashes(names):
+            suffixes = [files[i].suffix.lstrip(".").lower() for i in indices]
+            parents = [files[i].resolve().parent.name for i in indices]
+            for i, suffix, parent in zip(indices, suffixes, parents, strict=True):
+                if len(set(suffixes)) == len(indices) or len(set(parents)) == 1:
+                    names[i] = f"{names[i]}_{suffix}" if len(set(suffixes)) > 1 else names[i]
+                else:
+                    names[i] = f"{parent}_{names[i]}"
+    for indices in _clashes(names):
+        for number, i in enumerate(indices, start=1):
+            names[i] = f"{names[i]}-{number}"
+    return names
+
+
+def _clashes(names: list[str]) -> list[list[int]]:
+    """Indices of the names that occur more than once, grouped by name."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    return [indices for indices in groups.values() if len(indices) > 1]
+
+
+def plan_outputs(
+    inputs: Sequence[Path],
+    folder: Path,
+    name: Callable[[Path, str], str],
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """The output file of every input, checked before any work starts.
+
+    Parameters
+    ----------
+    inputs
+        Input files, in order.
+    folder
+        Output folder (created if missing).
+    name
+        ``name(input, distinct_stem) -> file name``.
+    overwrite
+        Allow replacing existing files (never an input).
+
+    Raises
+    ------
+    OutputError
+        If an output would be an input, exists (without ``overwrite``), or the
+        folder is a file or not writable.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {folder} is a file; give a folder for the results")
+    outputs = [
+        folder / name(path, stem) for path, stem in zip(inputs, distinct_stems(inputs), strict=True)
+    ]
+    _refuse_inputs(outputs, inputs)
+    if not overwrite:
+        existing = [p for p in outputs if p.exists()]
+        if existing:
+            raise OutputError(
+                f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass "
+                "--overwrite to replace them, or choose another --out folder"
+            )
+    _check_writable(folder)
+    return outputs
+
+
+def check_output(
+    path: Path, inputs: Iterable[Path] = (), *, overwrite: bool = False, what: str = "output"
+) -> Path:
+    """Check one output file before the work: not an input, not a folder, not an
+    existing file unless ``overwrite``, in a writable folder (created if missing).
+
+    Raises
+    ------
+    OutputError
+        Naming ``what`` and the path.
+    """
     path = Path(path)
-    if image.dtype.kind == "f" and path.suffix.lower() not in (".tif", ".tiff"):
-        path = path.with_suffix(".tif")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, image)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    _refuse_inputs([path], list(inputs), what)
+    if path.exists() and not overwrite:
+        raise OutputError(
+            f"{what} {path} exists already; pass --overwrite to replace it, or choose another name"
+        )
+    _check_writable(path.parent)
     return path
+
+
+def _refuse_inputs(outputs: Sequence[Path], inputs: Sequence[Path], what: str = "output") -> None:
+    resolved = {p.resolve() for p in inputs}
+    for out in outputs:
+        clash = out.resolve() in resolved or any(
+            out.exists() and p.exists() and os.path.samefile(out, p) for p in inputs
+        )
+        if clash:
+            raise OutputError(
+                f"{what} {out} is one of the inputs; refusing to write over it "
+                "(choose another name or folder)"
+            )
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write into {folder}: {err.strerror or err}") from err
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary)`` for a temporary file next to ``path``, then rename it
+    into place: readers see the old file or the complete new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+    )
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)  # mkstemp makes 0600; use the usual mode
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` losslessly (PNG, or TIFF for floats and ``.tif`` paths), atomically."""
+    path = Path(path)
+    if image.dtype.kind == "f" and path.suffix.lower() not in _TIFF:
+        path = path.with_suffix(".tif")
+    return write_atomic(path, lambda temporary: iio.imwrite(temporary, image))

@@ -12,6 +12,7 @@ import numpy as np
 __all__ = [
     "SUPPORTED_DTYPES",
     "check_image",
+    "colour_channels",
     "dtype_max",
     "guess_rgb",
     "integer_bit_depth",
@@ -23,20 +24,35 @@ SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 
 
 def guess_rgb(image: np.ndarray, rgb: bool | None) -> bool:
-    """Decide whether the last axis holds colour channels.
+    """Decide whether the last axis holds channels (colour and/or alpha).
 
-    ``rgb=None`` follows napari's rule: at least 3 dimensions and a last axis of
-    length 3 (RGB) or 4 (RGBA).
+    ``rgb=None`` follows napari's rule for RGB(A), at least 3 dimensions and a
+    last axis of length 3 (RGB) or 4 (RGBA), and also takes a last axis of length
+    2 as grey + alpha (what "LA" image files read as).
     """
-    last_is_colour = image.ndim >= 3 and image.shape[-1] in (3, 4)
+    last_is_colour = image.ndim >= 3 and image.shape[-1] in (2, 3, 4)
     if rgb is None:
         return last_is_colour
     if rgb and not last_is_colour:
         raise ValueError(
-            f"rgb=True needs a last axis of length 3 or 4 and at least 3 dimensions; "
-            f"got shape {image.shape}"
+            f"rgb=True needs a last axis of length 2 (grey + alpha), 3 or 4 and at least "
+            f"3 dimensions; got shape {image.shape}"
         )
     return bool(rgb)
+
+
+def colour_channels(shape: tuple[int, ...], rgb: bool) -> int:
+    """How many channels of the last axis carry intensities (the rest is alpha).
+
+    1 for grey + alpha ``(..., 2)``, 3 for RGB(A), and 1 for data without a
+    channel axis (``rgb=False``).
+
+    >>> colour_channels((5, 5, 2), rgb=True), colour_channels((5, 5, 4), rgb=True)
+    (1, 3)
+    """
+    if not rgb:
+        return 1
+    return 1 if shape[-1] == 2 else 3
 
 
 def check_image(image: object, name: str = "image", *, unit_range: bool = False) -> np.ndarray:
@@ -74,6 +90,8 @@ def check_image(image: object, name: str = "image", *, unit_range: bool = False)
         )
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
+    if not array.dtype.isnative:  # big-endian data from a file: compute natively
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions (Y, X); got shape {array.shape}")
     if array.dtype.kind == "f":
@@ -108,7 +126,7 @@ def plane_indices(shape: tuple[int, ...], rgb: bool) -> list[tuple]:
 
     For a stack ``(..., Y, X)`` there is one plane per leading index; for colour
     data ``(..., Y, X, C)`` one per leading index and colour channel, where the
-    alpha channel of RGBA is left out (the degradations pass it through). The
+    alpha channel of RGBA and grey + alpha is left out (the degradations pass it through). The
     same tuple indexes the input and an output of the same shape, so results can
     be written plane by plane without copies.
 
@@ -121,6 +139,6 @@ def plane_indices(shape: tuple[int, ...], rgb: bool) -> list[tuple]:
     """
     every = slice(None)
     if rgb:
-        leading, channels = shape[:-3], min(shape[-1], 3)
+        leading, channels = shape[:-3], colour_channels(shape, rgb)
         return [idx + (every, every, c) for idx in np.ndindex(*leading) for c in range(channels)]
     return [idx + (every, every) for idx in np.ndindex(*shape[:-2])]

@@ -37,7 +37,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from ._io import collect_images, read_image, write_image
+from ._io import (
+    check_output,
+    collect_images,
+    output_suffix,
+    plan_outputs,
+    read_image,
+    write_atomic,
+    write_image,
+)
 from .degrade import HALFTONE_METHODS, Degradation, DegradationMode
 from .metrics import compare
 
@@ -69,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument(
         "--serpentine", action="store_true", help="serpentine scan for error diffusion"
     )
+    _add_overwrite(degrade)
     degrade.set_defaults(func=_run_degrade)
 
     metrics = commands.add_parser(
@@ -85,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="peak value for float images (default: from the dtype)",
     )
     metrics.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
+    _add_overwrite(metrics)
     metrics.set_defaults(func=_run_metrics)
 
     from .training.cli import add_train_command
@@ -116,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="average over the 8 rotations/flips (8x time; helps expansion, not halftones)",
     )
+    _add_overwrite(restore)
     restore.set_defaults(func=_run_restore)
 
     evaluate = commands.add_parser(
@@ -147,12 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--csv", type=Path, help="also write the results as CSV")
     evaluate.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    _add_overwrite(evaluate)
     evaluate.set_defaults(func=_run_eval)
 
     models = commands.add_parser("models", help="list the model zoo", description="List models.")
     models.add_argument("--json", action="store_true", help="print full metadata as JSON")
     models.set_defaults(func=_run_models)
     return parser
+
+
+def _add_overwrite(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (inputs are never written over)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,10 +198,14 @@ def _run_degrade(args: argparse.Namespace) -> int:
             DegradationMode.HALFTONE, method=args.halftone, serpentine=args.serpentine
         )
     files = collect_images(args.inputs)
-    for number, path in enumerate(files, start=1):
-        result = spec.apply(read_image(path))
-        suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
-        written = write_image(args.out / f"{path.stem}_{_slug(spec)}{suffix}", result)
+    outputs = plan_outputs(
+        files,
+        args.out,
+        lambda path, stem: f"{stem}_{_slug(spec)}{output_suffix(path)}",
+        overwrite=args.overwrite,
+    )
+    for number, (path, out) in enumerate(zip(files, outputs, strict=True), start=1):
+        written = write_image(out, spec.apply(read_image(path)))
         print(f"[{number}/{len(files)}] {path} -> {written}")
     return 0
 
@@ -205,7 +229,13 @@ def _run_restore(args: argparse.Namespace) -> int:
     files = collect_images(args.inputs)
     slug = model.name.replace("/", "_") + ("_consistent" if args.consistent else "")
     slug += "_x8" if args.self_ensemble else ""
-    for number, path in enumerate(files, start=1):
+    outputs = plan_outputs(
+        files,
+        args.out,
+        lambda path, stem: f"{stem}_{slug}{output_suffix(path)}",
+        overwrite=args.overwrite,
+    )
+    for number, (path, out) in enumerate(zip(files, outputs, strict=True), start=1):
         desc = f"[{number}/{len(files)}] {path.name}"
         with tqdm(desc=desc, unit="tile", leave=False) as bar:
             result = restore(
@@ -218,8 +248,7 @@ def _run_restore(args: argparse.Namespace) -> int:
                 self_ensemble=args.self_ensemble,
                 progress=_advancer(bar),
             )
-        suffix = path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff") else ".png"
-        written = write_image(args.out / f"{path.stem}_{slug}{suffix}", result)
+        written = write_image(out, result)
         print(f"{desc} -> {written}")
     return 0
 
@@ -233,6 +262,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     files = collect_images(args.data)[: args.limit]
+    for target, what in ((args.csv, "--csv"), (args.markdown, "--markdown")):
+        if target is not None:
+            check_output(target, collect_images(args.data), overwrite=args.overwrite, what=what)
+    if (
+        args.csv is not None
+        and args.markdown is not None
+        and args.csv.resolve() == args.markdown.resolve()
+    ):
+        raise ValueError("--csv and --markdown name the same file; give two names")
     images = [to_uint8_channels(read_image(path), 3) for path in files]
     methods = paper_tables.plan(
         args.task,
@@ -248,10 +286,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     text = paper_tables.markdown(results, data=data)
     print(text)
     if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+        write_atomic(args.markdown, lambda temporary: temporary.write_text(text))
     if args.csv is not None:
-        paper_tables.write_csv(results, args.csv)
+        write_atomic(args.csv, lambda temporary: paper_tables.write_csv(results, temporary))
     return 0
 
 
@@ -279,9 +316,12 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_metrics(args: argparse.Namespace) -> int:
+    tests = collect_images(args.tests)
+    if args.csv is not None:
+        check_output(args.csv, [args.reference, *tests], overwrite=args.overwrite, what="--csv")
     reference = read_image(args.reference)
     rows = []
-    for path in collect_images(args.tests):
+    for path in tests:
         for scores in compare(reference, read_image(path), args.data_range):
             plane = ",".join(map(str, scores.plane))
             rows.append((str(path), plane, scores.psnr, scores.ssim))
@@ -290,8 +330,12 @@ def _run_metrics(args: argparse.Namespace) -> int:
     for path, plane, p, s in rows:
         print(f"| {path} | {plane or '-'} | {p:.2f} | {s:.4f} |")
     if args.csv is not None:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["test", "plane", "psnr_db", "ssim"])
-            writer.writerows(rows)
+
+        def write_csv(temporary: Path) -> None:
+            with open(temporary, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["test", "plane", "psnr_db", "ssim"])
+                writer.writerows(rows)
+
+        write_atomic(args.csv, write_csv)
     return 0

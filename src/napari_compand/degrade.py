@@ -77,12 +77,19 @@ HALFTONE_BLUR_SIGMA = 1.2
 #: Largest bit depth ``l`` accepted for float images (treated like 16-bit data).
 FLOAT_MAX_BITS = 15
 
+#: Largest ``l`` for float16, whose 11 significant bits hold every level
+#: ``k / 2**l`` only up to ``l = 11``.
+FLOAT16_MAX_BITS = 11
+
 Progress = Callable[[int, int], None]
 """Callback ``progress(done, total)`` called after each finished 2D plane."""
 
 
 def max_bits(dtype: np.dtype) -> int:
-    """Largest ``bits`` that :func:`quantize` accepts for ``dtype`` (``h - 1``)."""
+    """Largest ``bits`` that :func:`quantize` accepts for ``dtype``: ``h - 1`` for
+    integers, 15 for float32/64, 11 for float16 (finer levels are not representable)."""
+    if np.dtype(dtype) == np.float16:
+        return FLOAT16_MAX_BITS
     depth = integer_bit_depth(dtype)
     return FLOAT_MAX_BITS if depth is None else depth - 1
 
@@ -108,10 +115,12 @@ def quantize(
     image
         uint8, uint16 or float (in [0, 1]) array, at least 2D.
     bits
-        Target bit depth ``l``, 1 .. h - 1 (1 .. 15 for floats).
+        Target bit depth ``l``, 1 .. h - 1 (1 .. 15 for float32/64, 1 .. 11 for
+        float16); numpy integers are accepted.
     rgb
-        Whether the last axis holds RGB(A) channels; ``None`` guesses like napari.
-        Only matters for RGBA, whose alpha channel is returned unchanged.
+        Whether the last axis holds channels (grey + alpha, RGB, RGBA); ``None``
+        guesses like napari (and takes a last axis of 2 as grey + alpha).
+        Only matters for alpha channels, which are returned unchanged.
     progress
         Optional ``progress(done, total)`` callback, called per 2D plane.
 
@@ -159,7 +168,8 @@ def keep_in_bin(
     bits
         Bit depth ``l`` of ``quantized``.
     rgb
-        Whether the last axis holds RGB(A) channels; alpha is returned unchanged.
+        Whether the last axis holds channels (grey + alpha, RGB or RGBA); alpha is
+        returned unchanged.
 
     Returns
     -------
@@ -179,7 +189,7 @@ def keep_in_bin(
             f"restored {restored.shape} {restored.dtype} and quantized {quantized.shape} "
             f"{quantized.dtype} must have the same shape and dtype"
         )
-    _check_bits(bits, max_bits(quantized.dtype) + 1)
+    bits = _check_bits(bits, max_bits(quantized.dtype) + 1, quantized.dtype)
     depth = integer_bit_depth(quantized.dtype)
     if depth is None:
         levels = 2.0**bits
@@ -193,8 +203,8 @@ def keep_in_bin(
         low = (quantized >> shift) << shift
         high = low + ((1 << shift) - 1)
     result = np.clip(restored, low, high).astype(restored.dtype)
-    if guess_rgb(restored, rgb) and restored.shape[-1] == 4:
-        result[..., 3] = restored[..., 3]
+    if guess_rgb(restored, rgb) and restored.shape[-1] in (2, 4):  # alpha passes through
+        result[..., -1] = restored[..., -1]
     return result
 
 
@@ -225,7 +235,8 @@ def halftone(
     serpentine
         Scan odd rows right to left (error diffusion only).
     rgb
-        Whether the last axis holds RGB(A) channels; ``None`` guesses like napari.
+        Whether the last axis holds channels (grey + alpha, RGB, RGBA); ``None``
+        guesses like napari (and takes a last axis of 2 as grey + alpha).
         Each colour channel is halftoned on its own; alpha passes through.
     workers
         Threads for independent planes (channels, stack slices); default: the
@@ -273,7 +284,7 @@ class Degradation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", DegradationMode(self.mode))
         if self.mode is DegradationMode.QUANTIZE:
-            _check_bits(self.bits, FLOAT_MAX_BITS + 1)
+            object.__setattr__(self, "bits", _check_bits(self.bits, FLOAT_MAX_BITS + 1))
         else:
             _check_method(self.method)
 
@@ -332,11 +343,15 @@ class Degradation:
         return _run(self.steps(image, rgb=rgb, workers=workers), progress)
 
 
-def _check_bits(bits: int, depth: int) -> None:
+def _check_bits(bits: int, depth: int, dtype: np.dtype | None = None) -> int:
+    """``bits`` as a Python int (numpy integers accepted) in 1 .. ``depth`` - 1."""
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
         raise TypeError(f"bits must be an integer, got {bits!r}")
     if not 1 <= bits <= depth - 1:
-        raise ValueError(f"bits must be between 1 and {depth - 1} for this image, got {bits}")
+        what = "this image" if dtype is None else f"{np.dtype(dtype)} images"
+        hint = " (convert to float32 for more)" if dtype == np.float16 else ""
+        raise ValueError(f"bits must be between 1 and {depth - 1} for {what}{hint}, got {bits}")
+    return int(bits)
 
 
 def _check_method(method: str) -> None:
@@ -369,7 +384,7 @@ def _quantize_plane(src: np.ndarray, out: np.ndarray, bits: int) -> None:
 
 def _quantize_steps(image, bits, *, rgb=None, workers=None):
     array = check_image(image, unit_range=True)
-    _check_bits(bits, max_bits(array.dtype) + 1)
+    bits = _check_bits(bits, max_bits(array.dtype) + 1, array.dtype)
     return _map_planes(array, rgb, workers, lambda src, out: _quantize_plane(src, out, bits))
 
 

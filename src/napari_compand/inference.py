@@ -25,7 +25,7 @@ Input values are scaled to [0, 1] (uint8 / 255, uint16 / 65535, floats as they
 are, which must lie in [0, 1]) and the result comes back in the input's dtype
 and range. Grey images go through a colour model as three equal channels (the
 output is the channel mean); colour images go through a grey model channel by
-channel. The alpha channel of RGBA passes through unchanged.
+channel. The alpha channel of RGBA and grey + alpha passes through unchanged.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class LoadedModel:
         return self.network.multiple
 
 
-_CACHE: dict[tuple[str, float], LoadedModel] = {}
+_CACHE: dict[tuple, LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -110,17 +110,18 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
 
     Names are looked up in :mod:`napari_compand.zoo` first (shipped models and
     those trained in this session), then as file paths. Loaded files are cached
-    (keyed by path and modification time), so repeated calls are cheap.
+    (keyed by path, inode, size and modification time in nanoseconds), so
+    repeated calls are cheap and a replaced file is read again.
 
     Raises
     ------
     FileNotFoundError
         If ``model`` is neither a zoo name nor an existing file.
-    napari_compand.training.checkpoints.CheckpointError
+    napari_compand.checkpoints.CheckpointError
         If the file is not a readable napari-compand checkpoint.
     """
     from . import zoo
-    from .training.checkpoints import load_checkpoint
+    from .checkpoints import file_version, load_checkpoint
 
     if isinstance(model, LoadedModel):
         return model
@@ -141,7 +142,7 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
                 f"zoo models: {', '.join(zoo.names())}"
             )
         name = path.stem
-    key = (str(path.resolve()), path.stat().st_mtime)
+    key = file_version(path)
     with _CACHE_LOCK:
         if key not in _CACHE:
             checkpoint = load_checkpoint(path)
@@ -171,13 +172,15 @@ def restore(
     Parameters
     ----------
     image
-        ``(Y, X)`` grey, ``(Y, X, 3|4)`` RGB(A), or a stack ``(..., Y, X[, C])``;
-        uint8, uint16 or float in [0, 1]. Never modified.
+        ``(Y, X)`` grey, ``(Y, X, 2)`` grey + alpha, ``(Y, X, 3|4)`` RGB(A), or a
+        stack ``(..., Y, X[, C])``; uint8, uint16 or float in [0, 1]. Never modified;
+        alpha passes through.
     model
         Zoo name (see :func:`napari_compand.zoo.names`), checkpoint path,
         :class:`~napari_compand.models.Restorer` or :class:`LoadedModel`.
     rgb
-        Whether the last axis holds colour channels (``None``: napari's guess).
+        Whether the last axis holds channels (``None``: napari's guess, plus a last
+        axis of 2 as grey + alpha).
     device
         ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
     tile_size, overlap
@@ -308,7 +311,8 @@ def _run(array, loaded, planes, plan, target, batch_size, precision, forward):
     network = loaded.network
     original_device = next(network.parameters()).device
     # alpha (and anything the planes do not cover) starts as a copy of the input
-    output = array.copy() if (array.ndim >= 3 and array.shape[-1] == 4) else np.empty_like(array)
+    with_alpha = planes[0].colour and array.shape[-1] in (2, 4)
+    output = array.copy() if with_alpha else np.empty_like(array)
     height, width = _plane_size(array.shape, planes[0].colour)
     try:
         network.to(target)
@@ -375,6 +379,8 @@ def _planes(shape: tuple[int, ...], rgb: bool, channels: int) -> list[_Plane]:
     """The units of work for an image of ``shape`` and a model of ``channels`` channels."""
     if not rgb:
         return [_Plane(index, colour=False) for index in np.ndindex(*shape[:-2])]
+    if shape[-1] == 2:  # grey + alpha: the grey channel
+        return [_Plane(index, colour=True, channel=0) for index in np.ndindex(*shape[:-3])]
     per_image = [None] if channels == 3 else [0, 1, 2]
     return [
         _Plane(index, colour=True, channel=c)

@@ -3,10 +3,12 @@ r"""Full-reference image quality: PSNR and SSIM between two images or stacks.
 Built on :mod:`skimage.metrics`. The data range comes from the dtype (255 for
 uint8, 65535 for uint16) or, for floats, from ``data_range`` (default 1.0 when
 both images lie in [0, 1], the package's float convention). RGB(A) images are
-compared over their three colour channels (alpha is ignored); stacks
-``(..., Y, X[, C])`` plane by plane, with the per-plane values available from
-:func:`psnr_per_plane` / :func:`ssim_per_plane` and their mean from
-:func:`psnr` / :func:`ssim`.
+compared over their three colour channels and grey + alpha images over grey
+(alpha is ignored); stacks ``(..., Y, X[, C])`` plane by plane, with the
+per-plane values available from :func:`psnr_per_plane` / :func:`ssim_per_plane`
+and their mean from :func:`psnr` / :func:`ssim`. Identical planes have an
+infinite PSNR; the mean over a stack leaves them out (:func:`mean_psnr`), so one
+identical plane does not hide the others.
 
 .. math::
 
@@ -35,7 +37,20 @@ from skimage.metrics import mean_squared_error, structural_similarity
 
 from ._validation import check_image, dtype_max, guess_rgb
 
-__all__ = ["PlaneScores", "compare", "psnr", "psnr_per_plane", "ssim", "ssim_per_plane"]
+__all__ = [
+    "SSIM_MIN_SIZE",
+    "PlaneScores",
+    "compare",
+    "mean_psnr",
+    "psnr",
+    "psnr_per_plane",
+    "ssim",
+    "ssim_per_plane",
+]
+
+#: Smallest plane edge SSIM accepts: its Gaussian window (sigma 1.5, truncated
+#: at 3.5 sigma) is 11 pixels wide.
+SSIM_MIN_SIZE = 11
 
 
 def psnr(
@@ -47,7 +62,8 @@ def psnr(
 ) -> float:
     """Peak signal-to-noise ratio in dB, averaged over the planes of a stack.
 
-    Identical images give ``inf``.
+    Identical images give ``inf``; a stack's mean leaves identical planes out
+    (see :func:`mean_psnr`).
 
     Parameters
     ----------
@@ -58,7 +74,21 @@ def psnr(
     rgb
         Whether the last axis holds RGB(A) channels; ``None`` guesses like napari.
     """
-    return float(np.mean(psnr_per_plane(reference, test, data_range, rgb=rgb)))
+    return mean_psnr(psnr_per_plane(reference, test, data_range, rgb=rgb))
+
+
+def mean_psnr(values: np.ndarray | list[float]) -> float:
+    """Mean PSNR over planes, leaving out identical planes (``inf``).
+
+    ``inf`` only when every plane is identical. Count the planes left out with
+    ``np.isinf(values).sum()``.
+
+    >>> mean_psnr([30.0, float("inf"), 40.0])
+    35.0
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("inf")
 
 
 def ssim(
@@ -130,7 +160,9 @@ def _prepare(reference, test, data_range, rgb):
             "so both use the same intensity scale"
         )
     colour = guess_rgb(ref, rgb)
-    if colour:
+    if colour and ref.shape[-1] == 2:  # grey + alpha: the grey plane
+        ref, tst, colour = ref[..., 0], tst[..., 0], False
+    elif colour:
         ref, tst = ref[..., :3], tst[..., :3]
     return ref, tst, _data_range(ref, tst, data_range), colour
 
@@ -141,8 +173,11 @@ def _psnr_planes(ref, tst, peak, colour) -> np.ndarray:
 
 def _ssim_planes(ref, tst, peak, colour) -> np.ndarray:
     spatial = ref.shape[-3:-1] if colour else ref.shape[-2:]
-    if min(spatial) < 7:
-        raise ValueError(f"SSIM needs planes of at least 7x7 pixels (its window); got {spatial}")
+    if min(spatial) < SSIM_MIN_SIZE:
+        raise ValueError(
+            f"SSIM needs planes of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} pixels (its "
+            f"Gaussian window); got {spatial[0]}x{spatial[1]}"
+        )
     return _per_plane(ref, tst, colour, lambda r, t: _ssim_plane(r, t, peak, colour))
 
 

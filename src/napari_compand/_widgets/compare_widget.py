@@ -11,10 +11,10 @@ from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 
 from .._validation import dtype_max, guess_rgb
+from ..checkpoints import CheckpointError
 from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
-from ..training.checkpoints import CheckpointError
 from ._common import image_layer_choices, layer_data, start_job
 from ._restoration import guess_task, model_choices, output_label
 

@@ -9,7 +9,7 @@ from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
 
 from .. import zoo
-from ..training.checkpoints import CheckpointError
+from ..checkpoints import CheckpointError
 from ._restoration import start_restoration
 
 if TYPE_CHECKING:

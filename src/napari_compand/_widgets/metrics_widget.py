@@ -11,7 +11,7 @@ from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 from qtpy.QtWidgets import QApplication
 
-from ..metrics import compare
+from ..metrics import compare, mean_psnr
 from ._common import image_layer_choices, layer_data
 
 if TYPE_CHECKING:
@@ -36,9 +36,11 @@ def _metrics_job(
             plane = ",".join(map(str, scores.plane)) or "-"
             rows.append((name, plane, round(scores.psnr, 3), round(scores.ssim, 4)))
         if len(planes) > 1:
-            mean_psnr = float(np.mean([s.psnr for s in planes]))
+            psnrs = [s.psnr for s in planes]
+            identical = int(np.isinf(psnrs).sum())
+            label = f"mean ({identical} identical left out)" if identical else "mean"
             mean_ssim = float(np.mean([s.ssim for s in planes]))
-            rows.append((name, "mean", round(mean_psnr, 3), round(mean_ssim, 4)))
+            rows.append((name, label, round(mean_psnr(psnrs), 3), round(mean_ssim, 4)))
     return rows
 
 

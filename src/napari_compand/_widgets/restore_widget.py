@@ -19,7 +19,7 @@ from napari.utils.notifications import show_error
 
 from .. import zoo
 from .._device import available_devices
-from ..training.checkpoints import CheckpointError
+from ..checkpoints import CheckpointError
 from ._common import image_layer_choices
 from ._restoration import TASK_LABELS, guess_task, model_choices, start_restoration
 

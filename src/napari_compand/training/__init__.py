@@ -1,19 +1,13 @@
-"""Training the restoration networks (Qt-free): config, data, engine, checkpoints."""
+"""Training the restoration networks (Qt-free): config, data, engine.
 
-from .checkpoints import (
-    Checkpoint,
-    CheckpointError,
-    export_weights,
-    load_checkpoint,
-    save_checkpoint,
-)
+The checkpoint file format is core: :mod:`napari_compand.checkpoints`.
+"""
+
 from .config import Device, LrSchedule, Task, TrainingConfig
 from .data import TrainingImages
 from .engine import Progress, StateChange, Trainer, TrainingQueue, TrainingUpdate, Validation
 
 __all__ = [
-    "Checkpoint",
-    "CheckpointError",
     "Device",
     "LrSchedule",
     "Progress",
@@ -25,7 +19,4 @@ __all__ = [
     "TrainingQueue",
     "TrainingUpdate",
     "Validation",
-    "export_weights",
-    "load_checkpoint",
-    "save_checkpoint",
 ]

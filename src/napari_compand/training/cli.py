@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .._io import check_output, collect_images
 from ..degrade import HALFTONE_METHODS, MIXED_HALFTONES
 from ..losses import LossLayer
 from ..models import BIT_BASES, Arch, Base, ModelConfig
@@ -40,6 +41,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--resume", type=Path, help="continue this checkpoint (same recipe)")
     train.add_argument("--init", type=Path, help="warm start from this checkpoint's weights")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (not needed to continue --resume X --out X)",
+    )
     recipe = train.add_argument_group("recipe (defaults: TrainingConfig)")
     recipe.add_argument("--task", choices=[t.value for t in Task])
     recipe.add_argument("--bits", type=int, help="input bit depth for --task expand")
@@ -107,17 +113,51 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    """The run's config: defaults, or the resumed file's recipe, updated by the given flags."""
-    if args.resume is not None:
-        from .checkpoints import load_checkpoint
+    """The run's config: defaults, or the resumed file's recipe, updated by the given flags.
 
-        base = TrainingConfig.from_dict(load_checkpoint(args.resume).metadata["recipe"])
+    With ``--resume``, flags that would change the recipe are refused by name (only
+    ``--iterations``, ``--device``, ``--no-amp``, ``--validate-every`` and
+    ``--checkpoint-every`` may change).
+    """
+    if args.resume is not None:
+        from ..checkpoints import load_checkpoint
+        from .engine import recipe_of
+
+        base = recipe_of(load_checkpoint(args.resume))
+        _refuse_conflicts(args, base)
         return base.replace(**_given(args, _RESUMABLE_OVERRIDES))
     values = _given(args, [f.name for f in fields(TrainingConfig) if f.name != "model"])
     model = _given(args, [f.name for f in fields(ModelConfig) if f.name != "bits"])
     if model.get("base") in {b.value for b in BIT_BASES}:
         model["bits"] = values.get("bits", TrainingConfig.bits)
     return TrainingConfig(**values, model=ModelConfig(**model))
+
+
+def _refuse_conflicts(args: argparse.Namespace, base: TrainingConfig) -> None:
+    """Refuse recipe flags given with ``--resume`` that differ from the checkpoint's."""
+    conflicts = []
+    recipe_names = [f.name for f in fields(TrainingConfig) if f.name != "model"]
+    model_names = [f.name for f in fields(ModelConfig) if f.name != "bits"]
+    for name, value in _given(args, recipe_names).items():
+        if name not in _RESUMABLE_OVERRIDES and value != _plain(getattr(base, name)):
+            conflicts.append((name, getattr(base, name), value))
+    for name, value in _given(args, model_names).items():
+        if value != _plain(getattr(base.model, name)):
+            conflicts.append((name, getattr(base.model, name), value))
+    if conflicts:
+        listed = "; ".join(
+            f"--{name.replace('_', '-')} {_plain(given)} (checkpoint: {_plain(recorded)})"
+            for name, recorded, given in conflicts
+        )
+        raise ValueError(
+            f"--resume continues {args.resume} with its own recipe, but these flags differ: "
+            f"{listed}. Drop them, or start a new run with --init {args.resume}"
+        )
+
+
+def _plain(value):
+    """Enum -> its value, for comparing with command-line values."""
+    return getattr(value, "value", value)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -142,6 +182,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     config = config_from_args(args)
+    _check_out(args)
     if distributed:
         _init_distributed(config)
     import torch.distributed as dist
@@ -206,6 +247,19 @@ def run_train(args: argparse.Namespace) -> int:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Before any training: ``--out`` is a new ``.safetensors`` file (or ``--overwrite``,
+    or the ``--resume`` file itself) in a writable folder, and not one of the inputs."""
+    out = args.out
+    if out.suffix.lower() != ".safetensors":
+        raise ValueError(f"--out must name a .safetensors checkpoint file, got {out}")
+    inputs = collect_images(args.data) + (collect_images(args.val_data) if args.val_data else [])
+    if args.init is not None:
+        inputs.append(args.init)
+    in_place = args.resume is not None and out.exists() and out.resolve() == args.resume.resolve()
+    check_output(out, inputs, overwrite=args.overwrite or in_place, what="--out")
 
 
 def _stop_on_signals(trainer) -> None:

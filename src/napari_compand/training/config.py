@@ -144,6 +144,11 @@ class TrainingConfig:
         set_(self, "pixel_loss", _enum(PixelLoss, self.pixel_loss, "pixel loss"))
         if isinstance(self.model, dict):
             set_(self, "model", ModelConfig(**self.model))
+        if not isinstance(self.model, ModelConfig):
+            raise TypeError(
+                f"model must be a ModelConfig or its dict form, got {self.model!r} "
+                f"({type(self.model).__name__})"
+            )
         _bounded("bits", self.bits, 1, 7)
         if self.halftone_method not in (*HALFTONE_METHODS, MIXED_HALFTONES):
             raise ValueError(
@@ -232,6 +237,8 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a training recipe must be a dict, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

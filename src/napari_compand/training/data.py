@@ -31,9 +31,11 @@ def to_uint8_channels(image: np.ndarray, channels: int) -> np.ndarray:
     array = check_image(image, unit_range=True)
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         array = array[..., :3]
+    elif array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
+        array = array[..., 0]
     elif array.ndim != 2:
         raise ValueError(
-            f"training images must be 2D grey or RGB(A), got shape {array.shape}; "
+            f"training images must be 2D grey, grey + alpha or RGB(A), got shape {array.shape}; "
             "split stacks into planes first"
         )
     array = img_as_ubyte(array)

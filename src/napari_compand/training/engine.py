@@ -17,6 +17,7 @@ writes files and reports validation.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -32,14 +33,48 @@ import torch.nn.functional as F
 
 from .. import __version__
 from .._device import resolve_device
+from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
 from ..models import build_model
-from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import PixelLoss, Task, TrainingConfig
 from .data import TrainingImages, batch_rng
 
-__all__ = ["Progress", "StateChange", "Trainer", "TrainingQueue", "TrainingUpdate", "Validation"]
+__all__ = [
+    "NonFiniteLossError",
+    "Progress",
+    "StateChange",
+    "Trainer",
+    "TrainingQueue",
+    "TrainingUpdate",
+    "Validation",
+    "recipe_of",
+]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped with its last finite weights."""
+
+
+def recipe_of(checkpoint: Checkpoint) -> TrainingConfig:
+    """The training recipe recorded in a checkpoint (what ``resume`` continues).
+
+    Raises
+    ------
+    CheckpointError
+        If the file has no recipe or an invalid one.
+    """
+    recipe = checkpoint.metadata.get("recipe")
+    if recipe is None:
+        raise CheckpointError(
+            f"{checkpoint.path} records no training recipe, so it cannot be resumed; "
+            "use it as a warm start (init) instead"
+        )
+    try:
+        return TrainingConfig.from_dict(recipe)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint.path}: invalid training recipe: {err}") from err
+
 
 #: Size and number of the centre crops used for validation.
 VALIDATION_CROP = 256
@@ -218,12 +253,18 @@ class Trainer:
             if self.config.pixel_weight:
                 pixel = self._pixel_loss(prediction.float(), targets)
                 loss = loss + self.config.pixel_weight * pixel
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the loss became {value} at iteration {self.iteration + 1}; the weights were "
+                "not updated (try a lower learning rate or loss weights)"
+            )
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return value
 
     def run(self) -> Iterator[TrainingUpdate]:
         """Train to ``config.iterations``; yields :data:`TrainingUpdate` objects."""
@@ -240,7 +281,12 @@ class Trainer:
             inputs, targets = self.data.sample(
                 rng, config.batch_size, config.crop_size, config.grey_fraction
             )
-            loss = self.step(inputs, targets)
+            try:
+                loss = self.step(inputs, targets)
+            except NonFiniteLossError as err:
+                path = self._save()  # the weights are still those of the last finite step
+                where = f"; the last finite weights (iteration {self.iteration}) are in {path}"
+                raise NonFiniteLossError(f"{err}{where if path else ''}") from None
             self.iteration += 1
             elapsed = time.perf_counter() - started
             seconds_per_iteration = (
@@ -342,7 +388,7 @@ class Trainer:
         self.init_source = str(checkpoint.path)
 
     def _resume(self, checkpoint: Checkpoint) -> None:
-        recorded = TrainingConfig.from_dict(checkpoint.metadata["recipe"])
+        recorded = recipe_of(checkpoint)
         differing = [k for k in _RESUME_KEYS if getattr(recorded, k) != getattr(self.config, k)]
         if differing:
             raise CheckpointError(
@@ -353,7 +399,9 @@ class Trainer:
             raise CheckpointError(
                 f"{checkpoint.path} holds no optimizer state; use it as init instead"
             )
-        done = int(checkpoint.metadata["iterations_done"])
+        done = checkpoint.metadata.get("iterations_done")
+        if not isinstance(done, int) or isinstance(done, bool) or done < 0:
+            raise CheckpointError(f"{checkpoint.path}: 'iterations_done' is missing or invalid")
         if done > self.config.iterations:
             raise ValueError(
                 f"{checkpoint.path} already has {done} iterations, "

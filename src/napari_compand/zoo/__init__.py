@@ -16,15 +16,12 @@ registered with :func:`register_session_model` and named ``session/<file stem>``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from safetensors import safe_open
 
 __all__ = [
     "ZooModel",
@@ -38,8 +35,6 @@ __all__ = [
     "session_models",
     "shipped",
 ]
-
-_KEY = "napari_compand"
 
 
 @dataclass(frozen=True)
@@ -93,14 +88,17 @@ class ZooModel:
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:
-    """The file's JSON metadata, read once per file version (path and mtime)."""
-    return _metadata_of_version(path, path.stat().st_mtime)
+    """The file's checked metadata, read once per file version (see ``file_version``)."""
+    from ..checkpoints import file_version
+
+    return _metadata_of_version(path, file_version(path))
 
 
 @cache
-def _metadata_of_version(path: Path, _mtime: float) -> dict[str, Any]:
-    with safe_open(str(path), framework="pt") as handle:
-        return json.loads((handle.metadata() or {})[_KEY])
+def _metadata_of_version(path: Path, _version: tuple) -> dict[str, Any]:
+    from ..checkpoints import read_metadata
+
+    return read_metadata(path)
 
 
 @cache

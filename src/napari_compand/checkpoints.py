@@ -1,0 +1,309 @@
+"""Checkpoints: safetensors files with JSON metadata; data only, never code.
+
+Layout of a file:
+
+* tensors ``model.<name>``: the network's state dict;
+* tensors ``optim.<param index>.<exp_avg|exp_avg_sq|step>``: Adam's state, only in
+  checkpoints meant for resuming (dropped by :func:`export_weights`);
+* metadata key ``napari_compand``: a JSON object with ``format``,
+  ``format_version``, ``package_version``, ``task``, ``bits`` or
+  ``halftone_method``, ``loss_layer``, ``architecture`` (the model config),
+  ``recipe`` (the full training config), ``data``, ``iterations_done``,
+  ``validation`` (history of PSNR/SSIM), ``init`` (warm start source) and, for
+  resumable files, ``optimizer_param_groups``.
+
+Loading never unpickles anything; a corrupt, truncated or foreign file raises
+:class:`CheckpointError` with a message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .models import ModelConfig, Restorer, build_model
+
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "CheckpointError",
+    "export_weights",
+    "file_version",
+    "load_checkpoint",
+    "read_metadata",
+    "save_checkpoint",
+]
+
+FORMAT = "napari-compand-checkpoint"
+FORMAT_VERSION = 1
+_KEY = "napari_compand"
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable napari-compand checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: metadata, model weights and (maybe) optimizer state."""
+
+    path: Path
+    metadata: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The architecture recorded in the file."""
+        return ModelConfig(**self.metadata["architecture"])
+
+    def build_model(self) -> Restorer:
+        """The network with the file's weights, in eval mode."""
+        model = build_model(self.model_config)
+        try:
+            model.load_state_dict(self.model_state)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{self.path}: weights do not fit the recorded architecture: {err}"
+            ) from err
+        return model.eval()
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    metadata: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write ``model`` (and ``optimizer`` state) with ``metadata``, atomically.
+
+    The file is written next to ``path`` and renamed into place, so a crash or
+    stop while saving never leaves a truncated checkpoint behind.
+    """
+    path = Path(path)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                tensor = value if torch.is_tensor(value) else torch.tensor(value)
+                tensors[f"optim.{index}.{name}"] = tensor.detach().cpu().contiguous()
+        meta["optimizer_param_groups"] = state["param_groups"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata={_KEY: json.dumps(meta)})
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Everything is checked before tensors are read: the metadata is a JSON object
+    of this format with a valid architecture, and the file's tensors have exactly
+    the names, shapes and (floating) dtypes of that architecture, so a file that
+    declares a huge network cannot allocate it. Weights must be finite.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    CheckpointError
+        If the file is corrupt, truncated, not safetensors, not ours, or its
+        metadata or tensors do not describe a working model; the message names
+        the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+            layout = {key: _layout(handle, key) for key in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # SafetensorError, OSError, ...
+        raise CheckpointError(
+            f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {err}"
+        ) from err
+    metadata = _metadata(path, header)
+    config = _architecture(path, metadata)
+    _check_layout(path, config, layout)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except Exception as err:
+        raise CheckpointError(f"{path}: could not read its tensors: {err}") from err
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    bad = [k for k, v in model_state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise CheckpointError(
+            f"{path}: weights contain NaN or infinite values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the run that wrote it diverged"
+        )
+    optimizer_state = None
+    if "optimizer_param_groups" in metadata:
+        groups = metadata.pop("optimizer_param_groups")
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        try:
+            for key, value in tensors.items():
+                if key.startswith("optim."):
+                    _, index, name = key.split(".", 2)
+                    state.setdefault(int(index), {})[name] = value
+        except ValueError as err:
+            raise CheckpointError(f"{path}: malformed optimizer tensor names: {err}") from err
+        if not isinstance(groups, list):
+            raise CheckpointError(f"{path}: optimizer_param_groups must be a list")
+        optimizer_state = {"state": state, "param_groups": groups}
+    return Checkpoint(path, metadata, model_state, optimizer_state)
+
+
+def file_version(path: str | Path) -> tuple[str, int, int, int, int]:
+    """What identifies one version of a file for caches: resolved path, device,
+    inode, size and modification time in nanoseconds (a file replaced by another
+    within the same second still gets a new key)."""
+    path = Path(path)
+    info = path.stat()
+    return (str(path.resolve()), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The checked metadata of a checkpoint, without reading its tensors.
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        As :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {err}"
+        ) from err
+    metadata = _metadata(path, header)
+    _architecture(path, metadata)
+    metadata.pop("optimizer_param_groups", None)
+    return metadata
+
+
+#: Metadata entries that must be text when present.
+_TEXT_FIELDS = ("zoo_name", "task", "loss_layer", "loss", "halftone_method", "package_version")
+#: Metadata entries that must be JSON objects when present.
+_OBJECT_FIELDS = ("recipe", "evaluation")
+
+
+def _metadata(path: Path, header: dict[str, str]) -> dict[str, Any]:
+    """The parsed ``napari_compand`` metadata entry, checked field by field."""
+    if _KEY not in header:
+        raise CheckpointError(f"{path} is a safetensors file but not a napari-compand checkpoint")
+    try:
+        metadata = json.loads(header[_KEY])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON: {err}") from err
+    if not isinstance(metadata, dict):
+        raise CheckpointError(
+            f"{path}: checkpoint metadata must be a JSON object, got {type(metadata).__name__}"
+        )
+    if metadata.get("format") != FORMAT or "architecture" not in metadata:
+        raise CheckpointError(f"{path}: metadata does not describe a napari-compand model")
+    version = metadata.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer napari-compand (format {version}); upgrade the package"
+        )
+    for name in _TEXT_FIELDS:
+        if name in metadata and not isinstance(metadata[name], str):
+            raise CheckpointError(f"{path}: metadata {name!r} must be text, got {metadata[name]!r}")
+    for name in _OBJECT_FIELDS:
+        if name in metadata and not isinstance(metadata[name], dict):
+            raise CheckpointError(f"{path}: metadata {name!r} must be a JSON object")
+    bits = metadata.get("bits")
+    if bits is not None and (
+        not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 15
+    ):
+        raise CheckpointError(f"{path}: metadata 'bits' must be an integer 1-15, got {bits!r}")
+    return metadata
+
+
+def _architecture(path: Path, metadata: dict[str, Any]) -> ModelConfig:
+    architecture = metadata["architecture"]
+    if not isinstance(architecture, dict):
+        raise CheckpointError(f"{path}: metadata 'architecture' must be a JSON object")
+    try:
+        return ModelConfig(**architecture)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid architecture in its metadata: {err}") from err
+
+
+def _layout(handle, key: str) -> tuple[tuple[int, ...], str]:
+    view = handle.get_slice(key)
+    return tuple(view.get_shape()), view.get_dtype()
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+
+
+def _check_layout(
+    path: Path, config: ModelConfig, layout: dict[str, tuple[tuple[int, ...], str]]
+) -> None:
+    """The file's ``model.*`` tensors against the declared architecture, built on
+    the ``meta`` device (no memory): same names, shapes, and float dtypes where the
+    network has floats."""
+    with torch.device("meta"):
+        expected = build_model(config).state_dict()
+    stored = {k[len("model.") :]: v for k, v in layout.items() if k.startswith("model.")}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise CheckpointError(
+            f"{path}: its weights do not fit the architecture in its metadata ({detail})"
+        )
+    for name, tensor in expected.items():
+        shape, dtype = stored[name]
+        if shape != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: weight {name} has shape {shape}, the declared architecture needs "
+                f"{tuple(tensor.shape)}"
+            )
+        if tensor.is_floating_point() and dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(
+                f"{path}: weight {name} is stored as {dtype}; weights must be floating point"
+            )
+
+
+def export_weights(source: str | Path, target: str | Path, half: bool = False) -> Path:
+    """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16."""
+    checkpoint = load_checkpoint(source)
+    model = checkpoint.build_model()
+    if half:
+        model = model.half()
+    metadata = dict(checkpoint.metadata)
+    metadata["dtype"] = "float16" if half else "float32"
+    return save_checkpoint(target, model, metadata)
