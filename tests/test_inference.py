@@ -37,22 +37,12 @@ def _small(channels: int = 3, seed: int = 0) -> Restorer:
     return model.eval()
 
 
-def test_tiled_matches_untiled_on_512(astronaut_ht):
-    whole = restore(astronaut_ht, IH, tile_size=512)
-    tiled = restore(astronaut_ht, IH, tile_size=256, overlap=128)
-    diff = np.abs(whole.astype(int) - tiled.astype(int))
-    # 2x2 tiles of 256 px: deep features see other borders, so a few pixels differ by more
-    assert np.mean(diff <= 1) > 0.999
-    assert diff.mean() < 0.1
-    assert diff.max() <= 4
-
-
 def test_tiles_start_on_the_network_grid():
     """With a shallow network whose receptive field fits the overlap, tiling is exact."""
     model = _small()
     image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     whole = restore(image, model, tile_size=1024)
-    tiled = restore(image, model, tile_size=64, overlap=32)
+    tiled = restore(image, model, tile_size=96, overlap=40)  # the smallest plan: 80 / 40
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
 
 
@@ -111,7 +101,7 @@ def test_colour_image_through_grey_model_channel_by_channel():
 
 def test_input_is_not_modified(astronaut_ht):
     before = astronaut_ht.copy()
-    restore(astronaut_ht, _small(), tile_size=128, overlap=32)
+    restore(astronaut_ht, _small(), tile_size=128, overlap=40)
     assert np.array_equal(before, astronaut_ht)
 
 
@@ -119,17 +109,17 @@ def test_progress_and_cancel():
     model = _small()
     image = np.zeros((256, 256), np.uint8)
     seen = []
-    restore(image, model, tile_size=64, overlap=16, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1][0] == seen[-1][1] == len(seen) == 25  # 5 x 5 tiles
+    restore(image, model, tile_size=96, overlap=40, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] == len(seen) == 16  # 4 x 4 tiles (stride 56)
     calls = []
     with pytest.raises(RestorationCancelled):
-        restore(image, model, tile_size=64, overlap=16, should_stop=lambda: calls.append(1) or True)
+        restore(image, model, tile_size=96, overlap=40, should_stop=lambda: calls.append(1) or True)
     assert len(calls) == 1  # stopped after the first tile
 
 
 def test_closing_the_generator_stops_between_tiles():
-    steps = restore_steps(np.zeros((256, 256), np.uint8), _small(), tile_size=64, overlap=16)
-    assert next(steps) == (1, 25)
+    steps = restore_steps(np.zeros((256, 256), np.uint8), _small(), tile_size=96, overlap=40)
+    assert next(steps) == (1, 16)
     steps.close()  # what a napari worker's quit() does
     with pytest.raises(StopIteration):
         next(steps)
@@ -139,6 +129,7 @@ class _OutOfMemoryAbove(Restorer):
     """Raises CUDA's out-of-memory error for tiles wider than ``limit`` or batches > 1."""
 
     def __init__(self, limit: int) -> None:
+        torch.manual_seed(0)  # the weights of _small()
         super().__init__(ModelConfig(ngf=8, depth=3, max_channels=16))
         self.limit = limit
         self.widths: list[int] = []
@@ -151,12 +142,14 @@ class _OutOfMemoryAbove(Restorer):
 
 
 def test_out_of_memory_retries_with_smaller_batches_and_tiles():
-    model = _OutOfMemoryAbove(limit=64).eval()
-    image = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
-    out = restore(image, model, tile_size=256, overlap=32, batch_size=4)
-    assert out.shape == image.shape and max(model.widths) <= 64
-    with pytest.raises(MemoryError, match="out of memory"):
-        restore(image, _OutOfMemoryAbove(limit=8).eval(), tile_size=64, overlap=16)
+    model = _OutOfMemoryAbove(limit=128).eval()
+    image = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    out = restore(image, model, tile_size=256, overlap=40, batch_size=4)
+    assert out.shape == image.shape and max(model.widths) <= 128
+    exact = restore(image, _small(), tile_size=1024)  # the same weights (seed 0), untiled
+    assert np.abs(out.astype(int) - exact.astype(int)).max() <= 1
+    with pytest.raises(MemoryError, match="smallest without seams"):
+        restore(image, _OutOfMemoryAbove(limit=8).eval(), tile_size=96, overlap=40)
 
 
 def test_devices_and_precision():
@@ -186,8 +179,8 @@ def test_bad_models_and_inputs(tmp_path):
         load_model(42)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         restore(np.full((8, 8), 2.0), _small())
-    with pytest.raises(ValueError, match="overlap"):
-        restore(np.zeros((8, 8), np.uint8), _small(), tile_size=64, overlap=48)
+    with pytest.raises(ValueError, match="overlap >= 0"):
+        restore(np.zeros((8, 8), np.uint8), _small(), tile_size=64, overlap=-8)
 
 
 def test_load_model_reads_metadata_and_caches():

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -114,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     restore.add_argument("--tile-size", type=int, default=1024, help="tile edge in pixels")
     restore.add_argument(
-        "--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)"
+        "--overlap",
+        type=int,
+        default=None,
+        help="tile overlap in pixels (default: tile/4; both are raised to what the model needs "
+        "to tile without seams)",
     )
     restore.add_argument(
         "--consistent",
@@ -179,7 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            original = warnings.showwarning
+
+            def show(message, category, *rest, **kwargs):  # our notes as one plain line
+                if issubclass(category, UserWarning) and category.__module__.startswith(
+                    "napari_compand"
+                ):
+                    print(f"napari-compand {args.command}: note: {message}", file=sys.stderr)
+                else:
+                    original(message, category, *rest, **kwargs)
+
+            warnings.showwarning = show
+            return args.func(args)
     except (OSError, ValueError, TypeError, RuntimeError) as err:
         print(f"napari-compand {args.command}: error: {err}", file=sys.stderr)
         return 2

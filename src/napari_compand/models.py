@@ -113,6 +113,16 @@ class UNet(nn.Module):
         """Input sizes must be multiples of this (``2**depth``); forward pads."""
         return 2**self.depth
 
+    @property
+    def receptive_radius(self) -> int:
+        r"""Pixels on each side that can influence one output pixel.
+
+        Each 4x4 stride-2 layer at input stride :math:`2^l` reaches
+        :math:`1.5 \cdot 2^l` pixels further, on the way down and on the way up:
+        :math:`r = 3 (2^{depth} - 1)`.
+        """
+        return 3 * (2**self.depth - 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.multiple)
@@ -210,6 +220,21 @@ class ResUNet(nn.Module):
     def multiple(self) -> int:
         """Input sizes must be multiples of this (``2**(levels - 1)``); forward pads."""
         return 2 ** (self.levels - 1)
+
+    @property
+    def receptive_radius(self) -> int:
+        r"""Pixels on each side that can influence one output pixel.
+
+        A 3x3 convolution at level :math:`i` reaches :math:`2^i` pixels further, a
+        2x2 stride-2 one :math:`2^i` (rounded up): head and tail 1 each, then per
+        level :math:`2^i (2 b_i + 1 + 2)` (blocks, down, decoder block) and
+        :math:`2^{L-1} \cdot 2 b_{L-1}` at the bottom.
+        """
+        blocks = [len(level) for level in self.encoder]
+        radius = 2 + 2 * len(self.bottom) * 2 ** (self.levels - 1)
+        for i, count in enumerate(blocks):
+            radius += 2**i * (2 * count + 1 + 2)
+        return radius
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -393,6 +418,12 @@ class Restorer(nn.Module):
     def multiple(self) -> int:
         """Input sizes that need no padding are multiples of this."""
         return self.config.multiple
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels on each side that can influence one output pixel (network and base)."""
+        base = self.kernel.numel() // 2 if self.config.base is Base.GAUSSIAN else 0
+        return self.unet.receptive_radius + base
 
     @property
     def bin_width(self) -> float:

@@ -46,6 +46,33 @@ def layer_data(layer: Image) -> Any:
     return layer.data
 
 
+#: Public Image attributes a derived layer copies from its source (geometry and look).
+_KEPT_ATTRIBUTES = (
+    "affine",
+    "attenuation",
+    "axis_labels",
+    "blending",
+    "colormap",
+    "custom_interpolation_kernel_2d",
+    "depiction",
+    "experimental_clipping_planes",
+    "gamma",
+    "interpolation2d",
+    "interpolation3d",
+    "iso_threshold",
+    "opacity",
+    "plane",
+    "projection_mode",
+    "rendering",
+    "rgb",
+    "rotate",
+    "scale",
+    "shear",
+    "translate",
+    "units",
+)
+
+
 def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str, Any]) -> Image:
     """A new image layer of ``data`` that keeps ``source``'s geometry and look.
 
@@ -53,9 +80,7 @@ def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str
     like come from the source; ``name`` and extra ``metadata`` are new, and the
     contrast limits span the full range of ``data``'s dtype.
     """
-    state = dict(source._get_state())
-    for key in ("data", "name", "metadata", "contrast_limits", "multiscale", "visible"):
-        state.pop(key, None)
+    state = {key: getattr(source, key) for key in _KEPT_ATTRIBUTES if hasattr(source, key)}
     state["name"] = name
     state["metadata"] = {**source.metadata, **metadata}
     state["contrast_limits"] = (0.0, dtype_max(data.dtype))

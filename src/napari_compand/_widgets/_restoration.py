@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_info
 
 from .. import zoo
 from .._validation import guess_rgb
 from ..degrade import METADATA_KEY, Degradation, DegradationMode
-from ..inference import LoadedModel, load_model, restore_steps, tile_count
+from ..inference import (
+    LoadedModel,
+    TileSizeWarning,
+    load_model,
+    restore_steps,
+    tile_count,
+    tiling,
+)
 from ._common import derived_layer, layer_data, start_job
 
 if TYPE_CHECKING:
@@ -106,8 +115,15 @@ def start_restoration(
         ", x8" if settings.get("self_ensemble") else ""
     )
     name = f"{source.name} [{output_label(loaded)}{suffix}]"
-    tile_settings = {k: settings[k] for k in ("tile_size", "overlap") if k in settings}
-    total = tile_count(data.shape, loaded, rgb=rgb, **tile_settings)
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always", TileSizeWarning)
+        tile_size, overlap = tiling(
+            loaded, settings.get("tile_size", 1024), settings.get("overlap")
+        )
+    for warning in raised:  # a tile size too small for this network: say so
+        show_info(str(warning.message))
+    settings = {**settings, "tile_size": tile_size, "overlap": overlap}
+    total = tile_count(data.shape, loaded, rgb=rgb, tile_size=tile_size, overlap=overlap)
 
     def add_result(result: np.ndarray) -> None:
         layer = viewer.add_layer(
