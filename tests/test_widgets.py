@@ -128,6 +128,53 @@ def test_metrics_stack_rows_per_plane_and_mean(viewer, qtbot):
     assert float(widget.rows()[2][2]) == pytest.approx(psnr(ref, quantize(ref, 2)), abs=1e-3)
 
 
+def test_metrics_defaults_to_the_clean_layer_and_its_table_fits(viewer, qtbot):
+    viewer.open_sample(PLUGIN, "camera-halftone")  # camera, then its halftone on top
+    widget = dock(viewer, "Metrics")
+    assert widget._reference.value is viewer.layers["camera"]  # not the (top) halftone
+    widget._tests.value = [viewer.layers["camera [halftone floyd-steinberg]"]]
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.rows()) == 1)
+    table = widget.table.native
+    qtbot.waitUntil(lambda: table.horizontalScrollBar().maximum() == 0)  # SSIM is visible
+    header = table.horizontalHeader()
+    right_edge = header.sectionViewportPosition(3) + header.sectionSize(3)
+    assert right_edge <= table.viewport().width()
+
+
+def test_metrics_mean_of_a_stack_leaves_identical_planes_out(viewer, qtbot):
+    ref = np.stack([data.camera()[:64, :64], data.camera()[100:164, 100:164]])
+    test = ref.copy()
+    test[1] = quantize(ref[1], 3)
+    viewer.add_image(ref, name="ref")
+    viewer.add_image(test, name="half-degraded")
+    widget = dock(viewer, "Metrics")
+    widget._reference.value = viewer.layers["ref"]
+    widget._tests.value = [viewer.layers["half-degraded"]]
+    widget.run()
+    wait_for(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.rows()) == 3)
+    mean = widget.rows()[2]
+    assert mean[1] == "mean (1 identical left out)"
+    assert float(mean[2]) == pytest.approx(psnr(ref[1], test[1]), abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["Degrade", "Metrics", "Restore", "Train", "Compare models"])
+def test_a_long_message_does_not_widen_the_dock(make_napari_viewer, qtbot, name):
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(data.camera(), name="camera")
+    dock_widget, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    qtbot.wait(100)
+    width, hint = dock_widget.width(), widget.native.sizeHint().width()
+    label = widget._scores if name == "Compare models" else widget._status
+    label.value = "error: " + "a very long message about what went wrong " * 8  # ~340 chars
+    qtbot.wait(100)
+    assert widget.native.sizeHint().width() <= hint  # what would make the dock grow
+    assert dock_widget.width() == width
+    assert label.native.height() > label.native.fontMetrics().height()  # wrapped, not cut
+
+
 def test_metrics_needs_a_test_layer(viewer):
     viewer.add_image(data.camera(), name="camera")
     widget = dock(viewer, "Metrics")

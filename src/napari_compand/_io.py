@@ -90,8 +90,13 @@ def read_image(path: str | Path) -> np.ndarray:
         if path.suffix.lower() in _TIFF:
             return np.asarray(iio.imread(path))
         return np.asarray(iio.imread(path, rotate=True))
-    except Exception as err:  # imageio raises many kinds
-        raise OSError(f"could not read image {path}: {err}") from err
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except Exception as err:  # imageio raises many kinds, with install hints for plugins
+        raise OSError(
+            f"could not read image {path}: the file is damaged, truncated or not an image "
+            f"({type(err).__name__})"
+        ) from err
 
 
 def output_suffix(path: Path, dtype: np.dtype | None = None) -> str:

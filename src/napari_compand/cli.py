@@ -337,11 +337,19 @@ def _run_metrics(args: argparse.Namespace) -> int:
     if args.csv is not None:
         check_output(args.csv, [args.reference, *tests], overwrite=args.overwrite, what="--csv")
     reference = read_image(args.reference)
-    rows = []
+    rows, skipped = [], []
     for path in tests:
-        for scores in compare(reference, read_image(path), args.data_range):
+        try:
+            planes = compare(reference, read_image(path), args.data_range)
+        except (OSError, ValueError, TypeError) as err:  # name the file, go on with the others
+            print(f"napari-compand metrics: skipped {path}: {err}", file=sys.stderr)
+            skipped.append(path)
+            continue
+        for scores in planes:
             plane = ",".join(map(str, scores.plane))
             rows.append((str(path), plane, scores.psnr, scores.ssim))
+    if not rows:
+        raise ValueError(f"none of the {len(tests)} test image(s) could be compared")
     print(f"reference: {args.reference}\n")
     print("| test | plane | PSNR (dB) | SSIM |\n|---|---|---|---|")
     for path, plane, p, s in rows:
@@ -355,4 +363,10 @@ def _run_metrics(args: argparse.Namespace) -> int:
                 writer.writerows(rows)
 
         write_atomic(args.csv, write_csv)
+    if skipped:
+        print(
+            f"napari-compand metrics: {len(skipped)} of {len(tests)} test image(s) skipped: "
+            + ", ".join(str(p) for p in skipped),
+            file=sys.stderr,
+        )
     return 0

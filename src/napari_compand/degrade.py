@@ -284,7 +284,13 @@ class Degradation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", DegradationMode(self.mode))
         if self.mode is DegradationMode.QUANTIZE:
-            object.__setattr__(self, "bits", _check_bits(self.bits, FLOAT_MAX_BITS + 1))
+            try:
+                object.__setattr__(self, "bits", _check_bits(self.bits, FLOAT_MAX_BITS + 1))
+            except ValueError:
+                raise ValueError(
+                    f"bits must be at least 1 and below the image's bit depth: 1-7 for uint8, "
+                    f"1-15 for uint16 and float32/64, 1-11 for float16; got {self.bits}"
+                ) from None
         else:
             _check_method(self.method)
 

@@ -149,6 +149,8 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
     path = zoo.path_of(name)
     if path is None:
         path = Path(model).expanduser()
+        if not path.is_file() and (path.suffix or len(path.parts) > 2 or path.is_dir()):
+            raise FileNotFoundError(f"checkpoint file not found: {path}")
         if not path.is_file():
             raise FileNotFoundError(
                 f"{name!r} is neither a model of the zoo nor a checkpoint file; "

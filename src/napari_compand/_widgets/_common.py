@@ -6,16 +6,27 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.widgets import Label
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.progress import cancelable_progress
+from qtpy.QtWidgets import QSizePolicy
 
 from .._validation import dtype_max
+from ..degrade import METADATA_KEY
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["derived_layer", "image_layer_choices", "layer_data", "start_job", "track_progress"]
+__all__ = [
+    "derived_layer",
+    "image_layer_choices",
+    "layer_data",
+    "reference_layer_choices",
+    "start_job",
+    "status_label",
+    "track_progress",
+]
 
 # running workers, kept referenced until they finish (a command has no widget to hold them)
 _RUNNING: set[GeneratorWorker] = set()
@@ -24,6 +35,27 @@ _RUNNING: set[GeneratorWorker] = set()
 def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
     """``(name, layer)`` choices of the viewer's image layers, top layer first."""
     return [(layer.name, layer) for layer in reversed(viewer.layers) if isinstance(layer, Image)]
+
+
+def status_label() -> Label:
+    """A status line that wraps long messages instead of widening the dock.
+
+    Its width follows the dock (horizontal size policy ``Ignored``), so a long
+    error message grows the label's height, never the dock's width.
+    """
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    policy = label.native.sizePolicy()
+    policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+    label.native.setSizePolicy(policy)
+    return label
+
+
+def reference_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
+    """Image layer choices for a clean reference: layers this plugin did not make
+    (no degradation or restoration record in their metadata) first, top first."""
+    choices = image_layer_choices(viewer)
+    return sorted(choices, key=lambda choice: METADATA_KEY in choice[1].metadata)
 
 
 def layer_data(layer: Image) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
+from magicgui.widgets import ComboBox, Container, PushButton, Select
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
@@ -15,7 +15,7 @@ from ..checkpoints import CheckpointError
 from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
-from ._common import image_layer_choices, layer_data, start_job
+from ._common import image_layer_choices, layer_data, start_job, status_label
 from ._restoration import guess_task, model_choices, output_label
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class CompareWidget(Container):
             choices=lambda _: [(_NO_REFERENCE, _NO_REFERENCE), *image_layer_choices(viewer)],
         )
         self._run_button = PushButton(text="Compare")
-        self._scores = Label(value="")
+        self._scores = status_label()
         super().__init__(
             widgets=[self._image, self._models, self._reference, self._run_button, self._scores]
         )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
-from ._common import derived_layer, image_layer_choices, layer_data, start_job
+from ._common import derived_layer, image_layer_choices, layer_data, start_job, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -43,7 +43,7 @@ class DegradeWidget(Container):
         self._method = ComboBox(label="method", choices=HALFTONE_METHODS, value="floyd-steinberg")
         self._serpentine = CheckBox(text="serpentine scan")
         self._run_button = PushButton(text="Degrade")
-        self._status = Label(value="")
+        self._status = status_label()
         super().__init__(
             widgets=[
                 self._image,

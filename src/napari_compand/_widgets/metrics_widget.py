@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, Select, Table
 from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
-from qtpy.QtWidgets import QApplication
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QHeaderView
 
 from ..metrics import compare, mean_psnr
-from ._common import image_layer_choices, layer_data
+from ._common import image_layer_choices, layer_data, reference_layer_choices, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -63,14 +64,19 @@ class MetricsWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         choices = lambda _: image_layer_choices(viewer)  # noqa: E731
-        self._reference = ComboBox(label="reference", choices=choices)
+        clean_first = lambda _: reference_layer_choices(viewer)  # noqa: E731
+        self._reference = ComboBox(label="reference", choices=clean_first)
         self._tests = Select(label="test layers", choices=choices)
         self._data_range = FloatSpinBox(label="data range", min=0.0, max=1e9, value=0.0, step=1.0)
         self._run_button = PushButton(text="Compute")
         self._copy_button = PushButton(text="Copy table")
-        self._status = Label(value="")
+        self._status = status_label()
         self.table = Table(value=_table_value([]))
         self.table.native.setMinimumHeight(160)
+        header = self.table.native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # long names elide
+        self.table.native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         super().__init__(
             widgets=[
                 self._reference,
@@ -134,7 +140,6 @@ class MetricsWidget(Container):
 
     def _show_rows(self, rows: list[tuple[str, str, float, float]]) -> None:
         self.table.value = _table_value(rows)
-        self.table.native.resizeColumnsToContents()
         self._status.value = f"{len(rows)} row(s) vs {self._reference.value.name!r}"
 
     def _set_idle(self) -> None:

@@ -10,7 +10,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     PushButton,
     SpinBox,
 )
@@ -20,7 +19,7 @@ from napari.utils.notifications import show_error
 from .. import zoo
 from .._device import available_devices
 from ..checkpoints import CheckpointError
-from ._common import image_layer_choices
+from ._common import image_layer_choices, status_label
 from ._restoration import TASK_LABELS, guess_task, model_choices, start_restoration
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ class RestoreWidget(Container):
         self._device = ComboBox(label="device", choices=["auto", *available_devices()])
         self._tile = SpinBox(label="tile size", min=64, max=8192, step=64, value=1024)
         self._run_button = PushButton(text="Restore")
-        self._status = Label(value="")
+        self._status = status_label()
         super().__init__(
             widgets=[
                 self._image,

@@ -12,7 +12,6 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     ProgressBar,
     PushButton,
     Select,
@@ -35,7 +34,7 @@ from ..training import (
     TrainingQueue,
 )
 from ..zoo import register_session_model
-from ._common import image_layer_choices, layer_data
+from ._common import image_layer_choices, layer_data, status_label
 from ._loss_plot import LossPlot
 
 if TYPE_CHECKING:
@@ -151,7 +150,7 @@ class TrainWidget(Container):
         self._start = PushButton(text="Train")
         self._stop = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self._status = Label(value="")
+        self._status = status_label()
         super().__init__(
             widgets=[
                 self._source,
