@@ -160,3 +160,38 @@ def test_train_stops_with_a_checkpoint_on_sigterm(photo_dir, tmp_path):
     assert "stopped: checkpoint of iteration" in out_text
     done = load_checkpoint(out).metadata["iterations_done"]
     assert 0 < done < 100000
+
+
+def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = data.astronaut()[:64, :64]
+    iio.imwrite(inputs / "scan.png", halftone(photo))
+    iio.imwrite(inputs / "low.png", quantize(photo, 4))
+    out = tmp_path / "out"
+    assert main(["restore", str(inputs), "--out", str(out)]) == 0  # --model auto
+    from napari_compand import zoo
+
+    names = sorted(p.name for p in out.iterdir())
+    slug = lambda name: name.replace("/", "_")  # noqa: E731
+    assert names == [
+        f"low_{slug(zoo.default_model('expand', 4))}.png",
+        f"scan_{slug(zoo.default_model('inverse-halftone'))}.png",
+    ]
+    assert (
+        main(
+            [
+                "restore",
+                str(inputs / "low.png"),
+                "--model",
+                "expand-3bit/conv1_1",
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 0
+    )
+    assert "looks like 4-bit data, but expand-3bit/conv1_1 expects 3-bit" in capsys.readouterr().err
+    iio.imwrite(inputs / "clean.png", photo)
+    assert main(["restore", str(inputs / "clean.png"), "--out", str(tmp_path / "o3")]) == 2
+    assert "choose a model with --model" in capsys.readouterr().err

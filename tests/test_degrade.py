@@ -344,3 +344,38 @@ def test_keep_in_bin_rgba_keeps_alpha_and_checks_inputs():
         keep_in_bin(restored, rgba[..., :3], 3)
     with pytest.raises(ValueError, match="bits"):
         keep_in_bin(restored, rgba, 8)
+
+
+# --- degradation detected from the pixels ---------------------------------------------
+
+
+@pytest.mark.parametrize("bits", range(1, 8))
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_detect_degradation_finds_the_bit_depth(bits, dtype):
+    from napari_compand.degrade import detect_degradation
+
+    photo = data.astronaut()
+    if dtype is np.uint16:
+        photo = photo.astype(np.uint16) * 257
+    elif dtype is np.float32:
+        photo = photo.astype(np.float32) / 255
+    found = detect_degradation(quantize(photo, bits))
+    assert found == Degradation("quantize", bits=bits)
+
+
+@pytest.mark.parametrize("method", ["floyd-steinberg", "atkinson", "bayer-8x8"])
+def test_detect_degradation_finds_halftones(method):
+    from napari_compand.degrade import detect_degradation
+
+    for image in (data.camera(), data.astronaut(), data.astronaut().astype(np.float32) / 255):
+        assert detect_degradation(halftone(image, method)).mode is DegradationMode.HALFTONE
+
+
+def test_detect_degradation_ignores_alpha_and_clean_images():
+    from napari_compand.degrade import detect_degradation
+
+    rgba = np.dstack([quantize(data.astronaut(), 2), np.full((512, 512), 77, np.uint8)])
+    assert detect_degradation(rgba) == Degradation("quantize", bits=2)  # alpha 77 is odd
+    assert detect_degradation(data.astronaut()) is None
+    assert detect_degradation(data.camera().astype(np.float64) / 255) is None
+    assert detect_degradation(np.zeros((8, 8), np.uint8)) is None

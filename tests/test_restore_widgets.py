@@ -174,3 +174,31 @@ def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
     assert total == 9 and len(steps) < total  # 3 x 3 tiles of 512 px, overlap 256
     qtbot.wait(200)
     assert [layer.name for layer in viewer.layers] == ["big"]  # nothing added
+
+
+def test_restore_widget_detects_the_degradation_from_pixels(viewer):
+    """A user's own file has no metadata: the task and bits come from its pixels."""
+    viewer.add_image(quantize(data.camera(), 5), name="my 5-bit file")
+    widget = dock(viewer, "Restore")
+    widget._image.value = viewer.layers["my 5-bit file"]
+    assert (widget._task.value, widget._bits.value) == ("expand", 5)
+    assert widget._model.value == zoo.default_model("expand", 5)
+    viewer.add_image(halftone(data.camera()), name="my scan")
+    widget._image.value = viewer.layers["my scan"]
+    assert widget._task.value == "inverse-halftone"
+
+
+def test_a_model_that_does_not_fit_the_pixels_is_warned_about(viewer, qtbot, monkeypatch):
+    from napari_compand._widgets import _restoration
+
+    warned = []
+    monkeypatch.setattr(_restoration, "show_warning", warned.append)
+    layer = viewer.add_image(quantize(data.camera()[:128, :128], 3), name="three bits")
+    viewer.layers.selection.active = layer
+    from napari_compand._widgets.inverse_halftone_command import inverse_halftone
+
+    job = inverse_halftone(viewer)
+    assert job is not None
+    names = lambda: " ".join(layer.name for layer in viewer.layers)  # noqa: E731
+    qtbot.waitUntil(lambda: "three bits [inverse halftone" in names(), timeout=60_000)
+    assert warned and "looks like 3-bit data" in warned[0] and "three bits" in warned[0]

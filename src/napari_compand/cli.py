@@ -47,7 +47,7 @@ from ._io import (
     write_atomic,
     write_image,
 )
-from .degrade import HALFTONE_METHODS, Degradation, DegradationMode
+from .degrade import HALFTONE_METHODS, Degradation, DegradationMode, detect_degradation
 from .metrics import compare
 
 __all__ = ["build_parser", "main"]
@@ -110,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "dtype and are written as <stem>_<model>.png (TIFF for floats).",
     )
     restore.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    restore.add_argument("--model", required=True, help="zoo name or checkpoint file")
+    restore.add_argument(
+        "--model",
+        default="auto",
+        help="zoo name, checkpoint file, or auto (default): per image, the default model for "
+        "what its pixels show (two levels per channel: a halftone; values on an l-bit grid: "
+        "l-bit data)",
+    )
     restore.add_argument("--out", type=Path, required=True, help="output folder")
     restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     restore.add_argument("--tile-size", type=int, default=1024, help="tile edge in pixels")
@@ -240,20 +246,32 @@ def _advancer(bar) -> Callable[[int, int], None]:
 def _run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .inference import load_model, restore
+    from .inference import fit_warning, load_model, restore
 
-    model = load_model(args.model)
     files = collect_images(args.inputs)
-    slug = model.name.replace("/", "_") + ("_consistent" if args.consistent else "")
-    slug += "_x8" if args.self_ensemble else ""
+    detected = {path: detect_degradation(read_image(path)) for path in files}
+    if args.model == "auto":
+        chosen = {path: _default_model_for(path, spec) for path, spec in detected.items()}
+    else:
+        chosen = dict.fromkeys(files, args.model)
+    models = {name: load_model(name) for name in dict.fromkeys(chosen.values())}
+    slugs = {}
+    for path in files:
+        slug = models[chosen[path]].name.replace("/", "_")
+        slug += ("_consistent" if args.consistent else "") + ("_x8" if args.self_ensemble else "")
+        slugs[path] = slug
     outputs = plan_outputs(
         files,
         args.out,
-        lambda path, stem: f"{stem}_{slug}{output_suffix(path)}",
+        lambda path, stem: f"{stem}_{slugs[path]}{output_suffix(path)}",
         overwrite=args.overwrite,
     )
     for number, (path, out) in enumerate(zip(files, outputs, strict=True), start=1):
+        model = models[chosen[path]]
         desc = f"[{number}/{len(files)}] {path.name}"
+        mismatch = fit_warning(model, detected[path])
+        if mismatch is not None:
+            print(f"napari-compand restore: note: {path}: {mismatch}", file=sys.stderr)
         with tqdm(desc=desc, unit="tile", leave=False) as bar:
             result = restore(
                 read_image(path),
@@ -266,8 +284,25 @@ def _run_restore(args: argparse.Namespace) -> int:
                 progress=_advancer(bar),
             )
         written = write_image(out, result)
-        print(f"{desc} -> {written}")
+        print(f"{desc} -> {written} ({model.name})")
     return 0
+
+
+def _default_model_for(path: Path, spec: Degradation | None) -> str:
+    """``--model auto``: the zoo's default model for what ``path``'s pixels show."""
+    from . import zoo
+
+    if spec is None:
+        raise ValueError(
+            f"{path}: its pixels look neither halftoned (two levels per channel) nor reduced "
+            "in bit depth (values on an l-bit grid); choose a model with --model"
+        )
+    try:
+        if spec.mode is DegradationMode.HALFTONE:
+            return zoo.default_model("inverse-halftone")
+        return zoo.default_model("expand", spec.bits)
+    except KeyError as err:
+        raise ValueError(f"{path} looks like {spec.label} data: {err.args[0]}") from None
 
 
 def _run_eval(args: argparse.Namespace) -> int:

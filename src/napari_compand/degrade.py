@@ -26,7 +26,14 @@ from enum import Enum
 import numpy as np
 
 from ._diffusion import BAYER_SIZES, DIFFUSION_KERNELS, diffuse_plane, ordered_plane
-from ._validation import check_image, dtype_max, guess_rgb, integer_bit_depth, plane_indices
+from ._validation import (
+    check_image,
+    colour_channels,
+    dtype_max,
+    guess_rgb,
+    integer_bit_depth,
+    plane_indices,
+)
 
 __all__ = [
     "FLOAT_MAX_BITS",
@@ -37,6 +44,7 @@ __all__ = [
     "METADATA_KEY",
     "Degradation",
     "DegradationMode",
+    "detect_degradation",
     "halftone",
     "keep_in_bin",
     "max_bits",
@@ -206,6 +214,53 @@ def keep_in_bin(
     if guess_rgb(restored, rgb) and restored.shape[-1] in (2, 4):  # alpha passes through
         result[..., -1] = restored[..., -1]
     return result
+
+
+def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degradation | None:
+    r"""Guess from the pixels alone how an image was degraded, or ``None``.
+
+    * **halftone**: every colour value is 0 or the dtype's maximum (255, 65535,
+      1.0), and both occur. The method cannot be told from the pixels;
+      Floyd–Steinberg is returned, the common one.
+    * **l bits (Eq. 2)**: every value lies on the ``l``-bit grid, a multiple of
+      :math:`2^{h-l}` (``k / 2**l`` for floats), for some ``l`` below the dtype's
+      depth; the smallest such ``l`` is returned.
+
+    Alpha channels are ignored; constant images give ``None``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> photo = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    >>> detect_degradation(quantize(photo, 3)).label
+    '3-bit'
+    >>> detect_degradation(halftone(photo)).mode.value
+    'halftone'
+    >>> detect_degradation(photo) is None
+    True
+    """
+    array = check_image(image, unit_range=True)
+    if guess_rgb(array, rgb):
+        array = array[..., : colour_channels(array.shape, True)]
+    high = dtype_max(array.dtype)
+    low_seen, high_seen = bool((array == 0).any()), bool((array == high).any())
+    if low_seen and high_seen and bool(np.isin(array, (0, high)).all()):
+        return Degradation(DegradationMode.HALFTONE, method="floyd-steinberg")
+    depth = integer_bit_depth(array.dtype)
+    if depth is not None:
+        mask = int(np.bitwise_or.reduce(array, axis=None))
+        if mask == 0:
+            return None
+        zeros = (mask & -mask).bit_length() - 1  # trailing zero bits shared by all values
+        return Degradation(DegradationMode.QUANTIZE, bits=depth - zeros) if zeros else None
+    if float(array.min()) == float(array.max()):
+        return None
+    values = array.astype(np.float64)
+    for bits in range(1, max_bits(array.dtype) + 1):
+        scaled = values * 2.0**bits
+        if np.array_equal(scaled, np.floor(scaled)) and scaled.max() < 2.0**bits:
+            return Degradation(DegradationMode.QUANTIZE, bits=bits)
+    return None
 
 
 def halftone(

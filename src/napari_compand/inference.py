@@ -50,7 +50,7 @@ import torch
 
 from ._device import resolve_device
 from ._validation import check_image, dtype_max, guess_rgb
-from .degrade import keep_in_bin
+from .degrade import Degradation, DegradationMode, keep_in_bin
 from .models import Base, Restorer
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "LoadedModel",
     "RestorationCancelled",
     "TileSizeWarning",
+    "fit_warning",
     "load_model",
     "restore",
     "restore_steps",
@@ -318,6 +319,37 @@ def tile_count(
     plan = _TilePlan.for_model(loaded, tile_size, overlap)
     planes = _planes(shape, rgb, loaded.channels)
     return len(planes) * plan.count(*_plane_size(shape, rgb))
+
+
+def fit_warning(
+    model: str | Path | Restorer | LoadedModel, degradation: Degradation | None
+) -> str | None:
+    """Why ``model`` does not fit data degraded by ``degradation``, or ``None`` if it does.
+
+    ``degradation`` is what the data's metadata records or what
+    :func:`~napari_compand.degrade.detect_degradation` finds in its pixels.
+    ``None`` (nothing recognised) is a mismatch for every model: the data looks
+    neither halftoned nor quantized.
+    """
+    loaded = load_model(model)
+    if loaded.task is None:
+        return None
+    if degradation is None:
+        return "the image looks neither halftoned nor reduced in bit depth"
+    if degradation.mode is DegradationMode.HALFTONE:
+        if loaded.task != "inverse-halftone":
+            return f"the image looks like a halftone, but {loaded.name} expands bit depth"
+        return None
+    if loaded.task != "expand":
+        return (
+            f"the image looks like {degradation.bits}-bit data, but {loaded.name} inverse-halftones"
+        )
+    if loaded.bits != degradation.bits:
+        return (
+            f"the image looks like {degradation.bits}-bit data, but {loaded.name} expects "
+            f"{loaded.bits}-bit input"
+        )
+    return None
 
 
 def tiling(

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 
 from .. import zoo
 from .._validation import guess_rgb
-from ..degrade import METADATA_KEY, Degradation, DegradationMode
+from ..degrade import METADATA_KEY, Degradation, DegradationMode, detect_degradation
 from ..inference import (
     LoadedModel,
     TileSizeWarning,
+    fit_warning,
     load_model,
     restore_steps,
     tile_count,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TASK_LABELS",
     "guess_task",
+    "layer_degradation",
     "model_choices",
     "output_label",
     "start_restoration",
@@ -39,11 +41,24 @@ __all__ = [
 TASK_LABELS = {"expand": "expand", "inverse-halftone": "inverse halftone"}
 
 
+def layer_degradation(layer: Image) -> Degradation | None:
+    """How ``layer`` was degraded: its metadata's record (layers this plugin made),
+    else what :func:`~napari_compand.degrade.detect_degradation` finds in its pixels
+    (in-memory data only; lazy data is not read on the GUI thread)."""
+    spec = Degradation.from_layer_metadata(layer.metadata)
+    if spec is not None or not isinstance(layer.data, np.ndarray) or layer.multiscale:
+        return spec
+    try:
+        return detect_degradation(layer.data, rgb=layer.rgb)
+    except (TypeError, ValueError):  # not an intensity image this package handles
+        return None
+
+
 def guess_task(layer: Image | None) -> tuple[str, int] | None:
-    """``(task, bits)`` from the layer's degradation metadata, if it has any."""
+    """``(task, bits)`` of the layer's degradation (metadata, else pixels), if known."""
     if layer is None:
         return None
-    spec = Degradation.from_layer_metadata(layer.metadata)
+    spec = layer_degradation(layer)
     if spec is None:
         return None
     if spec.mode is DegradationMode.QUANTIZE:
@@ -111,6 +126,10 @@ def start_restoration(
     loaded = load_model(model)
     data = layer_data(source)
     rgb = guess_rgb(data, source.rgb)
+    if isinstance(data, np.ndarray) or METADATA_KEY in source.metadata:
+        mismatch = fit_warning(loaded, layer_degradation(source))
+        if mismatch is not None:
+            show_warning(f"{source.name!r}: {mismatch}; restoring anyway")
     suffix = (", in bin" if settings.get("consistent") else "") + (
         ", x8" if settings.get("self_ensemble") else ""
     )
