@@ -202,3 +202,24 @@ def test_a_model_that_does_not_fit_the_pixels_is_warned_about(viewer, qtbot, mon
     names = lambda: " ".join(layer.name for layer in viewer.layers)  # noqa: E731
     qtbot.waitUntil(lambda: "three bits [inverse halftone" in names(), timeout=60_000)
     assert warned and "looks like 3-bit data" in warned[0] and "three bits" in warned[0]
+
+
+def test_running_twice_replaces_the_earlier_result_unless_renamed(viewer, qtbot):
+    from napari_compand._widgets.inverse_halftone_command import inverse_halftone
+
+    source = viewer.add_image(halftone(data.camera()[:96, :96]), name="scan")
+    count = lambda: len(viewer.layers)  # noqa: E731
+    for expected in (2, 2):  # the second run replaces the first result
+        viewer.layers.selection.active = source
+        inverse_halftone(viewer)
+        qtbot.waitUntil(lambda e=expected: count() == e and "scan [" in viewer.layers[-1].name)
+        qtbot.wait(200)
+        assert count() == expected
+    result = viewer.layers[-1]
+    assert "[1]" not in " ".join(layer.name for layer in viewer.layers)
+    result.name = "my favourite"  # renamed by the user: kept, a new result is added
+    viewer.layers.selection.active = source
+    inverse_halftone(viewer)
+    qtbot.waitUntil(lambda: count() == 3, timeout=60_000)
+    assert "my favourite" in viewer.layers
+    np.testing.assert_array_equal(viewer.layers["my favourite"].data, viewer.layers[-1].data)

@@ -460,3 +460,21 @@ def test_resume_refuses_flags_that_change_the_recipe(photos, tmp_path, capsys, f
     # the same values, and the settings a resume may change, are fine
     assert main([*argv, "--iterations", "2", "--ngf", "4", "--device", "cpu"]) == 0
     assert load_checkpoint(out).metadata["iterations_done"] == 2
+
+
+def test_checking_checkpoints_keeps_the_compiler_stack_out():
+    """Building on the meta device must not import triton (its LLVM crashes napari
+    processes that run on Mesa's software OpenGL)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from napari_compand import zoo\n"
+        "from napari_compand.inference import load_model\n"
+        "for name in zoo.names(): load_model(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('triton', 'torch._inductor'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -190,3 +190,21 @@ def test_sample_data_opens_from_the_manifest(viewer):
     ]
     ht = viewer.layers["camera [halftone floyd-steinberg]"]
     assert Degradation.from_layer_metadata(ht.metadata).method == "floyd-steinberg"
+
+
+def test_degrading_twice_replaces_the_earlier_result(viewer, qtbot):
+    viewer.add_image(data.camera()[:64, :64], name="camera")
+    widget = dock(viewer, "Degrade")
+    widget._mode.value = "quantize"
+    for bits in (3, 3):
+        widget._bits.value = bits
+        widget.run()
+        wait_for(qtbot, widget)
+        qtbot.waitUntil(lambda: "camera [3-bit]" in viewer.layers)
+    qtbot.wait(100)
+    assert [layer.name for layer in viewer.layers] == ["camera", "camera [3-bit]"]
+    widget._bits.value = 2  # another degradation: another layer
+    widget.run()
+    wait_for(qtbot, widget)
+    qtbot.waitUntil(lambda: "camera [2-bit]" in viewer.layers)
+    assert len(viewer.layers) == 3

@@ -410,7 +410,9 @@ class Restorer(nn.Module):
             nn.init.zeros_(last.bias)
         if config.base is Base.GAUSSIAN:
             radius = max(1, math.ceil(3 * config.sigma))
-            grid = torch.arange(-radius, radius + 1, dtype=torch.float32)
+            # on the CPU explicitly: under torch.device("meta") (checkpoint checks) arange
+            # would pull in torch's compiler stack, and with it triton's LLVM
+            grid = torch.arange(-radius, radius + 1, dtype=torch.float32, device="cpu")
             kernel = torch.exp(-(grid**2) / (2 * config.sigma**2))
             self.register_buffer("kernel", kernel / kernel.sum(), persistent=False)
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = [
+    "add_or_replace",
     "derived_layer",
     "image_layer_choices",
     "layer_data",
@@ -117,6 +118,24 @@ def derived_layer(source: Image, data: np.ndarray, name: str, metadata: dict[str
     state["metadata"] = {**source.metadata, **metadata}
     state["contrast_limits"] = (0.0, dtype_max(data.dtype))
     return Image(data, **state)
+
+
+def add_or_replace(viewer: napari.viewer.Viewer, layer: Image) -> Image:
+    """Add ``layer``, or put its data into the earlier result it repeats.
+
+    An earlier result is replaced when a layer of the same name was made by this
+    plugin from the same source with the same record (same degradation, or same
+    model and task). A result the user renamed has another name and stays, as do
+    layers of the same name that the plugin did not make. Returns the layer now
+    in the viewer.
+    """
+    record = layer.metadata.get(METADATA_KEY)
+    if layer.name in viewer.layers:
+        earlier = viewer.layers[layer.name]
+        if isinstance(earlier, Image) and earlier.metadata.get(METADATA_KEY) == record:
+            earlier.data = layer.data
+            return earlier
+    return viewer.add_layer(layer)
 
 
 def track_progress(worker: GeneratorWorker, total: int, desc: str) -> cancelable_progress:

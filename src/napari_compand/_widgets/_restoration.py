@@ -23,7 +23,7 @@ from ..inference import (
     tile_count,
     tiling,
 )
-from ._common import derived_layer, layer_data, start_job
+from ._common import add_or_replace, derived_layer, layer_data, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -145,8 +145,8 @@ def start_restoration(
     total = tile_count(data.shape, loaded, rgb=rgb, tile_size=tile_size, overlap=overlap)
 
     def add_result(result: np.ndarray) -> None:
-        layer = viewer.add_layer(
-            derived_layer(source, result, name, restoration_metadata(source, loaded))
+        layer = add_or_replace(
+            viewer, derived_layer(source, result, name, restoration_metadata(source, loaded))
         )
         if on_done is not None:
             on_done(layer)

@@ -12,7 +12,14 @@ from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
-from ._common import derived_layer, image_layer_choices, layer_data, start_job, status_label
+from ._common import (
+    add_or_replace,
+    derived_layer,
+    image_layer_choices,
+    layer_data,
+    start_job,
+    status_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -89,7 +96,7 @@ class DegradeWidget(Container):
         metadata = spec.layer_metadata(source.name)
 
         def add_result(result: np.ndarray) -> None:
-            self._viewer.add_layer(derived_layer(source, result, name, metadata))
+            add_or_replace(self._viewer, derived_layer(source, result, name, metadata))
             self._status.value = f"added {name!r}"
 
         total = len(plane_indices(data.shape, rgb))
