@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_compand.checkpoints import load_checkpoint
 from napari_compand.zoo import session_models
@@ -39,6 +40,20 @@ def test_start_then_stop_saves_a_checkpoint(widget, qtbot, tmp_path):
     done = load_checkpoint(path).metadata["iterations_done"]
     assert 3 <= done < 10_000
     assert path.resolve() in session_models()  # offered to restore tools at once
+    # the session model is light (fp16 weights only); the resumable state is kept apart
+    light, state = load_checkpoint(path), load_checkpoint(tmp_path / "model.resume.safetensors")
+    assert light.optimizer_state is None and state.optimizer_state is not None
+    assert state.metadata["iterations_done"] == done
+    assert all(
+        t.dtype == torch.float16 for t in light.model_state.values() if t.is_floating_point()
+    )
+    assert path.stat().st_size < (tmp_path / "model.resume.safetensors").stat().st_size / 4
+    assert widget.progress.native.text() == f"{widget.progress.value} / 10000 iterations"
+    assert "model.resume.safetensors" in widget._status.value
+    plot = widget.loss_plot
+    last = plot.curves[0][-1][0]
+    assert plot.x_ticks() == sorted({0, last // 2, last})  # iteration ticks
+    assert not plot.grab().isNull()  # paints axes, ticks, raw and smoothed curves
     assert len(widget.loss_plot.curves[0]) >= 3
     assert {"img0", "img1"} <= set(
         load_checkpoint(path).metadata["data"].split(": ")[1].split(", ")

@@ -21,6 +21,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 
 from .._device import available_devices
+from ..checkpoints import export_weights
 from ..degrade import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS, MIXED_HALFTONES
 from ..losses import LossLayer
 from ..models import RESUNET_SIZES, Arch, ModelConfig
@@ -40,7 +41,7 @@ from ._loss_plot import LossPlot
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["TrainWidget", "output_paths"]
+__all__ = ["TrainWidget", "output_paths", "resumable_path"]
 
 SOURCE_LAYERS = "image layers"
 SOURCE_FOLDER = "folder"
@@ -66,11 +67,27 @@ def _layer_images(layers: list) -> list[np.ndarray]:
     return images
 
 
-def _train_job(queue_holder: list, make_queue):
-    """Worker body: builds the data (off the GUI thread), then trains the queue."""
+def resumable_path(out: Path) -> Path:
+    """Where the run's resumable state (weights + Adam's moments) is kept next to ``out``:
+    ``model.safetensors`` -> ``model.resume.safetensors``."""
+    return out.with_name(f"{out.stem}.resume{out.suffix}")
+
+
+def _train_job(queue_holder: list, make_queue, weights: list[Path]):
+    """Worker body: builds the data (off the GUI thread), then trains the queue.
+
+    Each run trains into its :func:`resumable_path`; when it finishes or stops, its
+    weights are exported (fp16, without optimizer state) to ``weights[index]``, the
+    light file that Restore and Compare load, and the update names that file.
+    """
     queue = make_queue()
     queue_holder.append(queue)
-    yield from queue.run()
+    for index, update in queue.run():
+        saved = isinstance(update, StateChange) and update.state in ("finished", "stopped")
+        if saved and update.path is not None:
+            path = export_weights(update.path, weights[index], half=True)
+            update = StateChange(update.state, update.iteration, path, update.message)
+        yield index, update
 
 
 class TrainWidget(Container):
@@ -150,6 +167,7 @@ class TrainWidget(Container):
         self._start = PushButton(text="Train")
         self._stop = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.progress.native.setFormat("%v / %m iterations")
         self._status = status_label()
         super().__init__(
             widgets=[
@@ -252,12 +270,13 @@ class TrainWidget(Container):
         self.loss_plot.clear()
 
         def make_queue() -> TrainingQueue:
-            return TrainingQueue(runs, make_images())
+            return TrainingQueue([(c, resumable_path(out)) for c, out in runs], make_images())
 
         worker = create_worker(
             _train_job,
             self._queue_holder,
             make_queue,
+            [out for _, out in runs],
             _progress={"desc": "Training"},
             _ignore_errors=True,
         )
@@ -337,7 +356,13 @@ class TrainWidget(Container):
         self._start.enabled = True
         self._stop.enabled = False
         if self.finished_paths:
-            self._status.value = "saved: " + ", ".join(p.name for p in self.finished_paths)
+            saved = ", ".join(
+                f"{p.name} ({p.stat().st_size / 2**20:.1f} MB)" for p in self.finished_paths
+            )
+            self._status.value = (
+                f"saved: {saved}; resumable state (napari-compand train --resume): "
+                + ", ".join(resumable_path(p).name for p in self.finished_paths)
+            )
 
     def _fail(self, message: str) -> None:
         self._status.value = f"error: {message}"
