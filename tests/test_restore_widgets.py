@@ -132,6 +132,24 @@ def test_compare_widget_stacks_one_plane_per_model(viewer, qtbot):
     assert "conv1_1" in l1 and "conv5_1" in l5
     assert p1 > p5  # the paper's finding: conv1_1 beats conv5_1 in PSNR
     assert "PSNR" in widget._scores.value
+    # the viewer names the plane's model and its scores as the slider moves
+    overlay = viewer.canvas.overlays.text
+    assert overlay.visible and overlay.text.startswith(f"model: {l1}")
+    assert f"PSNR {p1:.2f} dB" in overlay.text
+    viewer.dims.set_current_step(0, 1)
+    assert overlay.text.startswith(f"model: {l5}") and f"PSNR {p5:.2f} dB" in overlay.text
+    viewer.layers.remove(stack)
+    assert not overlay.visible
+
+
+def test_compare_lists_the_preselected_models_first(viewer):
+    viewer.open_sample(PLUGIN, "astronaut-3bit")
+    widget = dock(viewer, "Compare models")
+    choices = [value for value in widget._models.choices]
+    selected = list(widget._models.value)
+    assert selected == ["expand-3bit/conv1_1", "expand-3bit/conv5_1"]
+    assert choices[:2] == selected  # visible without scrolling
+    assert all(name.startswith("expand-3bit/") for name in choices[: len(choices) // 4])
 
 
 def test_session_models_appear_and_closed_widgets_are_not_called(

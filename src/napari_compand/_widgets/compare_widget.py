@@ -79,7 +79,8 @@ class CompareWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self._image = ComboBox(label="image", choices=lambda _: image_layer_choices(viewer))
-        self._models = Select(label="models", choices=lambda _: model_choices())
+        self._preferred: list[str] = []
+        self._models = Select(label="models", choices=self._model_choices)
         self._reference = ComboBox(
             label="reference",
             choices=lambda _: [(_NO_REFERENCE, _NO_REFERENCE), *image_layer_choices(viewer)],
@@ -91,16 +92,57 @@ class CompareWidget(Container):
         )
         self.worker: GeneratorWorker | None = None
         self.scores: list[tuple[str, float, float]] = []
+        self.result: Image | None = None
+        self._labels: list[str] = []
         self._image.changed.connect(self._default_models)
         self._run_button.clicked.connect(self.run)
+        viewer.dims.events.current_step.connect(self._show_current_model)
+        viewer.layers.events.removed.connect(self._show_current_model)
         self._default_models()
 
+    def _model_choices(self, _: object = None) -> list[tuple[str, str]]:
+        """All models; the preselected ones and the rest of their task first, so they are
+        visible without scrolling."""
+        choices = model_choices()
+        rank = {name: i for i, name in enumerate(self._preferred)}
+        return sorted(choices, key=lambda choice: rank.get(choice[1], len(rank)))
+
     def _default_models(self, *_: object) -> None:
-        """conv1_1 and conv5_1 of the task the image's metadata names (inverse halftone else)."""
+        """conv1_1 and conv5_1 of the image's task (metadata, else its pixels; inverse
+        halftone if unknown), listed first with the rest of that task."""
         task, bits = guess_task(self._image.value) or ("inverse-halftone", 3)
         names = [name for _, name in model_choices(task, bits)]
-        wanted = [n for n in names if n.endswith(("/conv1_1", "/conv5_1"))]
-        self._models.value = wanted or names[:2]
+        wanted = [n for n in names if n.endswith(("/conv1_1", "/conv5_1"))] or names[:2]
+        self._preferred = wanted + [n for n in names if n not in wanted]
+        self._models.choices = ()  # refilled in the new order (a refresh only adds at the end)
+        self._models.choices = self._model_choices
+        self._models.value = wanted
+
+    def current_model(self) -> str | None:
+        """The label of the model whose plane the viewer shows now (``None``: no result)."""
+        layer = self.result
+        if layer is None or layer not in self._viewer.layers or not self._labels:
+            return None
+        axis = self._viewer.dims.ndim - layer.ndim  # the layer's leading 'model' axis
+        index = int(self._viewer.dims.current_step[axis])
+        return self._labels[min(max(index, 0), len(self._labels) - 1)]
+
+    def _show_current_model(self, *_: object) -> None:
+        """Name the current plane's model (and its scores) in the viewer's text overlay."""
+        overlay = self._viewer.canvas.overlays.text
+        label = self.current_model()
+        if label is None:
+            if self._labels:  # our comparison was removed: clear what we showed
+                overlay.visible = False
+                self._labels = []
+            return
+        text = f"model: {label}"
+        scores = {name: (p, s) for name, p, s in self.scores}
+        if label in scores:
+            p, s = scores[label]
+            text += f"   PSNR {p:.2f} dB   SSIM {s:.4f}"
+        overlay.text = text
+        overlay.visible = True
 
     def run(self) -> GeneratorWorker | None:
         """Start the comparison in a thread worker; returns the worker."""
@@ -123,8 +165,8 @@ class CompareWidget(Container):
 
         def add_result(result: tuple[np.ndarray, Any]) -> None:
             stack, scores = result
-            self._viewer.add_layer(stacked_layer(source, stack, labels))
-            self._viewer.dims.set_current_step(0, 0)
+            self.result = self._viewer.add_layer(stacked_layer(source, stack, labels))
+            self._labels = labels
             if scores is None:
                 self.scores = []
                 self._scores.value = "planes: " + ", ".join(
@@ -136,6 +178,8 @@ class CompareWidget(Container):
                     f"{i}: {label}  PSNR {p:.2f} dB  SSIM {s:.4f}"
                     for i, (label, p, s) in enumerate(self.scores)
                 )
+            self._viewer.dims.set_current_step(self._viewer.dims.ndim - self.result.ndim, 0)
+            self._show_current_model()
 
         self._run_button.enabled = False
         self._scores.value = f"restoring {source.name!r} with {len(models)} models..."
