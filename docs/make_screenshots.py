@@ -39,8 +39,8 @@ def main() -> None:
     _, degrade = viewer.window.add_plugin_dock_widget("napari-compand", "Degrade")
     degrade._mode.value = "halftone"
     run_and_wait(degrade.run)
-    viewer.camera.zoom = 2.0
-    viewer.camera.center = (0, 120, 250)
+    viewer.scene.camera.zoom = 2.0
+    viewer.scene.camera.center = (0, 120, 250)
     settle(1.0)
     viewer.screenshot(str(HERE / "degrade_widget.png"), canvas_only=False)
 
@@ -84,8 +84,8 @@ def main() -> None:
     run_and_wait(restore.run)
     viewer.layers["astronaut"].visible = False
     halftoned.visible = False
-    viewer.camera.zoom = 2.0
-    viewer.camera.center = (0, 120, 250)
+    viewer.scene.camera.zoom = 2.0
+    viewer.scene.camera.center = (0, 120, 250)
     settle(1.0)
     viewer.screenshot(str(HERE / "restore_widget.png"), canvas_only=False)
     viewer.close()
@@ -101,8 +101,8 @@ def main() -> None:
     run_and_wait(compare.run)
     for layer in list(viewer.layers)[:2]:
         layer.visible = False
-    viewer.camera.zoom = 3.0
-    viewer.camera.center = (0, 90, 230)
+    viewer.scene.camera.zoom = 3.0
+    viewer.scene.camera.center = (0, 90, 230)
     viewer.dims.set_current_step(0, 1)  # the conv5_1 plane: its grid artifacts
     settle(1.0)
     viewer.screenshot(str(HERE / "compare_widget.png"), canvas_only=False)
@@ -121,8 +121,8 @@ def expansion() -> None:
     run_and_wait(restore.run)
     viewer.layers["astronaut"].visible = False
     viewer.layers[-1].visible = False  # the restored layer: show the 3-bit input's bands
-    viewer.camera.zoom = 2.5
-    viewer.camera.center = (0, 300, 120)
+    viewer.scene.camera.zoom = 2.5
+    viewer.scene.camera.center = (0, 300, 120)
     settle(1.0)
     viewer.screenshot(str(HERE / "restore_expand_input.png"), canvas_only=False)
     viewer.layers[-1].visible = True

@@ -195,3 +195,29 @@ def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
     iio.imwrite(inputs / "clean.png", photo)
     assert main(["restore", str(inputs / "clean.png"), "--out", str(tmp_path / "o3")]) == 2
     assert "choose a model with --model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "code, absent",
+    [
+        ("import napari_compand.cli as c; c.build_parser()", ("torch", "numba", "scipy")),
+        ("import napari_compand.degrade", ("torch",)),
+        ("import napari_compand.metrics", ("torch",)),
+        ("import napari_compand.vocabulary", ("torch", "numba", "scipy", "numpy")),
+        ("import napari_compand.training", ("torch",)),
+    ],
+    ids=["cli-parser", "degrade", "metrics", "vocabulary", "training-package"],
+)
+def test_light_imports_stay_light(code, absent):
+    """``napari-compand --help`` and the classical core never load torch."""
+    probe = f"import sys; {code}; print([m for m in {absent!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_halftone_names_match_the_kernels():
+    from napari_compand._diffusion import DIFFUSION_KERNELS
+    from napari_compand.vocabulary import DIFFUSION_METHODS
+
+    assert tuple(DIFFUSION_KERNELS) == DIFFUSION_METHODS

@@ -15,18 +15,11 @@ The napari widgets live in the private ``_widgets`` package and are wired to
 napari only through ``napari.yaml``.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ._compat import avoid_llvm_clash
-from .degrade import (
-    HALFTONE_METHODS,
-    Degradation,
-    DegradationMode,
-    halftone,
-    keep_in_bin,
-    quantize,
-)
-from .metrics import psnr, ssim
 
 avoid_llvm_clash()  # napari already open: protect every later torch._dynamo import
 
@@ -35,14 +28,27 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = [
-    "HALFTONE_METHODS",
-    "Degradation",
-    "DegradationMode",
-    "__version__",
-    "halftone",
-    "keep_in_bin",
-    "psnr",
-    "quantize",
-    "ssim",
-]
+#: public name -> the module that defines it, imported on first use (numba and scipy
+#: load only when degradations or metrics are used, not for ``napari-compand --help``)
+_HOMES = {
+    "HALFTONE_METHODS": "vocabulary",
+    "Degradation": "degrade",
+    "DegradationMode": "degrade",
+    "halftone": "degrade",
+    "keep_in_bin": "degrade",
+    "quantize": "degrade",
+    "psnr": "metrics",
+    "ssim": "metrics",
+}
+
+__all__ = ["__version__", *sorted(_HOMES)]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

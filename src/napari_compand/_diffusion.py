@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from ._validation import dtype_max
+from .vocabulary import BAYER_SIZES
 
 __all__ = ["DIFFUSION_KERNELS", "BAYER_SIZES", "bayer_matrix", "diffuse_plane", "ordered_plane"]
 
@@ -61,7 +62,6 @@ _KERNEL_ARRAYS = {
 }
 
 #: Sizes of the supported Bayer threshold matrices.
-BAYER_SIZES = (2, 4, 8)
 
 
 def bayer_matrix(size: int) -> np.ndarray:

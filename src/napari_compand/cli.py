@@ -36,19 +36,16 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from ._io import (
-    check_output,
-    collect_images,
-    output_suffix,
-    plan_outputs,
-    read_image,
-    write_atomic,
-    write_image,
-)
-from .degrade import HALFTONE_METHODS, Degradation, DegradationMode, detect_degradation
-from .metrics import compare
+from .vocabulary import HALFTONE_METHODS
+
+if TYPE_CHECKING:
+    from .degrade import Degradation
+
+# Commands import what they use when they run: building the parser (``--help``)
+# loads neither torch nor numba nor scipy.
 
 __all__ = ["build_parser", "main"]
 
@@ -214,6 +211,9 @@ def _slug(spec: Degradation) -> str:
 
 
 def _run_degrade(args: argparse.Namespace) -> int:
+    from ._io import collect_images, output_suffix, plan_outputs, read_image, write_image
+    from .degrade import Degradation, DegradationMode
+
     if args.bits is not None:
         spec = Degradation(DegradationMode.QUANTIZE, bits=args.bits)
     else:
@@ -246,6 +246,8 @@ def _advancer(bar) -> Callable[[int, int], None]:
 def _run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ._io import collect_images, output_suffix, plan_outputs, read_image, write_image
+    from .degrade import detect_degradation
     from .inference import fit_warning, load_model, restore
 
     files = collect_images(args.inputs)
@@ -291,6 +293,7 @@ def _run_restore(args: argparse.Namespace) -> int:
 def _default_model_for(path: Path, spec: Degradation | None) -> str:
     """``--model auto``: the zoo's default model for what ``path``'s pixels show."""
     from . import zoo
+    from .degrade import DegradationMode
 
     if spec is None:
         raise ValueError(
@@ -309,6 +312,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import paper_tables
+    from ._io import check_output, collect_images, read_image, write_atomic
     from .training.data import to_uint8_channels
 
     if args.limit is not None and args.limit < 1:
@@ -368,6 +372,9 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_metrics(args: argparse.Namespace) -> int:
+    from ._io import check_output, collect_images, read_image, write_atomic
+    from .metrics import compare
+
     tests = collect_images(args.tests)
     if args.csv is not None:
         check_output(args.csv, [args.reference, *tests], overwrite=args.overwrite, what="--csv")

@@ -25,7 +25,7 @@ from enum import Enum
 
 import numpy as np
 
-from ._diffusion import BAYER_SIZES, DIFFUSION_KERNELS, diffuse_plane, ordered_plane
+from ._diffusion import DIFFUSION_KERNELS, diffuse_plane, ordered_plane
 from ._validation import (
     check_image,
     colour_channels,
@@ -34,6 +34,7 @@ from ._validation import (
     integer_bit_depth,
     plane_indices,
 )
+from .vocabulary import HALFTONE_METHODS, MIXED_HALFTONES
 
 __all__ = [
     "FLOAT_MAX_BITS",
@@ -50,14 +51,6 @@ __all__ = [
     "max_bits",
     "quantize",
 ]
-
-#: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
-HALFTONE_METHODS: tuple[str, ...] = tuple(DIFFUSION_KERNELS) + tuple(
-    f"bayer-{n}x{n}" for n in BAYER_SIZES
-)
-
-#: Name of the halftone mix in training recipes (see :data:`HALFTONE_MIX`).
-MIXED_HALFTONES = "mixed"
 
 #: The halftones people actually have, as ``(method, serpentine)``: what a
 #: ``mixed`` inverse-halftoning model is trained on, one drawn per crop.

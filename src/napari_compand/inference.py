@@ -51,7 +51,8 @@ import torch
 from ._device import resolve_device
 from ._validation import check_image, dtype_max, guess_rgb
 from .degrade import Degradation, DegradationMode, keep_in_bin
-from .models import Base, Restorer
+from .models import Restorer
+from .vocabulary import Base
 
 __all__ = [
     "PRECISIONS",

@@ -29,7 +29,6 @@ a path
 
 from __future__ import annotations
 
-from enum import Enum
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._compat import avoid_llvm_clash
+from .vocabulary import LossLayer
 
 # torchvision's first import pulls in triton. Checked here, at the import that
 # loads it, because napari may have opened its OpenGL window (and Mesa's LLVM)
@@ -54,16 +54,6 @@ __all__ = [
     "embedded_vgg19_state_dict",
     "vgg19_features",
 ]
-
-
-class LossLayer(str, Enum):
-    """The VGG19 layers of the paper's study."""
-
-    CONV1_1 = "conv1_1"
-    CONV2_1 = "conv2_1"
-    CONV3_1 = "conv3_1"
-    CONV4_1 = "conv4_1"
-    CONV5_1 = "conv5_1"
 
 
 #: Index of each conv layer in ``torchvision.models.vgg19().features``.

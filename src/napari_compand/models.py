@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .vocabulary import BIT_BASES, Arch, Base
 
 __all__ = [
     "RESUNET_SIZES",
@@ -268,33 +269,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
             )
         x = F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), mode="reflect")
     return x
-
-
-class Arch(str, Enum):
-    """Network family: the paper's :class:`UNet` or the full-resolution :class:`ResUNet`."""
-
-    UNET = "unet"
-    RESUNET = "resunet"
-
-
-class Base(str, Enum):
-    """Fixed reconstruction that the network corrects (``none``: plain network).
-
-    ``bin`` (bit-depth expansion): the output is the bin floor plus the bin width
-    times a sigmoid of the network, :math:`q + w \\sigma(4 f(q) / w)` with the bin
-    width :math:`w = 2^{8-l} / 255`, so it never leaves the input's quantization
-    bin; an untrained network gives the mid-bin value, and near it the output
-    moves one for one with the network (:math:`q + w/2 + f`), as with ``midbin``.
-    """
-
-    NONE = "none"
-    GAUSSIAN = "gaussian"
-    MIDBIN = "midbin"
-    BIN = "bin"
-
-
-#: Bases that need the input bit depth.
-BIT_BASES = (Base.MIDBIN, Base.BIN)
 
 
 @dataclass(frozen=True)

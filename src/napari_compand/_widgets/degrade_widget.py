@@ -11,7 +11,8 @@ from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
-from ..degrade import HALFTONE_METHODS, Degradation, DegradationMode, max_bits
+from ..degrade import Degradation, DegradationMode, max_bits
+from ..vocabulary import HALFTONE_METHODS
 from ._common import (
     add_or_replace,
     derived_layer,

@@ -73,10 +73,8 @@ class MetricsWidget(Container):
         self._status = status_label()
         self.table = Table(value=_table_value([]))
         self.table.native.setMinimumHeight(160)
-        header = self.table.native.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # long names elide
         self.table.native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self._fit_columns()
         super().__init__(
             widgets=[
                 self._reference,
@@ -140,7 +138,18 @@ class MetricsWidget(Container):
 
     def _show_rows(self, rows: list[tuple[str, str, float, float]]) -> None:
         self.table.value = _table_value(rows)
+        self._fit_columns()
         self._status.value = f"{len(rows)} row(s) vs {self._reference.value.name!r}"
+
+    def _fit_columns(self) -> None:
+        """Numbers at their width, the layer name column takes (and elides to) the rest,
+        so the table fits the dock without a horizontal scroll bar. Setting a new
+        value rebuilds the columns, so this runs after every update."""
+        header = self.table.native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(20)
+        self.table.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def _set_idle(self) -> None:
         self._run_button.enabled = True

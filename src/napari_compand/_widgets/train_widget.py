@@ -22,18 +22,10 @@ from napari.utils.notifications import show_error, show_info
 
 from .._device import available_devices
 from ..checkpoints import export_weights
-from ..degrade import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS, MIXED_HALFTONES
-from ..losses import LossLayer
-from ..models import RESUNET_SIZES, Arch, ModelConfig
-from ..training import (
-    LrSchedule,
-    Progress,
-    StateChange,
-    Task,
-    TrainingConfig,
-    TrainingImages,
-    TrainingQueue,
-)
+from ..degrade import HALFTONE_BLUR_SIGMA
+from ..models import RESUNET_SIZES, ModelConfig
+from ..training import Progress, StateChange, TrainingConfig, TrainingImages, TrainingQueue
+from ..vocabulary import HALFTONE_METHODS, MIXED_HALFTONES, Arch, LossLayer, LrSchedule, Task
 from ..zoo import register_session_model
 from ._common import image_layer_choices, layer_data, status_label
 from ._loss_plot import LossPlot

@@ -1,4 +1,8 @@
-"""The ``napari-compand train`` command (argument parsing, progress bar, torchrun)."""
+"""The ``napari-compand train`` command (argument parsing, progress bar, torchrun).
+
+Building the parser needs only :mod:`napari_compand.vocabulary`; torch and the
+training engine are imported when a run starts.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,23 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+from ..vocabulary import (
+    BIT_BASES,
+    HALFTONE_METHODS,
+    MIXED_HALFTONES,
+    Arch,
+    Base,
+    Device,
+    LossLayer,
+    LrSchedule,
+    PixelLoss,
+    Task,
+)
 
-from .._io import check_output, collect_images
-from ..degrade import HALFTONE_METHODS, MIXED_HALFTONES
-from ..losses import LossLayer
-from ..models import BIT_BASES, Arch, Base, ModelConfig
-from .config import Device, LrSchedule, PixelLoss, Task, TrainingConfig
+if TYPE_CHECKING:
+    from .config import TrainingConfig
 
 __all__ = ["add_train_command", "config_from_args"]
 
@@ -119,6 +132,9 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     ``--iterations``, ``--device``, ``--no-amp``, ``--validate-every`` and
     ``--checkpoint-every`` may change).
     """
+    from ..models import ModelConfig
+    from .config import TrainingConfig
+
     if args.resume is not None:
         from ..checkpoints import load_checkpoint
         from .engine import recipe_of
@@ -135,6 +151,9 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 def _refuse_conflicts(args: argparse.Namespace, base: TrainingConfig) -> None:
     """Refuse recipe flags given with ``--resume`` that differ from the checkpoint's."""
+    from ..models import ModelConfig
+    from .config import TrainingConfig
+
     conflicts = []
     recipe_names = [f.name for f in fields(TrainingConfig) if f.name != "model"]
     model_names = [f.name for f in fields(ModelConfig) if f.name != "bits"]
@@ -177,6 +196,8 @@ def _given(args: argparse.Namespace, names) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train``; under torchrun set up the process group first."""
+    from tqdm import tqdm
+
     from .data import TrainingImages
     from .engine import Progress, StateChange, Trainer, Validation
 
@@ -252,6 +273,8 @@ def run_train(args: argparse.Namespace) -> int:
 def _check_out(args: argparse.Namespace) -> None:
     """Before any training: ``--out`` is a new ``.safetensors`` file (or ``--overwrite``,
     or the ``--resume`` file itself) in a writable folder, and not one of the inputs."""
+    from .._io import check_output, collect_images
+
     out = args.out
     if out.suffix.lower() != ".safetensors":
         raise ValueError(f"--out must name a .safetensors checkpoint file, got {out}")

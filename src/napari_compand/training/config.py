@@ -19,45 +19,10 @@ from ..degrade import (
     Degradation,
     DegradationMode,
 )
-from ..losses import LossLayer
-from ..models import BIT_BASES, Arch, ModelConfig
+from ..models import ModelConfig
+from ..vocabulary import BIT_BASES, Arch, Device, LossLayer, LrSchedule, PixelLoss, Task
 
 __all__ = ["Device", "LrSchedule", "PixelLoss", "Task", "TrainingConfig"]
-
-
-class Task(str, Enum):
-    """What the model learns to undo."""
-
-    EXPAND = "expand"  # l-bit -> 8-bit (bit-depth expansion, companding)
-    INVERSE_HALFTONE = "inverse-halftone"
-
-
-class LrSchedule(str, Enum):
-    """How the learning rate changes over ``iterations``.
-
-    ``constant`` keeps ``lr`` (the paper); ``cosine`` decays it as
-    :math:`lr_t = lr_{min} + (lr - lr_{min}) (1 + \\cos(\\pi t / T)) / 2` to
-    ``lr_min = lr / 100`` at iteration ``T = iterations``.
-    """
-
-    CONSTANT = "constant"
-    COSINE = "cosine"
-
-
-class PixelLoss(str, Enum):
-    """The pixel term: ``mse`` (mean squared error) or ``l1`` (mean absolute error)."""
-
-    MSE = "mse"
-    L1 = "l1"
-
-
-class Device(str, Enum):
-    """Where to train; ``auto`` picks cuda, then mps, then cpu."""
-
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
-    MPS = "mps"
 
 
 @dataclass(frozen=True)

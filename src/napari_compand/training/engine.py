@@ -37,7 +37,8 @@ from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_che
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
 from ..models import build_model
-from .config import PixelLoss, Task, TrainingConfig
+from ..vocabulary import PixelLoss, Task
+from .config import TrainingConfig
 from .data import TrainingImages, batch_rng
 
 __all__ = [

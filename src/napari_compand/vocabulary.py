@@ -1,0 +1,123 @@
+"""The package's vocabulary: every named choice, in one light module.
+
+Tasks, halftoning methods, networks, bases, losses, schedules and devices are
+enums (or tuples of names) here, free of torch, numba and scipy, so the command
+line can build its parser, and the widgets their menus, without loading them
+(``napari-compand --help`` stays fast). The modules that implement a choice
+import its name from here.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "BAYER_SIZES",
+    "BIT_BASES",
+    "DIFFUSION_METHODS",
+    "HALFTONE_METHODS",
+    "MIXED_HALFTONES",
+    "Arch",
+    "Base",
+    "Device",
+    "LossLayer",
+    "LrSchedule",
+    "PixelLoss",
+    "Task",
+]
+
+#: Error-diffusion methods (kernels in :mod:`napari_compand._diffusion`).
+DIFFUSION_METHODS: tuple[str, ...] = (
+    "floyd-steinberg",
+    "jarvis-judice-ninke",
+    "stucki",
+    "burkes",
+    "sierra",
+    "sierra-lite",
+    "atkinson",
+)
+
+#: Sizes of the ordered (Bayer) dither matrices.
+BAYER_SIZES: tuple[int, ...] = (2, 4, 8)
+
+#: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
+HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + tuple(f"bayer-{n}x{n}" for n in BAYER_SIZES)
+
+#: Name of the halftone mix in training recipes (see ``degrade.HALFTONE_MIX``).
+MIXED_HALFTONES = "mixed"
+
+
+class Task(str, Enum):
+    """What the model learns to undo."""
+
+    EXPAND = "expand"  # l-bit -> 8-bit (bit-depth expansion, companding)
+    INVERSE_HALFTONE = "inverse-halftone"
+
+
+class LrSchedule(str, Enum):
+    """How the learning rate changes over ``iterations``.
+
+    ``constant`` keeps ``lr`` (the paper); ``cosine`` decays it as
+    :math:`lr_t = lr_{min} + (lr - lr_{min}) (1 + \\cos(\\pi t / T)) / 2` to
+    ``lr_min = lr / 100`` at iteration ``T = iterations``.
+    """
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+class PixelLoss(str, Enum):
+    """The pixel term: ``mse`` (mean squared error) or ``l1`` (mean absolute error)."""
+
+    MSE = "mse"
+    L1 = "l1"
+
+
+class Device(str, Enum):
+    """Where to train; ``auto`` picks cuda, then mps, then cpu."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+class Arch(str, Enum):
+    """Network family: the paper's :class:`UNet` or the full-resolution :class:`ResUNet`."""
+
+    UNET = "unet"
+    RESUNET = "resunet"
+
+
+class Base(str, Enum):
+    """Fixed reconstruction that the network corrects (``none``: plain network).
+
+    ``bin`` (bit-depth expansion): the output is the bin floor plus the bin width
+    times a sigmoid of the network, :math:`q + w \\sigma(4 f(q) / w)` with the bin
+    width :math:`w = 2^{8-l} / 255`, so it never leaves the input's quantization
+    bin; an untrained network gives the mid-bin value, and near it the output
+    moves one for one with the network (:math:`q + w/2 + f`), as with ``midbin``.
+    """
+
+    NONE = "none"
+    GAUSSIAN = "gaussian"
+    MIDBIN = "midbin"
+    BIN = "bin"
+
+
+#: Bases that need the input bit depth.
+BIT_BASES = (Base.MIDBIN, Base.BIN)
+
+
+#: Bases that need the input bit depth.
+BIT_BASES = (Base.MIDBIN, Base.BIN)
+
+
+class LossLayer(str, Enum):
+    """The VGG19 layers of the paper's study."""
+
+    CONV1_1 = "conv1_1"
+    CONV2_1 = "conv2_1"
+    CONV3_1 = "conv3_1"
+    CONV4_1 = "conv4_1"
+    CONV5_1 = "conv5_1"
