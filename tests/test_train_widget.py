@@ -140,3 +140,38 @@ def test_recipe_controls_reach_the_configs(widget):
     widget._residual.value = False  # the paper's plain U-Net
     ((config, _),) = widget.configs()
     assert config.model.base.value == "none"
+
+
+def test_widget_cli_and_config_share_one_recipe(widget):
+    """Bounds and defaults are declared once (vocabulary.LIMITS, ModelConfig) and read
+    by the config, the command line and the widget."""
+    import argparse
+
+    from napari_compand.cli import build_parser
+    from napari_compand.models import ModelConfig
+    from napari_compand.training.cli import config_from_args
+    from napari_compand.vocabulary import HALFTONE_BLUR_SIGMA, LIMITS
+
+    for name, box in [
+        ("bits", widget._bits),
+        ("iterations", widget._iterations),
+        ("batch_size", widget._batch),
+        ("crop_size", widget._crop),
+        ("ngf", widget._width),
+        ("depth", widget._depth),
+    ]:
+        assert (box.min, box.max) == LIMITS[name], name
+    args = build_parser().parse_args(
+        ["train", "--data", ".", "--out", "m.safetensors", "--base", "gaussian"]
+    )
+    assert isinstance(args, argparse.Namespace)
+    assert config_from_args(args).model.sigma == HALFTONE_BLUR_SIGMA  # as the widget and zoo
+    assert ModelConfig(base="gaussian").sigma == HALFTONE_BLUR_SIGMA
+    widget._residual.value = True
+    config, _ = widget.configs()[0]
+    assert config.model.sigma == HALFTONE_BLUR_SIGMA
+    from napari_compand.training import TrainingConfig
+
+    high = LIMITS["batch_size"][1]
+    with pytest.raises(ValueError, match=f"between 1 and {high}"):
+        TrainingConfig(batch_size=high + 1)

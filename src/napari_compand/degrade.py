@@ -34,7 +34,7 @@ from ._validation import (
     integer_bit_depth,
     plane_indices,
 )
-from .vocabulary import HALFTONE_METHODS, MIXED_HALFTONES
+from .vocabulary import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS, MIXED_HALFTONES
 
 __all__ = [
     "FLOAT_MAX_BITS",
@@ -69,11 +69,6 @@ HALFTONE_MIX: tuple[tuple[str, bool], ...] = (
 
 #: Key of this package's entry in napari layer metadata.
 METADATA_KEY = "napari_compand"
-
-#: Gaussian blur sigma (pixels) that best restores Floyd–Steinberg halftones of
-#: natural images (a sweep on Set5 + Set14): the classical baseline and the base
-#: that the inverse-halftoning networks correct.
-HALFTONE_BLUR_SIGMA = 1.2
 
 #: Largest bit depth ``l`` accepted for float images (treated like 16-bit data).
 FLOAT_MAX_BITS = 15

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vocabulary import BIT_BASES, Arch, Base
+from .vocabulary import BIT_BASES, HALFTONE_BLUR_SIGMA, LIMITS, Arch, Base
 
 __all__ = [
     "RESUNET_SIZES",
@@ -306,7 +306,7 @@ class ModelConfig:
     widths: tuple[int, ...] = RESUNET_SIZES["S"][0]
     blocks: tuple[int, ...] = RESUNET_SIZES["S"][1]
     base: Base = Base.NONE
-    sigma: float = 1.5
+    sigma: float = HALFTONE_BLUR_SIGMA
     bits: int = 3
 
     def __post_init__(self) -> None:
@@ -317,21 +317,27 @@ class ModelConfig:
         set_(self, "blocks", tuple(int(b) for b in self.blocks))
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (colour), got {self.channels}")
-        if not 1 <= self.depth <= 10:
-            raise ValueError(f"depth must be between 1 and 10, got {self.depth}")
-        if not 1 <= self.ngf <= 1024 or not 1 <= self.max_channels <= 4096:
-            raise ValueError(f"ngf ({self.ngf}) or max_channels ({self.max_channels}) out of range")
-        if not 1 <= len(self.widths) <= 8 or len(self.widths) != len(self.blocks):
+        for name in ("depth", "ngf", "max_channels"):
+            low, high = LIMITS[name]
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(
+                    f"{name} must be between {low} and {high}, got {getattr(self, name)}"
+                )
+        low, high = LIMITS["levels"]
+        if not low <= len(self.widths) <= high or len(self.widths) != len(self.blocks):
             raise ValueError(
-                f"widths {self.widths} and blocks {self.blocks} need the same length, 1 to 8"
+                f"widths {self.widths} and blocks {self.blocks} need the same length, "
+                f"{low} to {high}"
             )
-        if not all(1 <= w <= 1024 for w in self.widths):
-            raise ValueError(f"widths must be between 1 and 1024, got {self.widths}")
-        if not all(0 <= b <= 64 for b in self.blocks):
-            raise ValueError(f"blocks must be between 0 and 64, got {self.blocks}")
+        low, high = LIMITS["width"]
+        if not all(low <= w <= high for w in self.widths):
+            raise ValueError(f"widths must be between {low} and {high}, got {self.widths}")
+        low, high = LIMITS["blocks"]
+        if not all(low <= b <= high for b in self.blocks):
+            raise ValueError(f"blocks must be between {low} and {high}, got {self.blocks}")
         if self.base is Base.GAUSSIAN and not 0 < self.sigma <= 10:
             raise ValueError(f"sigma must be in (0, 10], got {self.sigma}")
-        if self.base in BIT_BASES and not 1 <= self.bits <= 7:
+        if self.base in BIT_BASES and not LIMITS["bits"][0] <= self.bits <= LIMITS["bits"][1]:
             raise ValueError(
                 f"bits must be between 1 and 7 for the {self.base.value} base, got {self.bits}"
             )

@@ -14,6 +14,8 @@ from enum import Enum
 __all__ = [
     "BAYER_SIZES",
     "BIT_BASES",
+    "HALFTONE_BLUR_SIGMA",
+    "LIMITS",
     "DIFFUSION_METHODS",
     "HALFTONE_METHODS",
     "MIXED_HALFTONES",
@@ -45,6 +47,30 @@ HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + tuple(f"bayer-{n}x{n}" f
 
 #: Name of the halftone mix in training recipes (see ``degrade.HALFTONE_MIX``).
 MIXED_HALFTONES = "mixed"
+
+#: Gaussian blur sigma (pixels) that best restores Floyd–Steinberg halftones of
+#: natural images (a sweep on Set5 + Set14): the classical baseline and the base
+#: that the inverse-halftoning networks correct.
+HALFTONE_BLUR_SIGMA = 1.2
+
+#: Inclusive ``(low, high)`` bounds of every bounded training and model setting:
+#: the configs check them, the Train widget's spin boxes and the command line's
+#: help show them (one source for all three).
+LIMITS: dict[str, tuple[float, float]] = {
+    "bits": (1, 7),
+    "crop_size": (16, 4096),
+    "batch_size": (1, 4096),
+    "iterations": (1, 10_000_000),
+    "validate_every": (0, 10_000_000),
+    "checkpoint_every": (0, 10_000_000),
+    "seed": (0, 2**63 - 1),
+    "depth": (1, 10),
+    "ngf": (1, 1024),
+    "max_channels": (1, 4096),
+    "width": (1, 1024),
+    "blocks": (0, 64),
+    "levels": (1, 8),
+}
 
 
 class Task(str, Enum):

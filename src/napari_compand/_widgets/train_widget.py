@@ -22,10 +22,17 @@ from napari.utils.notifications import show_error, show_info
 
 from .._device import available_devices
 from ..checkpoints import export_weights
-from ..degrade import HALFTONE_BLUR_SIGMA
 from ..models import RESUNET_SIZES, ModelConfig
 from ..training import Progress, StateChange, TrainingConfig, TrainingImages, TrainingQueue
-from ..vocabulary import HALFTONE_METHODS, MIXED_HALFTONES, Arch, LossLayer, LrSchedule, Task
+from ..vocabulary import (
+    HALFTONE_METHODS,
+    LIMITS,
+    MIXED_HALFTONES,
+    Arch,
+    LossLayer,
+    LrSchedule,
+    Task,
+)
 from ..zoo import register_session_model
 from ._common import image_layer_choices, layer_data, status_label
 from ._loss_plot import LossPlot
@@ -47,6 +54,12 @@ def output_paths(out: Path, layers: list[str]) -> list[Path]:
     if len(layers) == 1:
         return [out]
     return [out.with_name(f"{out.stem}_{layer}{out.suffix}") for layer in layers]
+
+
+def _range(name: str) -> dict[str, int]:
+    """A spin box's ``min``/``max`` from the settings' one source of bounds."""
+    low, high = LIMITS[name]
+    return {"min": int(low), "max": int(high)}
 
 
 def _layer_images(layers: list) -> list[np.ndarray]:
@@ -101,7 +114,7 @@ class TrainWidget(Container):
         self._task = ComboBox(
             label="task", choices=[t.value for t in Task], value=defaults.task.value
         )
-        self._bits = SpinBox(label="bits", min=1, max=7, value=defaults.bits)
+        self._bits = SpinBox(label="bits", **_range("bits"), value=defaults.bits)
         self._method = ComboBox(
             label="halftone",
             choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
@@ -117,10 +130,12 @@ class TrainWidget(Container):
             "convN_1 = the paper's VGG19 perceptual loss at that layer",
         )
         self._iterations = SpinBox(
-            label="iterations", min=1, max=10_000_000, value=defaults.iterations
+            label="iterations", **_range("iterations"), value=defaults.iterations
         )
-        self._batch = SpinBox(label="batch size", min=1, max=1024, value=defaults.batch_size)
-        self._crop = SpinBox(label="crop size", min=16, max=4096, step=16, value=defaults.crop_size)
+        self._batch = SpinBox(label="batch size", **_range("batch_size"), value=defaults.batch_size)
+        self._crop = SpinBox(
+            label="crop size", **_range("crop_size"), step=16, value=defaults.crop_size
+        )
         self._arch = ComboBox(
             label="network",
             choices=[a.value for a in Arch],
@@ -129,8 +144,8 @@ class TrainWidget(Container):
             "unet: the paper's U-Net",
         )
         self._size = ComboBox(label="network size", choices=list(RESUNET_SIZES), value="S")
-        self._width = SpinBox(label="model width (ngf)", min=4, max=128, value=defaults.model.ngf)
-        self._depth = SpinBox(label="model depth", min=2, max=9, value=defaults.model.depth)
+        self._width = SpinBox(label="model width (ngf)", **_range("ngf"), value=defaults.model.ngf)
+        self._depth = SpinBox(label="model depth", **_range("depth"), value=defaults.model.depth)
         self._residual = CheckBox(
             text="correct a classical base (Gaussian blur / mid-bin)",
             value=True,
@@ -210,7 +225,7 @@ class TrainWidget(Container):
             base = (
                 {"base": "bin", "bits": self._bits.value}
                 if self._task.value == Task.EXPAND.value
-                else {"base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
+                else {"base": "gaussian"}  # ModelConfig's sigma: HALFTONE_BLUR_SIGMA
             )
         widths, blocks = RESUNET_SIZES[self._size.value]
         model = ModelConfig(

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 from ..vocabulary import (
     BIT_BASES,
+    HALFTONE_BLUR_SIGMA,
     HALFTONE_METHODS,
+    LIMITS,
     MIXED_HALFTONES,
     Arch,
     Base,
@@ -61,7 +63,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     recipe = train.add_argument_group("recipe (defaults: TrainingConfig)")
     recipe.add_argument("--task", choices=[t.value for t in Task])
-    recipe.add_argument("--bits", type=int, help="input bit depth for --task expand")
+    recipe.add_argument(
+        "--bits", type=int, help=f"input bit depth for --task expand, {_span('bits')}"
+    )
     recipe.add_argument(
         "--halftone-method",
         choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
@@ -86,9 +90,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "--grey-fraction", type=float, help="share of grey crops (colour models restore grey)"
     )
     recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
-    recipe.add_argument("--iterations", type=int)
-    recipe.add_argument("--batch-size", type=int)
-    recipe.add_argument("--crop-size", type=int)
+    recipe.add_argument("--iterations", type=int, help=_span("iterations"))
+    recipe.add_argument("--batch-size", type=int, help=_span("batch_size"))
+    recipe.add_argument("--crop-size", type=int, help=_span("crop_size"))
     recipe.add_argument("--lr", type=float)
     recipe.add_argument(
         "--lr-schedule", choices=[s.value for s in LrSchedule], help="constant (paper) or cosine"
@@ -117,12 +121,20 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     model.add_argument(
         "--blocks", type=_int_list, help="resunet residual blocks per level, e.g. 1,1,2,4"
     )
-    model.add_argument("--ngf", type=int)
-    model.add_argument("--depth", type=int)
-    model.add_argument("--max-channels", type=int)
+    model.add_argument("--ngf", type=int, help=_span("ngf"))
+    model.add_argument("--depth", type=int, help=_span("depth"))
+    model.add_argument("--max-channels", type=int, help=_span("max_channels"))
     model.add_argument("--base", choices=[b.value for b in Base])
-    model.add_argument("--sigma", type=float, help="Gaussian base sigma (pixels)")
+    model.add_argument(
+        "--sigma", type=float, help=f"Gaussian base sigma in pixels (default {HALFTONE_BLUR_SIGMA})"
+    )
     train.set_defaults(func=run_train)
+
+
+def _span(name: str) -> str:
+    """``"1-4096"``: the bounds of a setting (vocabulary.LIMITS), for the help text."""
+    low, high = LIMITS[name]
+    return f"{low:g}-{high:g}"
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:

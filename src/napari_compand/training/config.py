@@ -20,7 +20,7 @@ from ..degrade import (
     DegradationMode,
 )
 from ..models import ModelConfig
-from ..vocabulary import BIT_BASES, Arch, Device, LossLayer, LrSchedule, PixelLoss, Task
+from ..vocabulary import BIT_BASES, LIMITS, Arch, Device, LossLayer, LrSchedule, PixelLoss, Task
 
 __all__ = ["Device", "LrSchedule", "PixelLoss", "Task", "TrainingConfig"]
 
@@ -114,18 +114,18 @@ class TrainingConfig:
                 f"model must be a ModelConfig or its dict form, got {self.model!r} "
                 f"({type(self.model).__name__})"
             )
-        _bounded("bits", self.bits, 1, 7)
+        _bounded("bits", self.bits)
         if self.halftone_method not in (*HALFTONE_METHODS, MIXED_HALFTONES):
             raise ValueError(
                 f"unknown halftone method {self.halftone_method!r}; "
                 f"valid methods: {', '.join(HALFTONE_METHODS)}, {MIXED_HALFTONES}"
             )
-        _bounded("crop_size", self.crop_size, 16, 4096)
-        _bounded("batch_size", self.batch_size, 1, 4096)
-        _bounded("iterations", self.iterations, 1, 10_000_000)
-        _bounded("validate_every", self.validate_every, 0, 10_000_000)
-        _bounded("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
-        _bounded("seed", self.seed, 0, 2**63 - 1)
+        _bounded("crop_size", self.crop_size)
+        _bounded("batch_size", self.batch_size)
+        _bounded("iterations", self.iterations)
+        _bounded("validate_every", self.validate_every)
+        _bounded("checkpoint_every", self.checkpoint_every)
+        _bounded("seed", self.seed)
         if not 0 < self.lr <= 1:
             raise ValueError(f"lr must be in (0, 1], got {self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -231,7 +231,8 @@ def _enum(kind: type[Enum], value: Any, what: str) -> Any:
         raise ValueError(f"unknown {what} {value!r}; choose one of {choices}") from None
 
 
-def _bounded(name: str, value: int, low: int, high: int) -> None:
+def _bounded(name: str, value: int) -> None:
+    low, high = LIMITS[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if not low <= value <= high:
