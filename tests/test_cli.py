@@ -221,3 +221,32 @@ def test_halftone_names_match_the_kernels():
     from napari_compand.vocabulary import DIFFUSION_METHODS
 
     assert tuple(DIFFUSION_KERNELS) == DIFFUSION_METHODS
+
+
+def test_command_line_messages_name_the_problem(photo_dir, tmp_path, capsys):
+    camera = str(photo_dir / "camera.png")
+    assert main(["degrade", camera, "--bits", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "1-7 for uint8" in capsys.readouterr().err
+    missing = str(tmp_path / "mine.safetensors")
+    assert main(["restore", camera, "--model", missing, "--out", str(tmp_path / "o")]) == 2
+    assert f"checkpoint file not found: {missing}" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["degrade", str(damaged), "--bits", "3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "damaged, truncated or not an image" in err and "pip install" not in err
+
+
+def test_metrics_names_and_skips_mismatched_files(photo_dir, tmp_path, capsys):
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    camera = data.camera()[:80, :64]
+    iio.imwrite(tests / "a_small.png", camera[:40, :40])
+    iio.imwrite(tests / "b_good.png", quantize(camera, 3))
+    assert main(["metrics", str(photo_dir / "camera.png"), str(tests)]) == 0
+    captured = capsys.readouterr()
+    assert "b_good.png" in captured.out and "a_small.png" not in captured.out
+    assert "skipped" in captured.err and "a_small.png" in captured.err
+    assert "differ in shape" in captured.err
+    (tests / "b_good.png").unlink()
+    assert main(["metrics", str(photo_dir / "camera.png"), str(tests)]) == 2
