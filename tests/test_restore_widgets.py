@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from skimage import data
 
 from napari_compand import zoo
@@ -11,22 +10,9 @@ from napari_compand.degrade import halftone, quantize
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
 
-PLUGIN = "napari-compand"
+from .helpers import PLUGIN, dock, wait_for
+
 HALFTONE = "astronaut [halftone floyd-steinberg]"
-
-
-def dock(viewer, name):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-    return widget
-
-
-def wait_for(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(lambda: widget._run_button.enabled, timeout=timeout)
-
-
-@pytest.fixture()
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
@@ -131,7 +117,7 @@ def test_compare_widget_stacks_one_plane_per_model(viewer, qtbot):
     (l1, p1, s1), (l5, p5, s5) = widget.scores
     assert "conv1_1" in l1 and "conv5_1" in l5
     assert p1 > p5  # the paper's finding: conv1_1 beats conv5_1 in PSNR
-    assert "PSNR" in widget._scores.value
+    assert "PSNR" in widget._status.value
     # the viewer names the plane's model and its scores as the slider moves
     overlay = viewer.canvas.overlays.text
     assert overlay.visible and overlay.text.startswith(f"model: {l1}")

@@ -9,7 +9,7 @@ import torch
 from napari_compand.checkpoints import load_checkpoint
 from napari_compand.zoo import session_models
 
-from .test_training import smooth_images
+from .helpers import smooth_images
 
 
 @pytest.fixture()

@@ -26,21 +26,9 @@ from napari_compand.training import (
     Validation,
 )
 
+from .helpers import smooth_images
+
 TINY = ModelConfig(ngf=8, depth=3, max_channels=16)
-
-
-def smooth_images(count=3, size=64, seed=0):
-    """Generated smooth colour images (gradients + blobs), uint8."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    images = []
-    for _ in range(count):
-        a, b, c = rng.random(3)
-        channels = [
-            np.clip(0.5 + 0.4 * np.sin(6 * a * xx + 4 * b * yy + k + c), 0, 1) for k in range(3)
-        ]
-        images.append((np.stack(channels, -1) * 255).astype(np.uint8))
-    return images
 
 
 def tiny_config(**changes):

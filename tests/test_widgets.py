@@ -9,26 +9,7 @@ from skimage import data
 from napari_compand.degrade import Degradation, halftone, quantize
 from napari_compand.metrics import psnr, ssim
 
-PLUGIN = "napari-compand"
-
-
-def dock(viewer, name):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-    return widget
-
-
-def wait_for(qtbot, widget, timeout=60_000):
-    """Wait until the widget's worker has finished (its run button is enabled again).
-
-    Waiting on ``worker.finished`` after ``run()`` returned would race with a worker
-    that ends at once; the widget connects its own slot before starting it.
-    """
-    qtbot.waitUntil(lambda: widget._run_button.enabled, timeout=timeout)
-
-
-@pytest.fixture()
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+from .helpers import PLUGIN, dock, wait_for
 
 
 def test_degrade_quantize_adds_a_new_layer(viewer, qtbot):
@@ -170,7 +151,7 @@ def test_a_long_message_does_not_widen_the_dock(make_napari_viewer, qtbot, name)
     dock_widget, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
     qtbot.wait(100)
     width, hint = dock_widget.width(), widget.native.sizeHint().width()
-    label = widget._scores if name == "Compare models" else widget._status
+    label = widget._status
     label.value = "error: " + "a very long message about what went wrong " * 8  # ~340 chars
     qtbot.wait(100)
     assert widget.native.sizeHint().width() <= hint  # what would make the dock grow

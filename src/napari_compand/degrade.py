@@ -26,6 +26,7 @@ from enum import Enum
 import numpy as np
 
 from ._diffusion import DIFFUSION_KERNELS, diffuse_plane, ordered_plane
+from ._steps import Progress, drive
 from ._validation import (
     check_image,
     colour_channels,
@@ -76,9 +77,6 @@ FLOAT_MAX_BITS = 15
 #: Largest ``l`` for float16, whose 11 significant bits hold every level
 #: ``k / 2**l`` only up to ``l = 11``.
 FLOAT16_MAX_BITS = 11
-
-Progress = Callable[[int, int], None]
-"""Callback ``progress(done, total)`` called after each finished 2D plane."""
 
 
 def max_bits(dtype: np.dtype) -> int:
@@ -132,7 +130,7 @@ def quantize(
     TypeError
         If the image is boolean, complex, or of an unsupported dtype.
     """
-    return _run(_quantize_steps(image, bits, rgb=rgb), progress)
+    return drive(_quantize_steps(image, bits, rgb=rgb), progress)
 
 
 def keep_in_bin(
@@ -293,7 +291,7 @@ def halftone(
         A new array of ``image``'s dtype and shape holding only 0 and the dtype's
         maximum (255, 65535, or 1.0 for floats) in its colour planes.
     """
-    return _run(_halftone_steps(image, method, serpentine, rgb=rgb, workers=workers), progress)
+    return drive(_halftone_steps(image, method, serpentine, rgb=rgb, workers=workers), progress)
 
 
 class DegradationMode(str, Enum):
@@ -389,7 +387,7 @@ class Degradation:
         progress: Progress | None = None,
     ) -> np.ndarray:
         """Degrade ``image`` (see :func:`quantize` and :func:`halftone`)."""
-        return _run(self.steps(image, rgb=rgb, workers=workers), progress)
+        return drive(self.steps(image, rgb=rgb, workers=workers), progress)
 
 
 def _check_bits(bits: int, depth: int, dtype: np.dtype | None = None) -> int:
@@ -408,17 +406,6 @@ def _check_method(method: str) -> None:
         raise ValueError(
             f"unknown halftone method {method!r}; valid methods: {', '.join(HALFTONE_METHODS)}"
         )
-
-
-def _run(steps: Generator[tuple[int, int], None, np.ndarray], progress: Progress | None):
-    """Drive a step generator to its end, forwarding progress; return its value."""
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
 
 
 def _quantize_plane(src: np.ndarray, out: np.ndarray, bits: int) -> None:

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from ._device import resolve_device
+from ._steps import Cancelled, Progress, drive
 from ._validation import check_image, dtype_max, guess_rgb
 from .degrade import Degradation, DegradationMode, keep_in_bin
 from .models import Restorer
@@ -70,10 +71,8 @@ __all__ = [
 #: Accepted ``precision`` values; ``auto`` is float16 on CUDA, float32 elsewhere.
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 
-Progress = Callable[[int, int], None]
 
-
-class RestorationCancelled(RuntimeError):
+class RestorationCancelled(Cancelled):
     """Raised by :func:`restore` when ``should_stop`` returned True."""
 
 
@@ -247,17 +246,7 @@ def restore(
         consistent=consistent,
         self_ensemble=self_ensemble,
     )
-    try:
-        while True:
-            done, total = next(steps)
-            if progress is not None:
-                progress(done, total)
-            if should_stop is not None and should_stop():
-                raise RestorationCancelled("restoration was cancelled")
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        steps.close()
+    return drive(steps, progress, should_stop, RestorationCancelled, "restoration was cancelled")
 
 
 def restore_steps(

@@ -9,6 +9,7 @@ import numpy as np
 from magicgui.widgets import Label
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
 from qtpy.QtWidgets import QSizePolicy
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = [
+    "WidgetActions",
     "add_or_replace",
     "derived_layer",
     "image_layer_choices",
@@ -36,6 +38,24 @@ _RUNNING: set[GeneratorWorker] = set()
 def image_layer_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
     """``(name, layer)`` choices of the viewer's image layers, top layer first."""
     return [(layer.name, layer) for layer in reversed(viewer.layers) if isinstance(layer, Image)]
+
+
+class WidgetActions:
+    """What every action widget shares (mixed into a magicgui ``Container``).
+
+    An error goes to the widget's status line (``self._status``) and to napari's
+    notifications, prefixed with :attr:`TITLE`; the run button
+    (``self._run_button``) is enabled again when the widget's worker ends.
+    """
+
+    TITLE = ""
+
+    def _set_idle(self) -> None:
+        self._run_button.enabled = True
+
+    def _fail(self, message: str) -> None:
+        self._status.value = f"error: {message}"
+        show_error(f"{self.TITLE}: {message}")
 
 
 def status_label() -> Label:

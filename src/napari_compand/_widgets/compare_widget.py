@@ -8,14 +8,13 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, Select
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
-from napari.utils.notifications import show_error
 
 from .._validation import dtype_max, guess_rgb
 from ..checkpoints import CheckpointError
 from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
-from ._common import image_layer_choices, layer_data, start_job, status_label
+from ._common import WidgetActions, image_layer_choices, layer_data, start_job, status_label
 from ._restoration import guess_task, model_choices, output_label
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ def stacked_layer(source: Image, stack: np.ndarray, names: list[str]) -> Image:
     )
 
 
-class CompareWidget(Container):
+class CompareWidget(WidgetActions, Container):
     """Restore one image layer with several models and stack the results.
 
     The new layer has a leading ``model`` axis (one plane per model, in the
@@ -75,6 +74,8 @@ class CompareWidget(Container):
     them. With a reference layer (the clean image), PSNR and SSIM of each
     model are shown.
     """
+
+    TITLE = "Compare models"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -86,9 +87,9 @@ class CompareWidget(Container):
             choices=lambda _: [(_NO_REFERENCE, _NO_REFERENCE), *image_layer_choices(viewer)],
         )
         self._run_button = PushButton(text="Compare")
-        self._scores = status_label()
+        self._status = status_label()
         super().__init__(
-            widgets=[self._image, self._models, self._reference, self._run_button, self._scores]
+            widgets=[self._image, self._models, self._reference, self._run_button, self._status]
         )
         self.worker: GeneratorWorker | None = None
         self.scores: list[tuple[str, float, float]] = []
@@ -169,12 +170,12 @@ class CompareWidget(Container):
             self._labels = labels
             if scores is None:
                 self.scores = []
-                self._scores.value = "planes: " + ", ".join(
+                self._status.value = "planes: " + ", ".join(
                     f"{i}: {label}" for i, label in enumerate(labels)
                 )
             else:
                 self.scores = [(label, p, s) for label, (p, s) in zip(labels, scores, strict=True)]
-                self._scores.value = "\n".join(
+                self._status.value = "\n".join(
                     f"{i}: {label}  PSNR {p:.2f} dB  SSIM {s:.4f}"
                     for i, (label, p, s) in enumerate(self.scores)
                 )
@@ -182,7 +183,7 @@ class CompareWidget(Container):
             self._show_current_model()
 
         self._run_button.enabled = False
-        self._scores.value = f"restoring {source.name!r} with {len(models)} models..."
+        self._status.value = f"restoring {source.name!r} with {len(models)} models..."
         self.worker = start_job(
             _compare_job,
             data,
@@ -196,10 +197,3 @@ class CompareWidget(Container):
             on_finished=self._set_idle,
         )
         return self.worker
-
-    def _set_idle(self) -> None:
-        self._run_button.enabled = True
-
-    def _fail(self, message: str) -> None:
-        self._scores.value = f"error: {message}"
-        show_error(f"Compare models: {message}")

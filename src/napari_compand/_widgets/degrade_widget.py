@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 from napari.qt.threading import GeneratorWorker
-from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import Degradation, DegradationMode, max_bits
 from ..vocabulary import HALFTONE_METHODS
 from ._common import (
+    WidgetActions,
     add_or_replace,
     derived_layer,
     image_layer_choices,
@@ -34,7 +34,7 @@ def _degrade_job(data: ArrayLike, spec: Degradation, rgb: bool):
     return result
 
 
-class DegradeWidget(Container):
+class DegradeWidget(WidgetActions, Container):
     """Pick an image layer and a degradation; adds ``<name> [<degradation>]``.
 
     The new layer keeps the source's scale, translate and rgb flag and records
@@ -42,6 +42,8 @@ class DegradeWidget(Container):
     napari thread worker with a progress bar (one step per 2D plane); the input
     layer is never modified.
     """
+
+    TITLE = "Degrade"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -116,9 +118,6 @@ class DegradeWidget(Container):
         )
         return self.worker
 
-    def _set_idle(self) -> None:
-        self._run_button.enabled = True
-
     def _sync_controls(self, *_: object) -> None:
         quantizing = self._mode.value == DegradationMode.QUANTIZE.value
         self._bits.visible = quantizing
@@ -127,7 +126,3 @@ class DegradeWidget(Container):
         layer = self._image.value
         if layer is not None and not layer.multiscale:
             self._bits.max = max_bits(layer.data.dtype)
-
-    def _fail(self, message: str) -> None:
-        self._status.value = f"error: {message}"
-        show_error(f"Degrade: {message}")

@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, Select, Table
 from napari.qt.threading import FunctionWorker, create_worker
-from napari.utils.notifications import show_error
 from numpy.typing import ArrayLike
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication, QHeaderView
 
 from ..metrics import compare, mean_psnr
-from ._common import image_layer_choices, layer_data, reference_layer_choices, status_label
+from ._common import (
+    WidgetActions,
+    image_layer_choices,
+    layer_data,
+    reference_layer_choices,
+    status_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -54,13 +59,15 @@ def _table_value(rows: list[tuple]) -> dict[str, list]:
     }
 
 
-class MetricsWidget(Container):
+class MetricsWidget(WidgetActions, Container):
     """Reference layer + test layers -> a table of PSNR/SSIM (per plane for stacks).
 
     ``data range`` 0 means automatic: 255 / 65535 from the dtype, 1.0 for floats
     in [0, 1]. "Copy table" puts the table on the clipboard as tab-separated text
     (pastes into spreadsheets).
     """
+
+    TITLE = "Metrics"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         choices = lambda _: image_layer_choices(viewer)  # noqa: E731
@@ -150,10 +157,3 @@ class MetricsWidget(Container):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(20)
         self.table.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-    def _set_idle(self) -> None:
-        self._run_button.enabled = True
-
-    def _fail(self, message: str) -> None:
-        self._status.value = f"error: {message}"
-        show_error(f"Metrics: {message}")

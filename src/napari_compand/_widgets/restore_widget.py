@@ -14,12 +14,11 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import GeneratorWorker
-from napari.utils.notifications import show_error
 
 from .. import zoo
 from .._device import available_devices
 from ..checkpoints import CheckpointError
-from ._common import image_layer_choices, status_label
+from ._common import WidgetActions, image_layer_choices, status_label
 from ._restoration import TASK_LABELS, guess_task, model_choices, start_restoration
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ __all__ = ["RestoreWidget"]
 _FROM_FILE = "checkpoint file..."
 
 
-class RestoreWidget(Container):
+class RestoreWidget(WidgetActions, Container):
     """Pick an image layer, task and model; adds ``<name> [<task> <model>]``.
 
     The task (and bit depth) is preselected from the layer's degradation
@@ -38,6 +37,8 @@ class RestoreWidget(Container):
     are the shipped ones for the task, those trained in this session, or a
     checkpoint file. Inference runs in a thread worker with progress and cancel.
     """
+
+    TITLE = "Restore"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
@@ -154,10 +155,3 @@ class RestoreWidget(Container):
         self._consistent.visible = self._task.value == "expand"
         self._ensemble.visible = self._task.value == "expand"
         self._file.visible = self._model.value == _FROM_FILE
-
-    def _set_idle(self) -> None:
-        self._run_button.enabled = True
-
-    def _fail(self, message: str) -> None:
-        self._status.value = f"error: {message}"
-        show_error(f"Restore: {message}")

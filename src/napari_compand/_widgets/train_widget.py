@@ -18,7 +18,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import GeneratorWorker, create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 
 from .._device import available_devices
 from ..checkpoints import export_weights
@@ -34,7 +34,7 @@ from ..vocabulary import (
     Task,
 )
 from ..zoo import register_session_model
-from ._common import image_layer_choices, layer_data, status_label
+from ._common import WidgetActions, image_layer_choices, layer_data, status_label
 from ._loss_plot import LossPlot
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _train_job(queue_holder: list, make_queue, weights: list[Path]):
         yield index, update
 
 
-class TrainWidget(Container):
+class TrainWidget(WidgetActions, Container):
     """Choose images, task, network and losses; trains in the background.
 
     The losses are ``pixel`` (mean squared error: the highest PSNR) and the
@@ -104,6 +104,8 @@ class TrainWidget(Container):
     current run with a checkpoint of its last finished iteration and skips the
     rest. Finished checkpoints are offered to the restore tools at once.
     """
+
+    TITLE = "Train"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         defaults = TrainingConfig()
@@ -370,7 +372,3 @@ class TrainWidget(Container):
                 f"saved: {saved}; resumable state (napari-compand train --resume): "
                 + ", ".join(resumable_path(p).name for p in self.finished_paths)
             )
-
-    def _fail(self, message: str) -> None:
-        self._status.value = f"error: {message}"
-        show_error(f"Train: {message}")
