@@ -29,6 +29,7 @@ from pathlib import Path
 
 from napari_compand.degrade import HALFTONE_BLUR_SIGMA
 from napari_compand.models import RESUNET_SIZES
+from napari_compand.vocabulary import Task
 
 # the size every paper U-Net of the zoo shares: 1.58 M parameters, 3.0 MiB as fp16
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
@@ -103,8 +104,8 @@ def zoo_name(job: str) -> str:
     task, rest = job.split("_", 1)
     variant = rest.replace("_pixel", "-pixel").replace("_fs", "-fs").replace("_mix", "-mix")
     if task == "ih":
-        return f"inverse-halftone/{variant}"
-    return f"expand-{task[2:]}bit/{variant}"
+        return Task.INVERSE_HALFTONE.model_name(variant)
+    return Task.EXPAND.model_name(variant, bits=int(task[2:]))
 
 
 def zoo_init(job: str) -> Path | None:

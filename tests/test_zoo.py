@@ -86,3 +86,21 @@ def test_session_models_join_the_zoo(tmp_path, monkeypatch):
     assert zoo.path_of("session/mine-2") == second.resolve()
     assert seen == [first.resolve(), second.resolve()]
     assert load_model("session/mine").bits == 3
+
+
+def test_one_task_vocabulary_names_and_parses_zoo_models():
+    from napari_compand.degrade import Degradation
+    from napari_compand.vocabulary import Task
+
+    assert Task.from_degradation(Degradation("quantize", bits=3)) is Task.EXPAND
+    assert Task.from_degradation(Degradation("halftone", method="stucki")) is Task.INVERSE_HALFTONE
+    for name in zoo.names():
+        if name.startswith("session/"):
+            continue
+        task, bits, variant = Task.parse_model_name(name)
+        assert task.model_name(variant, bits) == name
+        assert zoo.get(name).task == task and zoo.get(name).bits == bits
+    with pytest.raises(ValueError, match="not a zoo model name"):
+        Task.parse_model_name("expand-xbit/conv1_1")
+    with pytest.raises(ValueError, match="needs its input bits"):
+        Task.EXPAND.model_name("resunet")

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .vocabulary import HALFTONE_METHODS
+from .vocabulary import HALFTONE_METHODS, Task
 
 if TYPE_CHECKING:
     from .degrade import Degradation
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Tables I-III, with the paper's numbers beside ours.",
     )
     evaluate.add_argument("--data", nargs="+", type=Path, required=True, help="clean images")
-    evaluate.add_argument("--task", choices=("expand", "inverse-halftone"), help="default: both")
+    evaluate.add_argument("--task", choices=[t.value for t in Task], help="default: both")
     evaluate.add_argument("--bits", nargs="+", type=int, help="expansion depths (default 1-5)")
     evaluate.add_argument(
         "--models", nargs="+", help="zoo names or checkpoint files (default: the shipped zoo)"
@@ -293,7 +293,6 @@ def _run_restore(args: argparse.Namespace) -> int:
 def _default_model_for(path: Path, spec: Degradation | None) -> str:
     """``--model auto``: the zoo's default model for what ``path``'s pixels show."""
     from . import zoo
-    from .degrade import DegradationMode
 
     if spec is None:
         raise ValueError(
@@ -301,9 +300,8 @@ def _default_model_for(path: Path, spec: Degradation | None) -> str:
             "in bit depth (values on an l-bit grid); choose a model with --model"
         )
     try:
-        if spec.mode is DegradationMode.HALFTONE:
-            return zoo.default_model("inverse-halftone")
-        return zoo.default_model("expand", spec.bits)
+        task = Task.from_degradation(spec)
+        return zoo.default_model(task, spec.bits if task is Task.EXPAND else None)
     except KeyError as err:
         raise ValueError(f"{path} looks like {spec.label} data: {err.args[0]}") from None
 
@@ -361,7 +359,7 @@ def _run_models(args: argparse.Namespace) -> int:
         "|---|---|---|---|---|---|"
     )
     for m in zoo.models():
-        what = f"expand {m.bits}-bit" if m.task == "expand" else "inverse halftone"
+        what = f"expand {m.bits}-bit" if m.task == Task.EXPAND else Task(m.task).label
         scores = m.evaluation.get("set5+set14")
         base = next(
             (v for k, v in m.evaluation.items() if k.startswith("set5+set14 baseline")), None

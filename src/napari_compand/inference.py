@@ -53,7 +53,7 @@ from ._steps import Cancelled, Progress, drive
 from ._validation import check_image, dtype_max, guess_rgb
 from .degrade import Degradation, DegradationMode, keep_in_bin
 from .models import Restorer
-from .vocabulary import Base
+from .vocabulary import Base, Task
 
 __all__ = [
     "PRECISIONS",
@@ -272,7 +272,7 @@ def restore_steps(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     loaded = load_model(model)
-    if consistent and (loaded.task != "expand" or loaded.bits is None):
+    if consistent and (loaded.task != Task.EXPAND or loaded.bits is None):
         raise ValueError(
             f"consistent=True needs a bit-depth expansion model with known bits; "
             f"{loaded.name!r} is a {loaded.task or 'model of unknown task'}"
@@ -327,10 +327,10 @@ def fit_warning(
     if degradation is None:
         return "the image looks neither halftoned nor reduced in bit depth"
     if degradation.mode is DegradationMode.HALFTONE:
-        if loaded.task != "inverse-halftone":
+        if loaded.task != Task.INVERSE_HALFTONE:
             return f"the image looks like a halftone, but {loaded.name} expands bit depth"
         return None
-    if loaded.task != "expand":
+    if loaded.task != Task.EXPAND:
         return (
             f"the image looks like {degradation.bits}-bit data, but {loaded.name} inverse-halftones"
         )

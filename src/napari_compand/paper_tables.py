@@ -33,6 +33,7 @@ from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, keep_in_
 from .evaluation import Scores, baseline, grey_version, model_restorer
 from .inference import load_model
 from .metrics import psnr, ssim
+from .vocabulary import Task
 
 __all__ = [
     "PAPER",
@@ -76,7 +77,7 @@ class Method:
 
     @property
     def task(self) -> str:
-        return "expand" if self.degradation.mode is DegradationMode.QUANTIZE else "inverse-halftone"
+        return Task.from_degradation(self.degradation).value
 
     @property
     def bits(self) -> int | None:

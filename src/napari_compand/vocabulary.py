@@ -79,6 +79,54 @@ class Task(str, Enum):
     EXPAND = "expand"  # l-bit -> 8-bit (bit-depth expansion, companding)
     INVERSE_HALFTONE = "inverse-halftone"
 
+    @classmethod
+    def from_degradation(cls, degradation) -> Task:
+        """The task that undoes ``degradation`` (a ``degrade.Degradation``):
+        bit-depth reduction -> ``expand``, halftoning -> ``inverse-halftone``."""
+        mode = getattr(degradation.mode, "value", degradation.mode)
+        return cls.EXPAND if mode == "quantize" else cls.INVERSE_HALFTONE
+
+    @property
+    def label(self) -> str:
+        """How the task reads in layer names and tables: ``expand``, ``inverse halftone``."""
+        return self.value.replace("-", " ")
+
+    def model_name(self, variant: str, bits: int | None = None) -> str:
+        """The zoo's name for a model: ``expand-3bit/<variant>``, ``inverse-halftone/<variant>``.
+
+        >>> Task.EXPAND.model_name("resunet", bits=4)
+        'expand-4bit/resunet'
+        """
+        if self is Task.EXPAND:
+            if bits is None:
+                raise ValueError("an expansion model's name needs its input bits")
+            return f"expand-{bits}bit/{variant}"
+        return f"{self.value}/{variant}"
+
+    @classmethod
+    def parse_model_name(cls, name: str) -> tuple[Task, int | None, str]:
+        """Inverse of :meth:`model_name`: ``(task, bits or None, variant)``.
+
+        >>> Task.parse_model_name("expand-3bit/conv1_1-pixel")
+        (<Task.EXPAND: 'expand'>, 3, 'conv1_1-pixel')
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not a zoo name.
+        """
+        stem, _, variant = name.partition("/")
+        if stem == cls.INVERSE_HALFTONE.value and variant:
+            return cls.INVERSE_HALFTONE, None, variant
+        if stem.startswith("expand-") and stem.endswith("bit") and variant:
+            bits = stem[len("expand-") : -len("bit")]
+            if bits.isdigit():
+                return cls.EXPAND, int(bits), variant
+        raise ValueError(
+            f"{name!r} is not a zoo model name (expand-<l>bit/<variant> or "
+            "inverse-halftone/<variant>)"
+        )
+
 
 class LrSchedule(str, Enum):
     """How the learning rate changes over ``iterations``.

@@ -13,7 +13,7 @@ from napari.utils.notifications import show_info, show_warning
 
 from .. import zoo
 from .._validation import guess_rgb
-from ..degrade import METADATA_KEY, Degradation, DegradationMode, detect_degradation
+from ..degrade import METADATA_KEY, Degradation, detect_degradation
 from ..inference import (
     LoadedModel,
     TileSizeWarning,
@@ -23,22 +23,19 @@ from ..inference import (
     tile_count,
     tiling,
 )
+from ..vocabulary import Task
 from ._common import add_or_replace, derived_layer, layer_data, start_job
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = [
-    "TASK_LABELS",
     "guess_task",
     "layer_degradation",
     "model_choices",
     "output_label",
     "start_restoration",
 ]
-
-#: Task value -> how it reads in a layer name.
-TASK_LABELS = {"expand": "expand", "inverse-halftone": "inverse halftone"}
 
 
 def layer_degradation(layer: Image) -> Degradation | None:
@@ -54,16 +51,16 @@ def layer_degradation(layer: Image) -> Degradation | None:
         return None
 
 
-def guess_task(layer: Image | None) -> tuple[str, int] | None:
-    """``(task, bits)`` of the layer's degradation (metadata, else pixels), if known."""
+def guess_task(layer: Image | None) -> tuple[Task, int | None] | None:
+    """``(task, bits)`` of the layer's degradation (metadata, else pixels), if known;
+    ``bits`` is ``None`` for halftones."""
     if layer is None:
         return None
     spec = layer_degradation(layer)
     if spec is None:
         return None
-    if spec.mode is DegradationMode.QUANTIZE:
-        return "expand", spec.bits
-    return "inverse-halftone", 3
+    task = Task.from_degradation(spec)
+    return task, spec.bits if task is Task.EXPAND else None
 
 
 def model_choices(task: str | None = None, bits: int | None = None) -> list[tuple[str, str]]:
@@ -72,7 +69,7 @@ def model_choices(task: str | None = None, bits: int | None = None) -> list[tupl
     for model in zoo.models():
         if task is not None and model.task != task:
             continue
-        if task == "expand" and bits is not None and model.bits != bits:
+        if task == Task.EXPAND and bits is not None and model.bits != bits:
             continue
         choices.append((model.name, model.name))
     return choices
@@ -82,14 +79,13 @@ def output_label(loaded: LoadedModel) -> str:
     """``inverse halftone conv1_1``, ``expand 3-bit conv1_1``, or the file's name."""
     if loaded.task is None:
         return loaded.name
-    if loaded.name.startswith(("inverse-halftone/", "expand-")):
-        variant = loaded.name.split("/", 1)[1]
-    else:
+    try:
+        _, _, variant = Task.parse_model_name(loaded.name)
+    except ValueError:  # a checkpoint file or session model: its own name
         variant = loaded.name.rsplit("/", 1)[-1]
-    task = TASK_LABELS.get(loaded.task, loaded.task)
-    if loaded.task == "expand":
-        task += f" {loaded.bits}-bit"
-    return f"{task} {variant}"
+    task = Task(loaded.task)
+    label = task.label + (f" {loaded.bits}-bit" if task is Task.EXPAND else "")
+    return f"{label} {variant}"
 
 
 def restoration_metadata(source: Image, loaded: LoadedModel) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..checkpoints import CheckpointError
 from ..degrade import METADATA_KEY
 from ..inference import load_model, restore_steps, tile_count
 from ..metrics import psnr, ssim
+from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, layer_data, start_job, status_label
 from ._restoration import guess_task, model_choices, output_label
 
@@ -111,7 +112,7 @@ class CompareWidget(WidgetActions, Container):
     def _default_models(self, *_: object) -> None:
         """conv1_1 and conv5_1 of the image's task (metadata, else its pixels; inverse
         halftone if unknown), listed first with the rest of that task."""
-        task, bits = guess_task(self._image.value) or ("inverse-halftone", 3)
+        task, bits = guess_task(self._image.value) or (Task.INVERSE_HALFTONE, None)
         names = [name for _, name in model_choices(task, bits)]
         wanted = [n for n in names if n.endswith(("/conv1_1", "/conv5_1"))] or names[:2]
         self._preferred = wanted + [n for n in names if n not in wanted]

@@ -10,6 +10,7 @@ from napari.utils.notifications import show_error, show_info
 
 from .. import zoo
 from ..checkpoints import CheckpointError
+from ..vocabulary import Task
 from ._restoration import start_restoration
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def inverse_halftone(viewer: napari.viewer.Viewer) -> GeneratorWorker | None:
         return start_restoration(
             viewer,
             layer,
-            zoo.default_model("inverse-halftone"),
+            zoo.default_model(Task.INVERSE_HALFTONE),
             on_error=fail,
             on_done=lambda new: show_info(f"Inverse halftone: added {new.name!r}"),
         )

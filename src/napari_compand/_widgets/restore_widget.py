@@ -18,8 +18,9 @@ from napari.qt.threading import GeneratorWorker
 from .. import zoo
 from .._device import available_devices
 from ..checkpoints import CheckpointError
+from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, status_label
-from ._restoration import TASK_LABELS, guess_task, model_choices, start_restoration
+from ._restoration import guess_task, model_choices, start_restoration
 
 if TYPE_CHECKING:
     import napari
@@ -43,9 +44,7 @@ class RestoreWidget(WidgetActions, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self._image = ComboBox(label="image", choices=lambda _: image_layer_choices(viewer))
-        self._task = ComboBox(
-            label="task", choices=[(label, task) for task, label in TASK_LABELS.items()]
-        )
+        self._task = ComboBox(label="task", choices=[(task.label, task.value) for task in Task])
         self._bits = SpinBox(label="input bits", min=1, max=7, value=3)
         self._model = ComboBox(label="model", choices=self._model_choices)
         self._file = FileEdit(label="checkpoint", filter="*.safetensors", mode="r")
@@ -121,8 +120,8 @@ class RestoreWidget(WidgetActions, Container):
                 on_finished=self._set_idle,
                 device=self._device.value,
                 tile_size=self._tile.value,
-                consistent=self._task.value == "expand" and self._consistent.value,
-                self_ensemble=self._task.value == "expand" and self._ensemble.value,
+                consistent=self._task.value == Task.EXPAND and self._consistent.value,
+                self_ensemble=self._task.value == Task.EXPAND and self._ensemble.value,
             )
         except (FileNotFoundError, CheckpointError, TypeError, ValueError, RuntimeError) as err:
             self._fail(str(err))
@@ -136,8 +135,9 @@ class RestoreWidget(WidgetActions, Container):
         guess = guess_task(self._image.value)
         if guess is not None:
             task, bits = guess
-            self._task.value = task
-            self._bits.value = bits
+            self._task.value = task.value
+            if bits is not None:
+                self._bits.value = bits
         self._refresh_models()
 
     def _refresh_models(self, *_: object) -> None:
@@ -151,7 +151,8 @@ class RestoreWidget(WidgetActions, Container):
         self._sync_controls()
 
     def _sync_controls(self, *_: object) -> None:
-        self._bits.visible = self._task.value == "expand"
-        self._consistent.visible = self._task.value == "expand"
-        self._ensemble.visible = self._task.value == "expand"
+        expand = self._task.value == Task.EXPAND
+        self._bits.visible = expand
+        self._consistent.visible = expand
+        self._ensemble.visible = expand
         self._file.visible = self._model.value == _FROM_FILE

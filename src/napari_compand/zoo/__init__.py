@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..vocabulary import Task
+
 __all__ = [
     "ZooModel",
     "default_model",
@@ -53,7 +55,7 @@ class ZooModel:
     @property
     def bits(self) -> int | None:
         """Input bit depth of an expansion model (``None`` for inverse halftoning)."""
-        return self.metadata.get("bits") if self.task == "expand" else None
+        return self.metadata.get("bits") if self.task == Task.EXPAND else None
 
     @property
     def loss_layer(self) -> str:
@@ -81,7 +83,7 @@ class ZooModel:
     @property
     def summary(self) -> str:
         """One line: name, task and the headline evaluation."""
-        what = f"{self.bits}-bit -> 8-bit" if self.task == "expand" else "inverse halftoning"
+        what = f"{self.bits}-bit -> 8-bit" if self.task == Task.EXPAND else "inverse halftoning"
         scores = self.evaluation.get("set5+set14")
         score = f", Set5+Set14 {scores['psnr']:.2f} dB / {scores['ssim']:.3f}" if scores else ""
         return f"{self.name}: {what}, {self.arch}, {self.loss} loss{score}"
@@ -176,12 +178,14 @@ def default_model(task: str, bits: int | None = None) -> str:
     KeyError
         If the zoo has no such model.
     """
-    stem = f"expand-{bits}bit" if task == "expand" else task
-    for name in (f"{stem}/{variant}" for variant in DEFAULT_VARIANTS):
+    task = Task(task)
+    if task is Task.EXPAND and bits is None:
+        raise KeyError("the default expansion model depends on the input bits; give bits")
+    for name in (task.model_name(variant, bits) for variant in DEFAULT_VARIANTS):
         if name in _shipped():
             return name
     raise KeyError(
-        f"the zoo has no model for {task}"
+        f"the zoo has no model for {task.value}"
         + (f" from {bits} bits" if bits else "")
         + f"; available: {', '.join(_shipped())}"
     )
