@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from napari_compand import paper_tables, zoo
-from napari_compand._io import collect_images, read_image
+from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.degrade import halftone
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
-from napari_compand.training.data import to_uint8_channels
 
 DOCS = Path(__file__).resolve().parent
 RESULTS = DOCS / "results"

@@ -81,11 +81,11 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     from skimage.data import astronaut
     from skimage.transform import resize
 
-    from napari_compand._io import collect_images, read_image
+    from napari_compand._io import collect_images, read_image, to_uint8_channels
     from napari_compand.evaluation import baseline, evaluate, model_restorer
     from napari_compand.inference import restore
     from napari_compand.training.config import TrainingConfig
-    from napari_compand.training.data import TrainingImages, to_uint8_channels
+    from napari_compand.training.data import TrainingImages
     from napari_compand.training.engine import Progress, Trainer
 
     torch.set_num_threads(args.threads)

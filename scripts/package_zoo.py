@@ -21,20 +21,20 @@ from pathlib import Path
 import torch
 from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
-from napari_compand._io import collect_images, read_image
+from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.degrade import HALFTONE_MIX, Degradation
 from napari_compand.evaluation import (
     baseline,
     best_gaussian,
     evaluate,
+    evaluate_many,
     grey_version,
     model_restorer,
 )
 from napari_compand.inference import load_model
 from napari_compand.paper_tables import PAPER
 from napari_compand.training.config import TrainingConfig
-from napari_compand.training.data import to_uint8_channels
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
 
@@ -87,13 +87,15 @@ def main() -> None:
         for set_name, colour in sets.items():
             for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
                 key = f"{set_name}{tone}"
-                for variant, restorer in restorers.items():
-                    scores = evaluate(images, degradation, restorer)
+                every = {**restorers, classical: baseline(classical, degradation)}
+                found = evaluate_many(images, degradation, every)  # one degradation per image
+                for variant in restorers:
+                    scores = found[variant]
                     evaluation[f"{key}{variant}"] = scores.as_dict()
                     if in_bin_by_construction:  # already in bin: the same scores
                         evaluation[f"{key} consistent"] = scores.as_dict()
                     print(f"{name:34s} {key + variant:26s} {scores.psnr:6.2f} dB {scores.ssim:.3f}")
-                base = evaluate(images, degradation, baseline(classical, degradation))
+                base = found[classical]
                 evaluation[f"{key} baseline {classical}"] = base.as_dict()
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
         if args.halftones and meta["task"] == "inverse-halftone":

@@ -31,6 +31,7 @@ __all__ = [
     "output_suffix",
     "plan_outputs",
     "read_image",
+    "to_uint8_channels",
     "write_atomic",
     "write_image",
 ]
@@ -259,3 +260,29 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if image.dtype.kind == "f" and path.suffix.lower() not in _TIFF:
         path = path.with_suffix(".tif")
     return write_atomic(path, lambda temporary: iio.imwrite(temporary, image))
+
+
+def to_uint8_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Any supported image -> uint8 ``(H, W, channels)`` (alpha dropped, grey <-> RGB):
+    how training and evaluation read clean images."""
+    from skimage.color import gray2rgb, rgb2gray
+    from skimage.util import img_as_ubyte
+
+    from ._validation import check_image
+
+    array = check_image(image, unit_range=True)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3]
+    elif array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
+        array = array[..., 0]
+    elif array.ndim != 2:
+        raise ValueError(
+            f"training images must be 2D grey, grey + alpha or RGB(A), got shape {array.shape}; "
+            "split stacks into planes first"
+        )
+    array = img_as_ubyte(array)
+    if channels == 3 and array.ndim == 2:
+        array = gray2rgb(array)
+    elif channels == 1 and array.ndim == 3:
+        array = img_as_ubyte(rgb2gray(array))
+    return array.reshape(array.shape[:2] + (channels,))

@@ -310,8 +310,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import paper_tables
-    from ._io import check_output, collect_images, read_image, write_atomic
-    from .training.data import to_uint8_channels
+    from ._io import check_output, collect_images, read_image, to_uint8_channels, write_atomic
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")

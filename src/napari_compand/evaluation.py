@@ -16,9 +16,9 @@ Baselines
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from skimage.color import rgb2gray
@@ -35,14 +35,18 @@ __all__ = [
     "baseline",
     "best_gaussian",
     "evaluate",
+    "evaluate_many",
     "grey_version",
     "model_restorer",
+    "score",
 ]
 
 #: Gaussian sigmas (pixels) that :func:`best_gaussian` tries.
 BLUR_SIGMAS = (0.8, 1.0, 1.2, 1.5, 1.8, 2.2, 2.6, 3.0)
 
 BASELINES = ("as-is", "midbin", "gaussian")
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -122,16 +126,36 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> Scores:
     """Degrade each uint8 image, restore it, and average PSNR/SSIM against it."""
-    values = []
-    for i, clean in enumerate(images):
-        values.append(_score(clean, restorer(degradation.apply(clean, rgb=clean.ndim == 3))))
-        if progress is not None:
-            progress(i + 1, len(images))
-    return Scores.mean(values)
+    return evaluate_many(images, degradation, {0: restorer}, progress)[0]
 
 
-def _score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
-    """PSNR and SSIM of one restoration (``(Y, X, 3)`` images as colour)."""
+def evaluate_many(
+    images: Sequence[np.ndarray],
+    degradation: Degradation,
+    restorers: Mapping[K, Callable[[np.ndarray], np.ndarray]],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[K, Scores]:
+    """The one scoring loop: each image is degraded once and restored by every
+    restorer; returns each restorer's mean PSNR/SSIM (see :func:`score`).
+
+    ``progress(done, total)`` is called after each restoration. The command line's
+    ``eval`` (:func:`napari_compand.paper_tables.measure`), the zoo's packaging and
+    :func:`evaluate` all score through here.
+    """
+    values: dict[K, list[tuple[float, float]]] = {key: [] for key in restorers}
+    total, done = len(images) * len(restorers), 0
+    for clean in images:
+        degraded = degradation.apply(clean, rgb=clean.ndim == 3)
+        for key, restorer in restorers.items():
+            values[key].append(score(clean, restorer(degraded)))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return {key: Scores.mean(pairs) for key, pairs in values.items()}
+
+
+def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM of one restoration against its clean image (``(Y, X, 3)`` as colour)."""
     rgb = clean.ndim == 3
     return psnr(clean, restored, rgb=rgb), ssim(clean, restored, rgb=rgb)
 
@@ -153,7 +177,7 @@ def best_gaussian(
     best: tuple[float, Scores] | None = None
     for sigma in sigmas:
         blur = baseline("gaussian", degradation, sigma)
-        scores = Scores.mean([_score(clean, blur(d)) for clean, d in degraded])
+        scores = Scores.mean([score(clean, blur(d)) for clean, d in degraded])
         if best is None or scores.psnr > best[1].psnr:
             best = (sigma, scores)
     return best

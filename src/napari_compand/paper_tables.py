@@ -30,9 +30,8 @@ import numpy as np
 
 from . import zoo
 from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, keep_in_bin
-from .evaluation import Scores, baseline, grey_version, model_restorer
+from .evaluation import Scores, baseline, evaluate_many, grey_version, model_restorer
 from .inference import load_model
-from .metrics import psnr, ssim
 from .vocabulary import Task
 
 __all__ = [
@@ -251,27 +250,20 @@ def measure(
         groups.setdefault(method.degradation, []).append(method)
     toned = {t: [grey_version(i) for i in images] if t == "grey" else images for t in tones}
     total = len(images) * len(methods) * len(tones)
-    done = 0
-    values: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    finished = 0
+    scores: dict[tuple[int, str], Scores] = {}
     for degradation, group in groups.items():
         for tone in tones:
-            for clean in toned[tone]:
-                rgb = clean.ndim == 3
-                degraded = degradation.apply(clean, rgb=rgb)
-                for method in group:
-                    restored = method.restorer(degraded)
-                    values.setdefault((id(method), tone), []).append(
-                        (psnr(clean, restored, rgb=rgb), ssim(clean, restored, rgb=rgb))
-                    )
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-    results = []
-    for method in methods:
-        for tone in tones:
-            p, s = np.mean(values[(id(method), tone)], axis=0)
-            results.append(Result(method, tone, Scores(float(p), float(s), len(images))))
-    return results
+
+            def forward(done: int, _: int, before: int = finished) -> None:
+                if progress is not None:
+                    progress(before + done, total)
+
+            restorers = {id(method): method.restorer for method in group}
+            found = evaluate_many(toned[tone], degradation, restorers, forward)
+            scores.update({(key, tone): value for key, value in found.items()})
+            finished += len(images) * len(group)
+    return [Result(m, tone, scores[(id(m), tone)]) for m in methods for tone in tones]
 
 
 _TITLES = {

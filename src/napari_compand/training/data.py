@@ -16,34 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.color import gray2rgb, rgb2gray
+from skimage.color import rgb2gray
 from skimage.util import img_as_ubyte
 
-from .._io import collect_images, read_image
-from .._validation import check_image
+from .._io import collect_images, read_image, to_uint8_channels
 from ..degrade import Degradation
 
-__all__ = ["TrainingImages", "batch_rng", "to_tensor", "to_uint8_channels"]
-
-
-def to_uint8_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """Any supported image -> uint8 ``(H, W, channels)`` (alpha dropped, grey <-> RGB)."""
-    array = check_image(image, unit_range=True)
-    if array.ndim == 3 and array.shape[-1] in (3, 4):
-        array = array[..., :3]
-    elif array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
-        array = array[..., 0]
-    elif array.ndim != 2:
-        raise ValueError(
-            f"training images must be 2D grey, grey + alpha or RGB(A), got shape {array.shape}; "
-            "split stacks into planes first"
-        )
-    array = img_as_ubyte(array)
-    if channels == 3 and array.ndim == 2:
-        array = gray2rgb(array)
-    elif channels == 1 and array.ndim == 3:
-        array = img_as_ubyte(rgb2gray(array))
-    return array.reshape(array.shape[:2] + (channels,))
+__all__ = ["TrainingImages", "batch_rng", "to_tensor"]
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
