@@ -135,16 +135,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            header = handle.metadata() or {}
-            layout = {key: _layout(handle, key) for key in handle.keys()}  # noqa: SIM118
-    except Exception as err:  # SafetensorError, OSError, ...
-        raise CheckpointError(
-            f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {err}"
-        ) from err
+    header, layout = _read_header(path)
     metadata = _metadata(path, header)
     config = _architecture(path, metadata)
     _check_layout(path, config, layout)
@@ -195,19 +186,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         As :func:`load_checkpoint`.
     """
     path = Path(path)
+    header, _ = _read_header(path)
+    metadata = _metadata(path, header)
+    _architecture(path, metadata)
+    metadata.pop("optimizer_param_groups", None)
+    return metadata
+
+
+def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[tuple[int, ...], str]]]:
+    """The file's metadata strings and each tensor's ``(shape, dtype)``; no tensor data."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
-    except Exception as err:
+            layout = {key: _layout(handle, key) for key in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # SafetensorError, OSError, ...
         raise CheckpointError(
             f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {err}"
         ) from err
-    metadata = _metadata(path, header)
-    _architecture(path, metadata)
-    metadata.pop("optimizer_param_groups", None)
-    return metadata
+    return header, layout
 
 
 #: Metadata entries that must be text when present.
