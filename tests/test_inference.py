@@ -285,3 +285,19 @@ def test_untrained_bin_model_gives_mid_bin_on_the_16_bit_scale():
     offset = out.astype(int) - low
     assert np.abs(offset - 2**13).max() <= 2**13 // 128  # mid-bin (8-bit vs 16-bit scale)
     assert psnr(photo, out, data_range=65535) > psnr(photo, low, data_range=65535) + 3
+
+
+def test_restore_options_object_and_keywords_agree():
+    from napari_compand.inference import RestoreOptions
+
+    image = data.camera()[:64, :64]
+    model = _small()
+    options = RestoreOptions(tile_size=128, precision="float32")
+    by_object = restore(image, model, options)
+    by_keywords = restore(image, model, tile_size=128, precision="float32")
+    np.testing.assert_array_equal(by_object, by_keywords)
+    assert RestoreOptions.of(options, {"consistent": True}).tile_size == 128  # keywords replace
+    with pytest.raises(TypeError, match="unknown restore option.*tile"):
+        restore(image, model, tile=128)
+    with pytest.raises(ValueError, match="unknown precision"):
+        RestoreOptions(precision="int8")

@@ -41,7 +41,7 @@ import threading
 import warnings
 from collections.abc import Callable, Generator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ __all__ = [
     "PRECISIONS",
     "LoadedModel",
     "RestorationCancelled",
+    "RestoreOptions",
     "TileSizeWarning",
     "fit_warning",
     "load_model",
@@ -168,32 +169,12 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
         return _CACHE[key]
 
 
-def restore(
-    image: Any,
-    model: str | Path | Restorer | LoadedModel,
-    *,
-    rgb: bool | None = None,
-    device: str = "auto",
-    tile_size: int = 1024,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    precision: str = "auto",
-    consistent: bool = False,
-    self_ensemble: bool = False,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> np.ndarray:
-    """Restore a degraded image (bit-depth expansion or inverse halftoning).
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How :func:`restore` and :func:`restore_steps` run (one home for the options).
 
     Parameters
     ----------
-    image
-        ``(Y, X)`` grey, ``(Y, X, 2)`` grey + alpha, ``(Y, X, 3|4)`` RGB(A), or a
-        stack ``(..., Y, X[, C])``; uint8, uint16 or float in [0, 1]. Never modified;
-        alpha passes through.
-    model
-        Zoo name (see :func:`napari_compand.zoo.names`), checkpoint path,
-        :class:`~napari_compand.models.Restorer` or :class:`LoadedModel`.
     rgb
         Whether the last axis holds channels (``None``: napari's guess, plus a last
         axis of 2 as grey + alpha).
@@ -218,6 +199,64 @@ def restore(
         Average the predictions for the 8 rotations and flips of every tile
         (8x the time). Helps expansion (quantization has no direction); hurts
         inverse halftoning (error diffusion runs left to right).
+    """
+
+    rgb: bool | None = None
+    device: str = "auto"
+    tile_size: int = 1024
+    overlap: int | None = None
+    batch_size: int | None = None
+    precision: str = "auto"
+    consistent: bool = False
+    self_ensemble: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    @classmethod
+    def of(cls, options: RestoreOptions | None, settings: dict[str, Any]) -> RestoreOptions:
+        """``options`` (or the defaults) with ``settings`` (option names) replacing fields."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown restore option(s) {', '.join(unknown)}; "
+                f"options: {', '.join(sorted(known))}"
+            )
+        return replace(options or cls(), **settings)
+
+
+def restore(
+    image: Any,
+    model: str | Path | Restorer | LoadedModel,
+    options: RestoreOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **settings: Any,
+) -> np.ndarray:
+    """Restore a degraded image (bit-depth expansion or inverse halftoning).
+
+    >>> restore(halftoned, "inverse-halftone/conv1_1", tile_size=512)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    image
+        ``(Y, X)`` grey, ``(Y, X, 2)`` grey + alpha, ``(Y, X, 3|4)`` RGB(A), or a
+        stack ``(..., Y, X[, C])``; uint8, uint16 or float in [0, 1]. Never modified;
+        alpha passes through.
+    model
+        Zoo name (see :func:`napari_compand.zoo.names`), checkpoint path,
+        :class:`~napari_compand.models.Restorer` or :class:`LoadedModel`.
+    options, **settings
+        :class:`RestoreOptions`, and/or its fields by name (``rgb``, ``device``,
+        ``tile_size``, ``overlap``, ``batch_size``, ``precision``, ``consistent``,
+        ``self_ensemble``), which replace those of ``options``.
     progress
         Called with ``(tiles done, tiles total)``.
     should_stop
@@ -234,64 +273,44 @@ def restore(
     with half the batch, then half the tile size. GPU memory is released after
     the run.
     """
-    steps = restore_steps(
-        image,
-        model,
-        rgb=rgb,
-        device=device,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        consistent=consistent,
-        self_ensemble=self_ensemble,
-    )
+    steps = restore_steps(image, model, options, **settings)
     return drive(steps, progress, should_stop, RestorationCancelled, "restoration was cancelled")
 
 
 def restore_steps(
     image: Any,
     model: str | Path | Restorer | LoadedModel,
-    *,
-    rgb: bool | None = None,
-    device: str = "auto",
-    tile_size: int = 1024,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    precision: str = "auto",
-    consistent: bool = False,
-    self_ensemble: bool = False,
+    options: RestoreOptions | None = None,
+    **settings: Any,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """:func:`restore` as a generator: yields ``(tiles done, total)``, returns the result.
 
     Closing the generator (e.g. a napari worker's ``quit()``) stops between tiles
     and releases GPU memory.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    opts = RestoreOptions.of(options, settings)
     loaded = load_model(model)
-    if consistent and (loaded.task != Task.EXPAND or loaded.bits is None):
+    if opts.consistent and (loaded.task != Task.EXPAND or loaded.bits is None):
         raise ValueError(
             f"consistent=True needs a bit-depth expansion model with known bits; "
             f"{loaded.name!r} is a {loaded.task or 'model of unknown task'}"
         )
     array = check_image(image, unit_range=True)
-    rgb = guess_rgb(array, rgb)
-    target = resolve_device(device)
-    if batch_size is None:
-        batch_size = 4 if target.type == "cuda" else 1
-    plan = _TilePlan.for_model(loaded, tile_size, overlap)
+    rgb = guess_rgb(array, opts.rgb)
+    target = resolve_device(opts.device)
+    batch_size = opts.batch_size or (4 if target.type == "cuda" else 1)
+    plan = _TilePlan.for_model(loaded, opts.tile_size, opts.overlap)
     planes = _planes(array.shape, rgb, loaded.channels)
-    forward = _ensemble_forward if self_ensemble else _forward
-    result = yield from _run(array, loaded, planes, plan, target, batch_size, precision, forward)
+    forward = _ensemble_forward if opts.self_ensemble else _forward
+    result = yield from _run(
+        array, loaded, planes, plan, target, batch_size, opts.precision, forward
+    )
     config = loaded.network.config
     if config.base is Base.BIN:
         # in the bin by construction; this only undoes rounding across a bin edge
         # and puts the bins on the input's own scale (e.g. Eq. 2 with h = 16)
         result = keep_in_bin(result, array, config.bits, rgb=rgb)
-    elif consistent:
+    elif opts.consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
     return result
 
