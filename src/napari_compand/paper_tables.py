@@ -49,12 +49,12 @@ __all__ = [
 #: Hou & Qiu's colour PSNR (dB) and SSIM on COCO, by (task, bits, loss layer),
 #: as quoted in this project's issues (``None``: not quoted).
 PAPER: dict[tuple[str, int | None, str], tuple[float, float | None]] = {
-    ("expand", 1, "conv1_1"): (18.67, None),
-    ("expand", 2, "conv1_1"): (25.65, None),
-    ("expand", 3, "conv1_1"): (30.79, 0.90),
-    ("expand", 4, "conv1_1"): (34.52, None),
-    ("expand", 5, "conv1_1"): (37.59, None),
-    ("inverse-halftone", None, "conv1_1"): (31.43, 0.91),
+    (Task.EXPAND.value, 1, "conv1_1"): (18.67, None),
+    (Task.EXPAND.value, 2, "conv1_1"): (25.65, None),
+    (Task.EXPAND.value, 3, "conv1_1"): (30.79, 0.90),
+    (Task.EXPAND.value, 4, "conv1_1"): (34.52, None),
+    (Task.EXPAND.value, 5, "conv1_1"): (37.59, None),
+    (Task.INVERSE_HALFTONE.value, None, "conv1_1"): (31.43, 0.91),
 }
 
 #: Image tones every method is scored on.
@@ -80,12 +80,12 @@ class Method:
 
     @property
     def bits(self) -> int | None:
-        return self.degradation.bits if self.task == "expand" else None
+        return self.degradation.bits if self.task == Task.EXPAND else None
 
     @property
     def tables(self) -> tuple[str, ...]:
         """Which of Tables I, II, III the row belongs to."""
-        if self.task == "inverse-halftone":
+        if self.task == Task.INVERSE_HALFTONE:
             return ("III",)
         if self.loss_layer is None:  # baselines: in I, and mid-bin also in II
             return ("I", "II") if self.bits == 3 and self.label == "mid-bin" else ("I",)
@@ -142,7 +142,7 @@ def plan(
     device
         Where the networks run.
     """
-    if task not in (None, "expand", "inverse-halftone"):
+    if task is not None and task not in {t.value for t in Task}:
         raise ValueError(f"unknown task {task!r}; choose expand or inverse-halftone")
     depths = sorted(set(bits or range(1, 6)))
     for depth in depths:
@@ -150,7 +150,7 @@ def plan(
             raise ValueError(f"bits must be between 1 and 7, got {depth}")
     loaded = [load_model(m) for m in (models or [m.name for m in zoo.shipped()])]
     methods: list[Method] = []
-    if task in (None, "expand"):
+    if task is None or task == Task.EXPAND:
         for depth in depths:
             degradation = Degradation(DegradationMode.QUANTIZE, bits=depth)
             methods += [
@@ -158,7 +158,7 @@ def plan(
                 Method("mid-bin", degradation, baseline("midbin", degradation)),
             ]
             for model in loaded:
-                if model.task != "expand" or model.bits != depth:
+                if model.task != Task.EXPAND or model.bits != depth:
                     continue
                 plain = _last_result(model_restorer(model, device=device))
                 methods.append(_model_row(model, "", degradation, plain))
@@ -169,7 +169,7 @@ def plan(
                         model, consistent=True, self_ensemble=True, device=device
                     )
                     methods.append(_model_row(model, " x8 in bin", degradation, ensembled))
-    if task in (None, "inverse-halftone"):
+    if task is None or task == Task.INVERSE_HALFTONE:
         methods += [
             Method("halftone as-is", _HALFTONE, baseline("as-is", _HALFTONE)),
             Method(
@@ -179,7 +179,7 @@ def plan(
             ),
         ]
         for model in loaded:
-            if model.task == "inverse-halftone":
+            if model.task == Task.INVERSE_HALFTONE:
                 restorer = model_restorer(model, device=device)
                 methods.append(_model_row(model, "", _HALFTONE, restorer))
     if models and not any(m.loss_layer for m in methods):
@@ -387,7 +387,7 @@ def read_csv(path: str | Path) -> list[Result]:
             if key not in methods:
                 degradation = (
                     Degradation(DegradationMode.QUANTIZE, bits=int(row["bits"]))
-                    if row["task"] == "expand"
+                    if row["task"] == Task.EXPAND
                     else _HALFTONE
                 )
                 methods[key] = Method(
