@@ -100,9 +100,12 @@ JOBS: dict[str, dict] = {
 
 def zoo_name(job: str) -> str:
     """``ih_conv1_1_pixel`` -> ``inverse-halftone/conv1_1-pixel``, ``ex3_conv2_1`` ->
-    ``expand-3bit/conv2_1``, ``ih_resunet_mix`` -> ``inverse-halftone/resunet-mix``."""
+    ``expand-3bit/conv2_1``, ``ih_resunet_mix`` -> ``inverse-halftone/resunet-mix``,
+    ``ih_resunet_fs`` -> ``inverse-halftone/resunet``."""
     task, rest = job.split("_", 1)
-    variant = rest.replace("_pixel", "-pixel").replace("_fs", "-fs").replace("_mix", "-mix")
+    # ih_resunet_fs trains on Floyd–Steinberg, the task's standard halftone (as every other
+    # inverse-halftoning model of the zoo): it is inverse-halftone/resunet
+    variant = rest.replace("_pixel", "-pixel").replace("_fs", "").replace("_mix", "-mix")
     if task == "ih":
         return Task.INVERSE_HALFTONE.model_name(variant)
     return Task.EXPAND.model_name(variant, bits=int(task[2:]))

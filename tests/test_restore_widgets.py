@@ -164,7 +164,7 @@ def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
     image = halftone(np.tile(data.camera(), (2, 2)))  # 1024 x 1024
     viewer.add_image(image, name="big")
     widget = dock(viewer, "Restore")
-    widget._tile.value = 128  # raised to the network's smallest seam-free tile: 512 px
+    widget._tile.value = 128  # raised to the network's smallest seam-free tile
     worker = widget.run()
     steps = []
 
@@ -175,7 +175,11 @@ def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
     worker.yielded.connect(cancel_after_first)
     wait_for(qtbot, widget)
     total = worker.progress_bar.total
-    assert total == 9 and len(steps) < total  # 3 x 3 tiles of 512 px, overlap 256
+    from napari_compand.inference import tile_count, tiling
+
+    tile, overlap = tiling(widget.selected_model(), 128)  # raised to the smallest seam-free tile
+    expected = tile_count(image.shape, widget.selected_model(), rgb=False, tile_size=tile)
+    assert tile > 128 and total == expected > 4 and len(steps) < total
     qtbot.wait(200)
     assert [layer.name for layer in viewer.layers] == ["big"]  # nothing added
 
@@ -227,3 +231,15 @@ def test_running_twice_replaces_the_earlier_result_unless_renamed(viewer, qtbot)
     qtbot.waitUntil(lambda: count() == 3, timeout=60_000)
     assert "my favourite" in viewer.layers
     np.testing.assert_array_equal(viewer.layers["my favourite"].data, viewer.layers[-1].data)
+
+
+def test_restore_preselects_the_mix_model_for_other_halftones(viewer):
+    from napari_compand.degrade import Degradation
+
+    spec = Degradation("halftone", method="jarvis-judice-ninke")
+    image = spec.apply(data.camera()[:64, :64])
+    viewer.add_image(image, name="jjn", metadata=spec.layer_metadata("camera"))
+    widget = dock(viewer, "Restore")
+    widget._image.value = viewer.layers["jjn"]
+    assert widget._task.value == "inverse-halftone"
+    assert widget._model.value == "inverse-halftone/resunet-mix"

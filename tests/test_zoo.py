@@ -18,9 +18,13 @@ def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
     assert sum(m.arch == "unet" for m in zoo.shipped()) == 18  # the paper's U-Net: the study
     resunets = [m for m in zoo.shipped() if m.arch == "resunet"]
-    assert {m.name for m in resunets} >= {"inverse-halftone/resunet-mix", "expand-4bit/resunet"}
+    assert {m.name for m in resunets} >= {
+        "inverse-halftone/resunet",
+        "inverse-halftone/resunet-mix",
+        "expand-4bit/resunet",
+    }
     for model in resunets:
-        if model.task == "expand":  # the full-resolution expansion models are the defaults
+        if model.name.endswith("/resunet"):  # the full-resolution models are the defaults
             assert zoo.default_model(model.task, model.bits) == model.name
         else:  # the ten-halftone model
             assert model.metadata["recipe"]["halftone_method"] == "mixed"
@@ -43,7 +47,7 @@ def test_required_models_ship_small_with_full_metadata():
 
 def test_get_default_and_unknown():
     assert zoo.get("expand-3bit/conv1_1").bits == 3
-    assert zoo.default_model("inverse-halftone") == "inverse-halftone/conv1_1-pixel"
+    assert zoo.default_model("inverse-halftone") == "inverse-halftone/resunet"
     assert zoo.default_model("expand", 4) == "expand-4bit/resunet"
     assert zoo.default_model("expand", 1) == "expand-1bit/conv1_1-pixel"  # no resunet yet
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
@@ -104,3 +108,18 @@ def test_one_task_vocabulary_names_and_parses_zoo_models():
         Task.parse_model_name("expand-xbit/conv1_1")
     with pytest.raises(ValueError, match="needs its input bits"):
         Task.EXPAND.model_name("resunet")
+
+
+def test_the_default_follows_a_known_halftone_method():
+    from napari_compand.degrade import Degradation
+
+    fs = Degradation("halftone", method="floyd-steinberg")
+    assert zoo.default_model("inverse-halftone", halftone=fs) == "inverse-halftone/resunet"
+    for other in (
+        Degradation("halftone", method="stucki"),
+        Degradation("halftone", method="floyd-steinberg", serpentine=True),
+        Degradation("halftone", method="bayer-8x8"),
+    ):
+        assert (
+            zoo.default_model("inverse-halftone", halftone=other) == "inverse-halftone/resunet-mix"
+        )

@@ -11,7 +11,7 @@ from napari.utils.notifications import show_error, show_info
 from .. import zoo
 from ..checkpoints import CheckpointError
 from ..vocabulary import Task
-from ._restoration import start_restoration
+from ._restoration import layer_degradation, start_restoration
 
 if TYPE_CHECKING:
     import napari
@@ -20,9 +20,9 @@ __all__ = ["inverse_halftone"]
 
 
 def inverse_halftone(viewer: napari.viewer.Viewer) -> GeneratorWorker | None:
-    """Restore the selected image layer with the default conv1_1 inverse-halftoning model.
+    """Restore the selected image layer with the default inverse-halftoning model.
 
-    Adds ``<name> [inverse halftone conv1_1]`` when done; progress shows in
+    Adds ``<name> [inverse halftone <model>]`` when done; progress shows in
     napari's activity dock, where the run can also be cancelled.
     """
     layer = viewer.layers.selection.active
@@ -37,7 +37,7 @@ def inverse_halftone(viewer: napari.viewer.Viewer) -> GeneratorWorker | None:
         return start_restoration(
             viewer,
             layer,
-            zoo.default_model(Task.INVERSE_HALFTONE),
+            zoo.default_model(Task.INVERSE_HALFTONE, halftone=layer_degradation(layer)),
             on_error=fail,
             on_done=lambda new: show_info(f"Inverse halftone: added {new.name!r}"),
         )

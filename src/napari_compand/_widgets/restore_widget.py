@@ -20,7 +20,7 @@ from .._device import available_devices
 from ..checkpoints import CheckpointError
 from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, status_label
-from ._restoration import guess_task, model_choices, start_restoration
+from ._restoration import guess_task, layer_degradation, model_choices, start_restoration
 
 if TYPE_CHECKING:
     import napari
@@ -143,7 +143,9 @@ class RestoreWidget(WidgetActions, Container):
     def _refresh_models(self, *_: object) -> None:
         self._model.reset_choices()
         try:
-            best = zoo.default_model(self._task.value, self._bits.value)
+            layer = self._image.value
+            halftone = layer_degradation(layer) if layer is not None else None
+            best = zoo.default_model(self._task.value, self._bits.value, halftone)
         except KeyError:
             best = None
         if best in self._model.choices:

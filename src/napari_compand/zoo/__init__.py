@@ -164,14 +164,25 @@ def path_of(name: str) -> Path | None:
 DEFAULT_VARIANTS = ("resunet", "conv1_1-pixel", "conv1_1")
 
 
-def default_model(task: str, bits: int | None = None) -> str:
+#: The default for halftones other than raster Floyd–Steinberg (when their method is known).
+MIXED_HALFTONE_VARIANT = "resunet-mix"
+
+
+def default_model(task: str, bits: int | None = None, halftone: Any = None) -> str:
     """The best shipped model for ``task`` (and ``bits`` for ``expand``).
+
+    ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
+    inverse-halftoning input when it is known (layer metadata). For anything but
+    raster Floyd–Steinberg, the ten-halftone ``resunet-mix`` comes first: the
+    Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke, Stucki,
+    Sierra and Atkinson halftones.
 
     That is the first of :data:`DEFAULT_VARIANTS` the zoo has: ``resunet``
     (the full-resolution network with a PSNR-oriented loss), then the paper's
     U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
     ``conv1_1``. The ten-halftone ``inverse-halftone/resunet-mix`` is not a
-    default: it is 0.6 dB below ``conv1_1-pixel`` on Floyd–Steinberg halftones.
+    default: on Floyd–Steinberg halftones it is 0.8 dB below
+    ``inverse-halftone/resunet`` (trained on them alone).
 
     Raises
     ------
@@ -181,7 +192,15 @@ def default_model(task: str, bits: int | None = None) -> str:
     task = Task(task)
     if task is Task.EXPAND and bits is None:
         raise KeyError("the default expansion model depends on the input bits; give bits")
-    for name in (task.model_name(variant, bits) for variant in DEFAULT_VARIANTS):
+    variants = DEFAULT_VARIANTS
+    floyd_steinberg = ("floyd-steinberg", False)
+    if (
+        task is Task.INVERSE_HALFTONE
+        and halftone is not None
+        and (halftone.method, bool(halftone.serpentine)) != floyd_steinberg
+    ):
+        variants = (MIXED_HALFTONE_VARIANT, *DEFAULT_VARIANTS)
+    for name in (task.model_name(variant, bits) for variant in variants):
         if name in _shipped():
             return name
     raise KeyError(
