@@ -15,15 +15,6 @@ from napari_compand.degrade import halftone, quantize
 from napari_compand.metrics import psnr
 
 
-@pytest.fixture()
-def photo_dir(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    iio.imwrite(folder / "astronaut.png", data.astronaut()[:96, :128])
-    iio.imwrite(folder / "camera.png", data.camera()[:80, :64])
-    return folder
-
-
 def test_degrade_bits_folder(photo_dir, tmp_path, capsys):
     out = tmp_path / "low"
     assert main(["degrade", str(photo_dir), "--bits", "3", "--out", str(out)]) == 0

@@ -31,15 +31,6 @@ from napari_compand.training.engine import NonFiniteLossError
 # --- files on disk ------------------------------------------------------------------
 
 
-@pytest.fixture()
-def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    iio.imwrite(folder / "astronaut.png", data.astronaut()[:64, :80])
-    iio.imwrite(folder / "camera.png", data.camera()[:48, :64])
-    return folder
-
-
 def _bytes(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -77,21 +68,21 @@ def _bytes(folder):
         "degrade-out-is-a-file",
     ],
 )
-def test_no_command_writes_over_an_input(photos, command, capsys):
-    before = _bytes(photos)
-    argv = [part.format(p=photos) for part in command]
+def test_no_command_writes_over_an_input(photo_dir, command, capsys):
+    before = _bytes(photo_dir)
+    argv = [part.format(p=photo_dir) for part in command]
     assert main(argv) == 2
-    assert _bytes(photos) == before
+    assert _bytes(photo_dir) == before
     assert "error" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["degrade", "restore"])
 def test_a_second_run_refuses_to_replace_results_unless_overwrite(
-    photos, tmp_path, command, capsys
+    photo_dir, tmp_path, command, capsys
 ):
     out = tmp_path / "out"
     how = ["--bits", "3"] if command == "degrade" else ["--model", "expand-3bit/conv1_1"]
-    argv = [command, str(photos), *how, "--out", str(out)]
+    argv = [command, str(photo_dir), *how, "--out", str(out)]
     assert main(argv) == 0
     first = _bytes(out)
     for path in out.iterdir():
@@ -133,24 +124,30 @@ def test_distinct_stems_falls_back_to_numbers(tmp_path):
     assert distinct_stems(paths) == ["x-1", "x-2"]
 
 
-def test_train_out_is_checked_before_training(photos, tmp_path, capsys):
+def test_train_out_is_checked_before_training(photo_dir, tmp_path, capsys):
     tiny = ["--iterations", "1", "--crop-size", "32", "--batch-size", "2", "--device", "cpu"]
-    assert main(["train", "--data", str(photos), "--out", str(tmp_path), *tiny]) == 2
+    assert main(["train", "--data", str(photo_dir), "--out", str(tmp_path), *tiny]) == 2
     assert "must name a .safetensors" in capsys.readouterr().err
     folder = tmp_path / "m.safetensors"
     folder.mkdir()
-    assert main(["train", "--data", str(photos), "--out", str(folder), *tiny]) == 2
+    assert main(["train", "--data", str(photo_dir), "--out", str(folder), *tiny]) == 2
     assert "is a folder" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     unwritable = blocker / "sub" / "m.safetensors"
-    assert main(["train", "--data", str(photos), "--out", str(unwritable), *tiny]) == 2
+    assert main(["train", "--data", str(photo_dir), "--out", str(unwritable), *tiny]) == 2
     assert "cannot write into" in capsys.readouterr().err
 
 
-def test_csv_is_written_when_allowed(photos, tmp_path):
+def test_csv_is_written_when_allowed(photo_dir, tmp_path):
     target = tmp_path / "scores.csv"
-    argv = ["metrics", str(photos / "camera.png"), str(photos / "camera.png"), "--csv", str(target)]
+    argv = [
+        "metrics",
+        str(photo_dir / "camera.png"),
+        str(photo_dir / "camera.png"),
+        "--csv",
+        str(target),
+    ]
     assert main(argv) == 0
     assert target.read_text().startswith("test,plane,psnr_db,ssim")
     assert main(argv) == 2
@@ -361,9 +358,9 @@ def test_malformed_checkpoints_raise_checkpoint_error_naming_the_file(
         load_model(path)
 
 
-def test_a_checkpoint_without_a_recipe_cannot_be_resumed(tmp_path, photos, capsys):
+def test_a_checkpoint_without_a_recipe_cannot_be_resumed(tmp_path, photo_dir, capsys):
     path, _ = _tiny_checkpoint(tmp_path)
-    argv = ["train", "--data", str(photos), "--resume", str(path), "--out", str(path)]
+    argv = ["train", "--data", str(photo_dir), "--resume", str(path), "--out", str(path)]
     assert main(argv) == 2
     assert "records no training recipe" in capsys.readouterr().err
 
@@ -392,9 +389,9 @@ def test_clear_errors_for_wrong_argument_types():
 
 @pytest.mark.parametrize("flag", ["--pixel-weight", "--perceptual-weight", "--lr"])
 @pytest.mark.parametrize("value", ["nan", "inf"])
-def test_non_finite_settings_are_refused(photos, tmp_path, capsys, flag, value):
+def test_non_finite_settings_are_refused(photo_dir, tmp_path, capsys, flag, value):
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--data", str(photos), "--out", str(out), flag, value]) == 2
+    assert main(["train", "--data", str(photo_dir), "--out", str(out), flag, value]) == 2
     assert not out.exists()
     assert flag.lstrip("-").replace("-", "_") in capsys.readouterr().err
 
@@ -442,18 +439,28 @@ def test_a_non_finite_loss_stops_the_run_keeping_finite_weights(tmp_path):
         (["--lr", "0.5"], "--lr 0.5"),
     ],
 )
-def test_resume_refuses_flags_that_change_the_recipe(photos, tmp_path, capsys, flags, named):
+def test_resume_refuses_flags_that_change_the_recipe(photo_dir, tmp_path, capsys, flags, named):
     out = tmp_path / "m.safetensors"
     tiny = ["--crop-size", "32", "--batch-size", "2", "--device", "cpu"]
     model = ["--ngf", "4", "--depth", "3", "--max-channels", "8"]
     assert (
         main(
-            ["train", "--data", str(photos), "--out", str(out), "--iterations", "1", *tiny, *model]
+            [
+                "train",
+                "--data",
+                str(photo_dir),
+                "--out",
+                str(out),
+                "--iterations",
+                "1",
+                *tiny,
+                *model,
+            ]
         )
         == 0
     )
     capsys.readouterr()
-    argv = ["train", "--data", str(photos), "--out", str(out), "--resume", str(out)]
+    argv = ["train", "--data", str(photo_dir), "--out", str(out), "--resume", str(out)]
     assert main([*argv, "--iterations", "2", *flags]) == 2
     assert named in capsys.readouterr().err
     assert load_checkpoint(out).metadata["iterations_done"] == 1

@@ -213,15 +213,22 @@ def check_output(
 
 def _refuse_inputs(outputs: Sequence[Path], inputs: Sequence[Path], what: str = "output") -> None:
     resolved = {p.resolve() for p in inputs}
+    identities = {_identity(p) for p in inputs} - {None}  # hard links resolve differently
     for out in outputs:
-        clash = out.resolve() in resolved or any(
-            out.exists() and p.exists() and os.path.samefile(out, p) for p in inputs
-        )
-        if clash:
+        if out.resolve() in resolved or _identity(out) in identities:
             raise OutputError(
                 f"{what} {out} is one of the inputs; refusing to write over it "
                 "(choose another name or folder)"
             )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of an existing file, ``None`` otherwise."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _check_writable(folder: Path) -> None:

@@ -19,8 +19,6 @@ Loading never unpickles anything; a corrupt, truncated or foreign file raises
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ._io import write_atomic
 from .models import ModelConfig, Restorer, build_model
 
 __all__ = [
@@ -98,23 +97,9 @@ def save_checkpoint(
                 tensor = value if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"optim.{index}.{name}"] = tensor.detach().cpu().contiguous()
         meta["optimizer_param_groups"] = state["param_groups"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata={_KEY: json.dumps(meta)})
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return write_atomic(
+        path, lambda temporary: save_file(tensors, temporary, metadata={_KEY: json.dumps(meta)})
+    )
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

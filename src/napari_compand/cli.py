@@ -251,9 +251,10 @@ def _run_restore(args: argparse.Namespace) -> int:
     from .inference import fit_warning, load_model, restore
 
     files = collect_images(args.inputs)
-    detected = {path: detect_degradation(read_image(path)) for path in files}
-    if args.model == "auto":
-        chosen = {path: _default_model_for(path, spec) for path, spec in detected.items()}
+    if args.model == "auto":  # the output names need each image's model: look at them first
+        chosen = {
+            path: _default_model_for(path, detect_degradation(read_image(path))) for path in files
+        }
     else:
         chosen = dict.fromkeys(files, args.model)
     models = {name: load_model(name) for name in dict.fromkeys(chosen.values())}
@@ -271,12 +272,13 @@ def _run_restore(args: argparse.Namespace) -> int:
     for number, (path, out) in enumerate(zip(files, outputs, strict=True), start=1):
         model = models[chosen[path]]
         desc = f"[{number}/{len(files)}] {path.name}"
-        mismatch = fit_warning(model, detected[path])
+        image = read_image(path)
+        mismatch = None if args.model == "auto" else fit_warning(model, detect_degradation(image))
         if mismatch is not None:
             print(f"napari-compand restore: note: {path}: {mismatch}", file=sys.stderr)
         with tqdm(desc=desc, unit="tile", leave=False) as bar:
             result = restore(
-                read_image(path),
+                image,
                 model,
                 device=args.device,
                 tile_size=args.tile_size,

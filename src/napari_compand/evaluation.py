@@ -173,11 +173,7 @@ def best_gaussian(
     """
     if not sigmas:
         raise ValueError("give at least one sigma")
-    degraded = [(clean, degradation.apply(clean, rgb=clean.ndim == 3)) for clean in images]
-    best: tuple[float, Scores] | None = None
-    for sigma in sigmas:
-        blur = baseline("gaussian", degradation, sigma)
-        scores = Scores.mean([score(clean, blur(d)) for clean, d in degraded])
-        if best is None or scores.psnr > best[1].psnr:
-            best = (sigma, scores)
-    return best
+    blurs = {sigma: baseline("gaussian", degradation, sigma) for sigma in sigmas}
+    found = evaluate_many(images, degradation, blurs)
+    sigma = max(found, key=lambda s: found[s].psnr)  # the first of equals
+    return sigma, found[sigma]

@@ -144,7 +144,8 @@ class RestoreWidget(WidgetActions, Container):
         self._model.reset_choices()
         try:
             layer = self._image.value
-            halftone = layer_degradation(layer) if layer is not None else None
+            halftoned = layer is not None and self._task.value == Task.INVERSE_HALFTONE
+            halftone = layer_degradation(layer) if halftoned else None  # its method matters
             best = zoo.default_model(self._task.value, self._bits.value, halftone)
         except KeyError:
             best = None
