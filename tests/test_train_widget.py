@@ -175,3 +175,41 @@ def test_widget_cli_and_config_share_one_recipe(widget):
     high = LIMITS["batch_size"][1]
     with pytest.raises(ValueError, match=f"between 1 and {high}"):
         TrainingConfig(batch_size=high + 1)
+
+
+def test_existing_outputs_are_not_replaced_without_asking(widget, qtbot, tmp_path):
+    out = tmp_path / "model.safetensors"
+    out.write_bytes(b"the user's earlier model")
+    widget._iterations.value = 2
+    assert widget.start() is None  # refused before any work
+    assert "exists already" in widget._status.value
+    assert "replace existing files" in widget._status.value
+    assert out.read_bytes() == b"the user's earlier model"
+    # the resumable state beside it counts too
+    out.unlink()
+    (tmp_path / "model.resume.safetensors").write_bytes(b"state")
+    assert widget.start() is None
+    assert "model.resume.safetensors exists already" in widget._status.value
+    # an image name is never a checkpoint name
+    widget._out.value = tmp_path / "photo.png"
+    assert widget.start() is None
+    assert ".safetensors" in widget._status.value
+    assert not (tmp_path / "photo.png").exists()
+    # ticking the box allows it; then the next run proposes a fresh name
+    widget._out.value = out
+    widget._replace.value = True
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=120_000)
+    assert load_checkpoint(out).metadata["iterations_done"] == 2
+    assert load_checkpoint(tmp_path / "model.resume.safetensors").optimizer_state is not None
+    assert widget._out.value == tmp_path / "model_2.safetensors"
+
+
+def test_unused_path_skips_companions(tmp_path):
+    from napari_compand._io import unused_path
+
+    assert unused_path(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
+    (tmp_path / "m.safetensors").touch()
+    (tmp_path / "m_2.x").touch()  # a companion of m_2
+    companions = lambda p: (p.with_suffix(".x"),)  # noqa: E731
+    assert unused_path(tmp_path / "m.safetensors", companions) == tmp_path / "m_3.safetensors"

@@ -32,6 +32,7 @@ __all__ = [
     "plan_outputs",
     "read_image",
     "to_uint8_channels",
+    "unused_path",
     "write_atomic",
     "write_image",
 ]
@@ -189,10 +190,18 @@ def plan_outputs(
 
 
 def check_output(
-    path: Path, inputs: Iterable[Path] = (), *, overwrite: bool = False, what: str = "output"
+    path: Path,
+    inputs: Iterable[Path] = (),
+    *,
+    overwrite: bool = False,
+    what: str = "output",
+    how_to_replace: str = "pass --overwrite to replace it",
 ) -> Path:
     """Check one output file before the work: not an input, not a folder, not an
     existing file unless ``overwrite``, in a writable folder (created if missing).
+
+    ``how_to_replace`` ends the message about an existing file (the command line's
+    flag by default; a widget names its check box).
 
     Raises
     ------
@@ -205,10 +214,24 @@ def check_output(
     _refuse_inputs([path], list(inputs), what)
     if path.exists() and not overwrite:
         raise OutputError(
-            f"{what} {path} exists already; pass --overwrite to replace it, or choose another name"
+            f"{what} {path} exists already; {how_to_replace}, or choose another name"
         )
     _check_writable(path.parent)
     return path
+
+
+def unused_path(
+    path: str | Path, companions: Callable[[Path], Iterable[Path]] = lambda _: ()
+) -> Path:
+    """``path`` if neither it nor its ``companions(path)`` exist, else the first free
+    ``<stem>_2<suffix>``, ``<stem>_3<suffix>`` ... in the same folder: a proposal for
+    the next output that replaces nothing."""
+    path = Path(path)
+    candidate, number = path, 2
+    while any(p.exists() for p in (candidate, *companions(candidate))):
+        candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 def _refuse_inputs(outputs: Sequence[Path], inputs: Sequence[Path], what: str = "output") -> None:

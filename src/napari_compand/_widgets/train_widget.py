@@ -21,6 +21,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_info
 
 from .._device import available_devices
+from .._io import check_output, unused_path
 from ..checkpoints import export_weights
 from ..models import RESUNET_SIZES, ModelConfig
 from ..training import Progress, StateChange, TrainingConfig, TrainingImages, TrainingQueue
@@ -48,9 +49,19 @@ SOURCE_FOLDER = "folder"
 PIXEL_LOSS = "pixel"
 
 
+#: What the output check box is called (named in the error about an existing file).
+REPLACE_TEXT = "replace existing files"
+
+
 def output_paths(out: Path, layers: list[str]) -> list[Path]:
-    """One checkpoint per loss layer: ``out`` itself, or ``<stem>_<layer><suffix>``."""
+    """One checkpoint per loss layer: ``out`` itself, or ``<stem>_<layer><suffix>``.
+
+    A name without a suffix gets ``.safetensors``; another suffix is refused
+    (``ValueError``), so a checkpoint never lands in, say, ``photo.png``.
+    """
     out = out if out.suffix else out.with_suffix(".safetensors")
+    if out.suffix.lower() != ".safetensors":
+        raise ValueError(f"the output must be a .safetensors file, got {out.name}")
     if len(layers) == 1:
         return [out]
     return [out.with_name(f"{out.stem}_{layer}{out.suffix}") for layer in layers]
@@ -76,6 +87,19 @@ def resumable_path(out: Path) -> Path:
     """Where the run's resumable state (weights + Adam's moments) is kept next to ``out``:
     ``model.safetensors`` -> ``model.resume.safetensors``."""
     return out.with_name(f"{out.stem}.resume{out.suffix}")
+
+
+def check_outputs(outputs: list[Path], replace: bool) -> None:
+    """Before training: every checkpoint and its resumable state are new files in a
+    writable folder, unless ``replace`` (:class:`~napari_compand._io.OutputError`)."""
+    for out in outputs:
+        for path in (out, resumable_path(out)):
+            check_output(path, overwrite=replace, how_to_replace=f"tick '{REPLACE_TEXT}'")
+
+
+def _unused_output(out: Path) -> Path:
+    """``out``, or the first ``<stem>_N.safetensors`` whose files do not exist yet."""
+    return unused_path(out, lambda p: (resumable_path(p),))
 
 
 def _train_job(queue_holder: list, make_queue, weights: list[Path]):
@@ -171,7 +195,15 @@ class TrainWidget(WidgetActions, Container):
             label="output",
             mode="w",
             filter="*.safetensors",
-            value=Path.home() / "napari-compand" / "model.safetensors",
+            value=_unused_output(Path.home() / "napari-compand" / "model.safetensors"),
+            tooltip="the trained model (fp16 weights); its resumable state goes to "
+            "<name>.resume.safetensors beside it",
+        )
+        self._replace = CheckBox(
+            text=REPLACE_TEXT,
+            value=False,
+            tooltip="allow training into an output whose files exist already "
+            "(they are replaced when the run saves)",
         )
         self._start = PushButton(text="Train")
         self._stop = PushButton(text="Stop", enabled=False)
@@ -199,6 +231,7 @@ class TrainWidget(WidgetActions, Container):
                 self._schedule,
                 self._device,
                 self._out,
+                self._replace,
                 self._start,
                 self._stop,
                 self.progress,
@@ -266,8 +299,9 @@ class TrainWidget(WidgetActions, Container):
         """Start training in a thread worker; returns the worker."""
         try:
             runs = self.configs()
+            check_outputs([out for _, out in runs], self._replace.value)
             make_images = self._image_source(runs[0][0])
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OSError) as err:
             self._fail(str(err))
             return None
         self._queue_holder = []
@@ -372,3 +406,5 @@ class TrainWidget(WidgetActions, Container):
                 f"saved: {saved}; resumable state (napari-compand train --resume): "
                 + ", ".join(resumable_path(p).name for p in self.finished_paths)
             )
+            # the next run proposes a new name instead of replacing this one
+            self._out.value = _unused_output(Path(self._out.value))
