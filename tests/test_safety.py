@@ -224,6 +224,28 @@ def test_exif_orientation_is_applied(tmp_path, orientation, turn):
     assert np.abs(upright.astype(int) - expected).mean() < 3
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+    import tifffile
+    from PIL import ImageOps
+
+    image = (np.arange(4 * 6 * 3) % 256).astype(np.uint8).reshape(4, 6, 3)
+    tags = [(274, "H", 1, orientation, True)]
+    tifffile.imwrite(tmp_path / "rgb.tif", image, photometric="rgb", extratags=tags)
+    tifffile.imwrite(tmp_path / "grey.tif", image[..., 0], photometric="minisblack", extratags=tags)
+    deep = image * np.uint16(257)
+    tifffile.imwrite(tmp_path / "deep.tif", deep, photometric="rgb", extratags=tags)
+    # Pillow is the reference for 8-bit RGB (its grey and 16-bit readers differ for 5-8)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "rgb.tif")))
+    upright = read_image(tmp_path / "rgb.tif")
+    np.testing.assert_array_equal(upright, expected)
+    assert (upright.shape[:2] == image.shape[:2]) == (orientation < 5)
+    np.testing.assert_array_equal(read_image(tmp_path / "grey.tif"), upright[..., 0])
+    deep = read_image(tmp_path / "deep.tif")
+    assert deep.dtype == np.uint16
+    np.testing.assert_array_equal(deep, upright * np.uint16(257))
+
+
 @pytest.mark.parametrize("method", ["floyd-steinberg", "bayer-8x8"])
 def test_big_endian_images_work(method):
     native = data.camera()[:64, :64].astype(np.uint16) * 257

@@ -84,13 +84,13 @@ def collect_images(paths: Iterable[str | Path]) -> list[Path]:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file into an array (H, W) or (H, W, C).
 
-    JPEG/PNG EXIF orientation is applied, so the array is upright the way image
-    viewers show the file.
+    The orientation tag (EXIF in JPEG/PNG, tag 274 in TIFF) is applied, so the
+    array is upright the way image viewers show the file.
     """
     path = Path(path)
     try:
         if path.suffix.lower() in _TIFF:
-            return np.asarray(iio.imread(path))
+            return _tiff_upright(path, np.asarray(iio.imread(path)))
         return np.asarray(iio.imread(path, rotate=True))
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
@@ -99,6 +99,29 @@ def read_image(path: str | Path) -> np.ndarray:
             f"could not read image {path}: the file is damaged, truncated or not an image "
             f"({type(err).__name__})"
         ) from err
+
+
+def _tiff_upright(path: Path, image: np.ndarray) -> np.ndarray:
+    """Apply a TIFF's Orientation tag (1-8, as EXIF) to a 2D grey or colour image."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        tag = tiff.pages[0].tags.get("Orientation")
+        orientation = int(tag.value) if tag is not None else 1
+    colour = image.ndim == 3 and image.shape[-1] <= 4
+    if orientation == 1 or image.ndim != 2 + colour:  # stacks are left as stored
+        return image
+    transpose = lambda a: a.swapaxes(0, 1)  # noqa: E731
+    upright = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: transpose,
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: transpose(a)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation, lambda a: a)
+    return np.ascontiguousarray(upright(image))
 
 
 def output_suffix(path: Path, dtype: np.dtype | None = None) -> str:
