@@ -40,7 +40,7 @@ __all__ = [
 #: File suffixes picked up when a folder is given.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
-#: Suffixes that TIFF readers handle (no EXIF orientation there).
+#: Suffixes that TIFF readers handle (orientation from the TIFF tag, not EXIF).
 _TIFF = (".tif", ".tiff")
 
 
