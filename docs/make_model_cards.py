@@ -76,11 +76,18 @@ def card(model: zoo.ZooModel) -> str:
         ("colour", "set5+set14"),
         ("grey", "set5+set14 grey"),
     ]
-    table = ["| Set5+Set14 (16 images) | model | in bin | " + f"{classical} |", "|---|---|---|---|"]
+    x8 = any(key.endswith(" x8") for key in evaluation)  # the 8x self-ensemble, in bin
+    table = [
+        "| Set5+Set14 (16 images) | model | in bin | "
+        + ("x8 self-ensemble, in bin | " if x8 else "")
+        + f"{classical} |",
+        "|---|---|---|---|" + ("---|" if x8 else ""),
+    ]
     for label, key in rows:
         table.append(
             f"| {label} | {_scores(evaluation, key)} | {_scores(evaluation, key + ' consistent')} "
-            f"| {_scores(evaluation, key + ' baseline ' + classical)} |"
+            + (f"| {_scores(evaluation, key + ' x8')} " if x8 else "")
+            + f"| {_scores(evaluation, key + ' baseline ' + classical)} |"
         )
     halftones = next((v for k, v in evaluation.items() if k.endswith(" halftones")), None)
     if halftones:

@@ -10,7 +10,11 @@ Example::
 
     python scripts/package_zoo.py runs/gpu1/ih_conv1_1.safetensors \\
         --eval set5+set14=../shared/data/eval/set5,../shared/data/eval/set14 \\
-        --eval bsds/test=../shared/data/bsds/test
+        --eval bsds/test=../shared/data/bsds/test --x8 set5+set14
+
+``--x8 SET`` also scores expansion models with the 8x self-ensemble (in bin) on that
+set, colour and grey (key ``"<SET>[ grey] x8"``). ``--zoo NAME ...`` with ``--x8`` adds
+those scores to models that are shipped already, keeping everything else.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def warm_starts(meta: dict) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("checkpoints", nargs="*", type=Path)
     parser.add_argument("--eval", action="append", default=[], help="NAME=DIR[,DIR...]")
     parser.add_argument("--note", default="", help="added to each model's description")
     parser.add_argument(
@@ -61,6 +65,20 @@ def main() -> None:
         metavar="SET",
         help="also score inverse-halftoning models on every halftone of HALFTONE_MIX on this "
         "evaluation set, next to each halftone's best Gaussian blur",
+    )
+    parser.add_argument(
+        "--x8",
+        action="append",
+        default=[],
+        metavar="SET",
+        help="also score expansion models with the 8x self-ensemble on this evaluation set",
+    )
+    parser.add_argument(
+        "--zoo",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="shipped models to add the --x8 scores to (nothing else changes)",
     )
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -70,6 +88,8 @@ def main() -> None:
         files = collect_images(dirs.split(","))
         sets[name] = [to_uint8_channels(read_image(f), 3) for f in files]
     ZOO.mkdir(parents=True, exist_ok=True)
+    for name in args.zoo:
+        add_x8(name, {key: sets[key] for key in args.x8})
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -98,6 +118,9 @@ def main() -> None:
                 base = found[classical]
                 evaluation[f"{key} baseline {classical}"] = base.as_dict()
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
+        if meta["task"] == "expand":
+            for set_name in args.x8:
+                evaluation.update(x8_scores(model, degradation, sets[set_name], set_name, name))
         if args.halftones and meta["task"] == "inverse-halftone":
             evaluation[f"{args.halftones} halftones"] = halftone_scores(
                 model, sets[args.halftones], name
@@ -130,6 +153,38 @@ def main() -> None:
         target = ZOO / f"{name.replace('/', '__')}.safetensors"
         save_checkpoint(target, network or checkpoint.build_model(), meta)
         print(f"-> {target} ({target.stat().st_size / 2**20:.2f} MiB)", flush=True)
+
+
+def x8_scores(model, degradation: Degradation, colour: list, set_name: str, name: str) -> dict:
+    """Colour and grey scores with the 8x self-ensemble, in bin: ``{"<set>[ grey] x8": ...}``."""
+    ensemble = {"x8": model_restorer(model, consistent=True, self_ensemble=True)}
+    found = {}
+    for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
+        scores = evaluate_many(images, degradation, ensemble)["x8"]
+        found[f"{set_name}{tone} x8"] = scores.as_dict()
+        print(f"{name:34s} {set_name + tone + ' x8':26s} {scores.psnr:6.2f} dB", flush=True)
+    return found
+
+
+def add_x8(name: str, sets: dict[str, list]) -> None:
+    """Add :func:`x8_scores` to the metadata of shipped expansion model ``name``."""
+    from napari_compand import zoo
+
+    path = zoo.path_of(name)
+    if path is None:
+        raise SystemExit(f"no shipped model {name!r}")
+    checkpoint = load_checkpoint(path)
+    meta = dict(checkpoint.metadata)
+    degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
+    model = load_model(path)
+    for set_name, colour in sets.items():
+        meta["evaluation"] = {
+            **meta["evaluation"],
+            **x8_scores(model, degradation, colour, set_name, name),
+        }
+    network = checkpoint.build_model()
+    save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
+    print(f"-> {path}", flush=True)
 
 
 def halftone_scores(model, images: list, name: str) -> dict:
