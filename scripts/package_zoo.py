@@ -80,8 +80,11 @@ def main() -> None:
         metavar="NAME",
         help="shipped models to add the --x8 scores to (nothing else changes)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads (1 beside a training run)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     sets = {}
     for item in args.eval:
         name, dirs = item.split("=", 1)
