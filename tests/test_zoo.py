@@ -49,6 +49,7 @@ def test_get_default_and_unknown():
     assert zoo.get("expand-3bit/conv1_1").bits == 3
     assert zoo.default_model("inverse-halftone") == "inverse-halftone/resunet"
     assert zoo.default_model("expand", 4) == "expand-4bit/resunet"
+    assert zoo.default_model("expand", 1) == "expand-1bit/resunet"
     assert zoo.default_model("expand", 2) == "expand-2bit/resunet"
     assert zoo.default_model("expand", 3) == "expand-3bit/conv1_1-pixel"  # no resunet yet
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
