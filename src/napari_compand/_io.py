@@ -236,9 +236,7 @@ def check_output(
         raise OutputError(f"{what} {path} is a folder; give a file name")
     _refuse_inputs([path], list(inputs), what)
     if path.exists() and not overwrite:
-        raise OutputError(
-            f"{what} {path} exists already; {how_to_replace}, or choose another name"
-        )
+        raise OutputError(f"{what} {path} exists already; {how_to_replace}, or choose another name")
     _check_writable(path.parent)
     return path
 
