@@ -90,9 +90,14 @@ def main() -> None:
         name, dirs = item.split("=", 1)
         files = collect_images(dirs.split(","))
         sets[name] = [to_uint8_channels(read_image(f), 3) for f in files]
+    # each set's colour images and their grey versions, made once
+    tones = {
+        name: (("", colour), (" grey", [grey_version(i) for i in colour]))
+        for name, colour in sets.items()
+    }
     ZOO.mkdir(parents=True, exist_ok=True)
     for name in args.zoo:
-        add_x8(name, {key: sets[key] for key in args.x8})
+        add_x8(name, {key: tones[key] for key in args.x8})
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -107,8 +112,8 @@ def main() -> None:
         in_bin_by_construction = meta["architecture"].get("base") == "bin"
         if meta["task"] == "expand" and not in_bin_by_construction:
             restorers[" consistent"] = model_restorer(model, consistent=True)
-        for set_name, colour in sets.items():
-            for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
+        for set_name, set_tones in tones.items():
+            for tone, images in set_tones:
                 key = f"{set_name}{tone}"
                 every = {**restorers, classical: baseline(classical, degradation)}
                 found = evaluate_many(images, degradation, every)  # one degradation per image
@@ -123,7 +128,7 @@ def main() -> None:
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
         if meta["task"] == "expand":
             for set_name in args.x8:
-                evaluation.update(x8_scores(model, degradation, sets[set_name], set_name, name))
+                evaluation.update(x8_scores(model, degradation, tones[set_name], set_name, name))
         if args.halftones and meta["task"] == "inverse-halftone":
             evaluation[f"{args.halftones} halftones"] = halftone_scores(
                 model, sets[args.halftones], name
@@ -152,24 +157,30 @@ def main() -> None:
             f"{meta['iterations_done']} iterations" + warm + ". " + args.note,
             evaluation=evaluation,
         )
-        network = checkpoint.build_model().half() if meta.get("dtype") == "float16" else None
         target = ZOO / f"{name.replace('/', '__')}.safetensors"
-        save_checkpoint(target, network or checkpoint.build_model(), meta)
+        _save_weights(checkpoint, target, meta)
         print(f"-> {target} ({target.stat().st_size / 2**20:.2f} MiB)", flush=True)
 
 
-def x8_scores(model, degradation: Degradation, colour: list, set_name: str, name: str) -> dict:
-    """Colour and grey scores with the 8x self-ensemble, in bin: ``{"<set>[ grey] x8": ...}``."""
+def _save_weights(checkpoint, path: Path, meta: dict) -> None:
+    """Write ``checkpoint``'s weights (kept fp16 when its metadata says so) with ``meta``."""
+    network = checkpoint.build_model()
+    save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
+
+
+def x8_scores(model, degradation: Degradation, tones: tuple, set_name: str, name: str) -> dict:
+    """Scores with the 8x self-ensemble, in bin, for each ``(tone, images)`` of ``tones``
+    (colour and grey): ``{"<set>[ grey] x8": ...}``."""
     ensemble = {"x8": model_restorer(model, consistent=True, self_ensemble=True)}
     found = {}
-    for tone, images in (("", colour), (" grey", [grey_version(i) for i in colour])):
+    for tone, images in tones:
         scores = evaluate_many(images, degradation, ensemble)["x8"]
         found[f"{set_name}{tone} x8"] = scores.as_dict()
         print(f"{name:34s} {set_name + tone + ' x8':26s} {scores.psnr:6.2f} dB", flush=True)
     return found
 
 
-def add_x8(name: str, sets: dict[str, list]) -> None:
+def add_x8(name: str, sets: dict[str, tuple]) -> None:
     """Add :func:`x8_scores` to the metadata of shipped expansion model ``name``."""
     from napari_compand import zoo
 
@@ -180,13 +191,12 @@ def add_x8(name: str, sets: dict[str, list]) -> None:
     meta = dict(checkpoint.metadata)
     degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
     model = load_model(path)
-    for set_name, colour in sets.items():
+    for set_name, set_tones in sets.items():
         meta["evaluation"] = {
             **meta["evaluation"],
-            **x8_scores(model, degradation, colour, set_name, name),
+            **x8_scores(model, degradation, set_tones, set_name, name),
         }
-    network = checkpoint.build_model()
-    save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
+    _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
 
 
