@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 from skimage import data
 
 from napari_compand import zoo
 from napari_compand.degrade import halftone, quantize
-from napari_compand.inference import restore
+from napari_compand.inference import least_tile_size, restore
 from napari_compand.metrics import psnr
 
 from .helpers import PLUGIN, dock, wait_for
@@ -164,7 +167,8 @@ def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
     image = halftone(np.tile(data.camera(), (2, 2)))  # 1024 x 1024
     viewer.add_image(image, name="big")
     widget = dock(viewer, "Restore")
-    widget._tile.value = 128  # raised to the network's smallest seam-free tile
+    widget._tile.value = widget._tile.min  # the model's smallest seam-free tile
+    assert widget._tile.value == least_tile_size(widget.selected_model()) > 128
     worker = widget.run()
     steps = []
 
@@ -177,9 +181,9 @@ def test_restore_can_be_cancelled_from_the_progress_bar(viewer, qtbot):
     total = worker.progress_bar.total
     from napari_compand.inference import tile_count, tiling
 
-    tile, overlap = tiling(widget.selected_model(), 128)  # raised to the smallest seam-free tile
+    tile, overlap = tiling(widget.selected_model(), widget._tile.value)  # used unchanged
     expected = tile_count(image.shape, widget.selected_model(), rgb=False, tile_size=tile)
-    assert tile > 128 and total == expected > 4 and len(steps) < total
+    assert tile == widget._tile.value > 128 and total == expected > 4 and len(steps) < total
     qtbot.wait(200)
     assert [layer.name for layer in viewer.layers] == ["big"]  # nothing added
 
@@ -243,3 +247,22 @@ def test_restore_preselects_the_mix_model_for_other_halftones(viewer):
     widget._image.value = viewer.layers["jjn"]
     assert widget._task.value == "inverse-halftone"
     assert widget._model.value == "inverse-halftone/resunet-mix"
+
+
+def test_the_tile_size_stops_at_each_models_seam_free_minimum(viewer, tmp_path):
+    viewer.add_image(halftone(data.camera()), name="scan")
+    widget = dock(viewer, "Restore")
+    minimum = {}
+    for name in ("inverse-halftone/resunet", "inverse-halftone/conv1_1"):
+        widget._model.value = name
+        minimum[name] = widget._tile.min
+        assert minimum[name] == least_tile_size(name)
+        with pytest.raises(ValueError, match="outside of the allowed range"):
+            widget._tile.value = minimum[name] - 8
+        assert f"{minimum[name]} px" in widget._tile.tooltip
+    assert minimum["inverse-halftone/conv1_1"] > minimum["inverse-halftone/resunet"]
+    path = tmp_path / "mine.safetensors"  # a checkpoint file gets its own minimum
+    shutil.copy(zoo.get("inverse-halftone/resunet").path, path)
+    widget._model.value = "checkpoint file..."
+    widget._file.value = path
+    assert widget._tile.min == minimum["inverse-halftone/resunet"]

@@ -62,6 +62,7 @@ __all__ = [
     "RestoreOptions",
     "TileSizeWarning",
     "fit_warning",
+    "least_tile_size",
     "load_model",
     "restore",
     "restore_steps",
@@ -371,6 +372,23 @@ def tiling(
     """
     plan = _TilePlan.for_model(load_model(model), tile_size, overlap)
     return plan.tile, plan.overlap
+
+
+def least_tile_size(model: str | Path | Restorer | LoadedModel) -> int:
+    """The smallest ``tile_size`` that :func:`restore` uses for ``model`` unchanged.
+
+    It is twice the least overlap: two blending margins of the model's context
+    (:data:`CONTEXT_SHARE` of its receptive radius) plus :data:`BLEND_PIXELS`,
+    rounded up to the network's grid.
+
+    Examples
+    --------
+    >>> least_tile_size("inverse-halftone/resunet")  # doctest: +SKIP
+    272
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TileSizeWarning)
+        return tiling(model, 1)[0]
 
 
 def _plane_size(shape: tuple[int, ...], rgb: bool) -> tuple[int, int]:

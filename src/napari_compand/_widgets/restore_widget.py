@@ -18,6 +18,7 @@ from napari.qt.threading import GeneratorWorker
 from .. import zoo
 from .._device import available_devices
 from ..checkpoints import CheckpointError
+from ..inference import least_tile_size
 from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, status_label
 from ._restoration import guess_task, layer_degradation, model_choices, start_restoration
@@ -61,7 +62,15 @@ class RestoreWidget(WidgetActions, Container):
             "+0.4 dB at 1-2 bits, 8 times slower",
         )
         self._device = ComboBox(label="device", choices=["auto", *available_devices()])
-        self._tile = SpinBox(label="tile size", min=64, max=8192, step=64, value=1024)
+        self._tile = SpinBox(
+            label="tile size",
+            min=64,
+            max=8192,
+            step=64,
+            value=1024,
+            tooltip="large images are restored tile by tile; the smallest size is the "
+            "model's seam-free minimum",
+        )
         self._run_button = PushButton(text="Restore")
         self._status = status_label()
         super().__init__(
@@ -84,6 +93,7 @@ class RestoreWidget(WidgetActions, Container):
         self._task.changed.connect(self._refresh_models)
         self._bits.changed.connect(self._refresh_models)
         self._model.changed.connect(self._sync_controls)
+        self._file.changed.connect(self._sync_controls)
         self._run_button.clicked.connect(self.run)
         disconnect = zoo.on_session_model_added(lambda _path: self._refresh_models())
         self.native.destroyed.connect(disconnect)
@@ -159,3 +169,19 @@ class RestoreWidget(WidgetActions, Container):
         self._consistent.visible = expand
         self._ensemble.visible = expand
         self._file.visible = self._model.value == _FROM_FILE
+        self._follow_tile_minimum()
+
+    def _follow_tile_minimum(self) -> None:
+        """Let the tile size go no lower than the chosen model's seam-free minimum."""
+        model = self.selected_model()
+        if self._model.value == _FROM_FILE and not Path(model).is_file():
+            return
+        try:
+            least = least_tile_size(model)  # loads (and caches) the model
+        except (FileNotFoundError, CheckpointError, TypeError, ValueError):
+            return  # said when Restore is pressed
+        self._tile.min = least
+        self._tile.tooltip = (
+            f"large images are restored tile by tile; {least} px is the smallest tile "
+            "this model restores without seams"
+        )
