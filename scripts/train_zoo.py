@@ -87,6 +87,16 @@ JOBS: dict[str, dict] = {
         }
         for bits in range(1, 8)
     },
+    # grey-only ResUNets (one input channel), warm-started from the colour ones
+    **{
+        f"ex{bits}_resunet_grey": {
+            "task": "expand",
+            "bits": bits,
+            "model": {**RESUNET, "channels": 1, "base": "bin", "bits": bits},
+            **PSNR_LOSS,
+        }
+        for bits in range(1, 8)
+    },
     **{f"ex3_{layer}": _expand(3, layer) for layer in ("conv1_1", "conv2_1", "conv3_1")},
     "ex3_conv4_1": _expand(3, "conv4_1"),
     "ex3_conv5_1": _expand(3, "conv5_1"),
@@ -105,7 +115,9 @@ def zoo_name(job: str) -> str:
     task, rest = job.split("_", 1)
     # ih_resunet_fs trains on Floyd–Steinberg, the task's standard halftone (as every other
     # inverse-halftoning model of the zoo): it is inverse-halftone/resunet
-    variant = rest.replace("_pixel", "-pixel").replace("_fs", "").replace("_mix", "-mix")
+    variant = rest.replace("_fs", "")
+    for suffix in ("pixel", "mix", "grey"):
+        variant = variant.replace(f"_{suffix}", f"-{suffix}")
     if task == "ih":
         return Task.INVERSE_HALFTONE.model_name(variant)
     return Task.EXPAND.model_name(variant, bits=int(task[2:]))
@@ -152,8 +164,9 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / f"{name}.safetensors"
     log = open(out / f"{name}.log", "a", buffering=1)  # noqa: SIM115 - open for the whole run
-    train = TrainingImages.from_paths(args.train, config.degradations)
-    val = TrainingImages.from_paths(args.val, config.degradations)
+    channels = config.model.channels
+    train = TrainingImages.from_paths(args.train, config.degradations, channels)
+    val = TrainingImages.from_paths(args.val, config.degradations, channels)
     resume = ckpt if ckpt.exists() and args.resume else None
     if args.init == "zoo":
         init = zoo_init(name)
