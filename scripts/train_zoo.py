@@ -125,11 +125,15 @@ def zoo_name(job: str) -> str:
 
 def zoo_init(job: str) -> Path | None:
     """``--init zoo``: the shipped model of the job's name, else of its plain variant
-    (a new ``_pixel`` job starts from the plain model), else ``None`` (fresh start)."""
+    (a new ``_pixel`` job starts from the plain model, a new ``_grey`` one from the
+    colour model), else ``None`` (fresh start)."""
     from napari_compand import zoo
 
     name = zoo_name(job)
-    return zoo.path_of(name) or zoo.path_of(name.removesuffix("-pixel"))
+    for candidate in (name, name.removesuffix("-pixel"), name.removesuffix("-grey")):
+        if zoo.path_of(candidate) is not None:
+            return zoo.path_of(candidate)
+    return None
 
 
 RECIPE = {"crop_size": 256, "batch_size": 16, "lr": 2e-4, "iterations": 30_000}

@@ -301,3 +301,58 @@ def test_restore_options_object_and_keywords_agree():
         restore(image, model, tile=128)
     with pytest.raises(ValueError, match="unknown precision"):
         RestoreOptions(precision="int8")
+
+
+# --- grey partners: a colour model's grey-only twin restores its grey images -------------
+
+
+@pytest.fixture
+def zoo_pair(tmp_path, monkeypatch):
+    """A temporary zoo with ``expand-3bit/pair`` and its ``expand-3bit/pair-grey``."""
+    from napari_compand.checkpoints import save_checkpoint
+    from napari_compand.models import grey_version
+
+    colour = _bin_model(3)
+    grey = grey_version(colour)
+    with torch.no_grad():  # make the twin distinguishable from the colour model
+        for p in grey.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    shipped = {}
+    for name, model in (("expand-3bit/pair", colour), ("expand-3bit/pair-grey", grey)):
+        meta = {"task": "expand", "bits": 3, "zoo_name": name}
+        meta["architecture"] = model.config.to_dict()
+        path = save_checkpoint(tmp_path / f"{name.replace('/', '__')}.safetensors", model, meta)
+        shipped[name] = zoo.ZooModel(name, path, zoo._read_metadata(path))
+    monkeypatch.setattr(zoo, "_shipped", lambda: shipped)
+    return shipped
+
+
+def test_grey_images_go_through_the_grey_partner(zoo_pair):
+    assert zoo.grey_partner("expand-3bit/pair") == "expand-3bit/pair-grey"
+    assert zoo.grey_partner("expand-3bit/pair-grey") is None
+    loaded = load_model("expand-3bit/pair")
+    assert loaded.grey is not None and loaded.grey.name == "expand-3bit/pair-grey"
+    grey = quantize(data.camera()[:96, :128], bits=3)
+    paired = restore(grey, "expand-3bit/pair")
+    assert np.array_equal(paired, restore(grey, "expand-3bit/pair-grey"))
+    alone = restore(grey, "expand-3bit/pair", grey_partner=False)
+    assert not np.array_equal(paired, alone)  # the colour model, three equal channels
+    with_alpha = np.stack([grey, np.full_like(grey, 7)], axis=-1)  # grey + alpha
+    out = restore(with_alpha, "expand-3bit/pair")
+    assert np.array_equal(out[..., 0], paired) and (out[..., 1] == 7).all()
+    colour = quantize(data.astronaut()[:96, :128], bits=3)  # colour images: the colour model
+    assert np.array_equal(
+        restore(colour, "expand-3bit/pair"), restore(colour, "expand-3bit/pair", grey_partner=False)
+    )
+
+
+def test_a_grey_partner_must_fit_its_colour_model(zoo_pair, tmp_path):
+    from napari_compand.checkpoints import save_checkpoint
+
+    other = Restorer(ModelConfig(channels=1, arch="resunet", widths=(4, 8), blocks=(1, 1)))
+    meta = {"task": "expand", "bits": 3, "zoo_name": "expand-3bit/pair-grey"}
+    meta["architecture"] = other.config.to_dict()  # a Gaussian base, not the bin
+    path = save_checkpoint(tmp_path / "wrong.safetensors", other, meta)
+    zoo_pair["expand-3bit/pair-grey"] = zoo.ZooModel("expand-3bit/pair-grey", path, meta)
+    with pytest.raises(CheckpointError, match="cannot be the grey partner"):
+        load_model("expand-3bit/pair")  # not loaded before: each test writes its own files

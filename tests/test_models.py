@@ -12,6 +12,7 @@ from napari_compand.models import (
     ResUNet,
     UNet,
     build_model,
+    grey_version,
     pad_to_multiple,
 )
 
@@ -160,3 +161,27 @@ def test_model_config_round_trips_through_json_lists():
 def test_bad_resunet_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"arch": "resunet", "widths": (8, 16), "blocks": (1, 1), "base": "gaussian"},
+        {"ngf": 8, "depth": 3, "max_channels": 16, "base": "midbin", "bits": 3},
+        {"arch": "resunet", "widths": (8, 16), "blocks": (1, 1), "base": "none"},
+    ],
+    ids=["resunet-gaussian", "unet-midbin", "resunet-none"],
+)
+def test_grey_version_computes_the_colour_model_on_grey_input(config):
+    torch.manual_seed(0)
+    colour = build_model(config).eval()
+    for parameter in colour.parameters():  # zero-initialised heads would hide the last layer
+        torch.nn.init.normal_(parameter, std=0.1)
+    grey = grey_version(colour)
+    assert grey.config.channels == 1 and not grey.training
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        expected = colour(x.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+        assert torch.allclose(grey(x), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="3-channel"):
+        grey_version(grey)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -224,6 +225,26 @@ def test_warm_start_copies_weights_and_checks_architecture(tmp_path):
     wider = tiny_config(model=ModelConfig(ngf=16, depth=3, max_channels=16))
     with pytest.raises(CheckpointError, match="same architecture"):
         Trainer(wider, images_for(wider), init=tmp_path / "a.safetensors")
+
+
+def test_a_grey_model_warm_starts_from_a_colour_one(tmp_path):
+    """Its first run restores grey images as the colour model did (three equal channels)."""
+    config = tiny_config(iterations=3)
+    source = Trainer(config, images_for(config), tmp_path / "colour.safetensors")
+    list(source.run())
+    grey = tiny_config(iterations=1, model=replace(TINY, channels=1))
+    warm = Trainer(grey, images_for(grey), init=tmp_path / "colour.safetensors")
+    assert warm.model.config.channels == 1
+    assert warm.metadata()["init"].endswith("colour.safetensors")
+    x = torch.rand(2, 1, 32, 32)
+    colour, mono = source.model.eval(), warm.model.eval()
+    with torch.no_grad():
+        expected = colour(x.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+        assert torch.allclose(mono(x), expected, atol=1e-5)
+    back = tiny_config(iterations=1)  # but not a colour model from a grey one
+    list(Trainer(grey, images_for(grey), tmp_path / "grey.safetensors").run())
+    with pytest.raises(CheckpointError, match="same architecture"):
+        Trainer(back, images_for(back), init=tmp_path / "grey.safetensors")
 
 
 # --- checkpoints ----------------------------------------------------------------

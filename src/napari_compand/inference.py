@@ -27,9 +27,11 @@ bounded by a few tile rows whatever the image size.
 
 Input values are scaled to [0, 1] (uint8 / 255, uint16 / 65535, floats as they
 are, which must lie in [0, 1]) and the result comes back in the input's dtype
-and range. Grey images go through a colour model as three equal channels (the
-output is the channel mean); colour images go through a grey model channel by
-channel. The alpha channel of RGBA and grey + alpha passes through unchanged.
+and range. Grey images go through a colour model's grey-only partner when the zoo
+ships one (``<name>-grey``), else through the colour model as three equal
+channels (the output is the channel mean); colour images go through a grey model
+channel by channel. The alpha channel of RGBA and grey + alpha passes through
+unchanged.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class LoadedModel:
     network: Restorer
     name: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The zoo's grey-only partner of a colour model (:func:`~napari_compand.zoo.grey_partner`)
+    grey: LoadedModel | None = None
 
     @property
     def task(self) -> str | None:
@@ -118,7 +122,7 @@ class LoadedModel:
 
 
 _CACHE: dict[tuple, LoadedModel] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = threading.RLock()  # a model loads its grey partner
 
 
 def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
@@ -166,8 +170,26 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
             checkpoint = load_checkpoint(path)
             network = checkpoint.build_model().float()
             label = checkpoint.metadata.get("zoo_name", name)
-            _CACHE[key] = LoadedModel(network, label, checkpoint.metadata)
+            partner = zoo.grey_partner(label) if path == zoo.path_of(label) else None
+            grey = _grey_partner(network, load_model(partner)) if partner else None
+            _CACHE[key] = LoadedModel(network, label, checkpoint.metadata, grey)
         return _CACHE[key]
+
+
+def _grey_partner(network: Restorer, grey: LoadedModel) -> LoadedModel:
+    """``grey``, checked to restore what ``network`` restores, on the same tiles."""
+    from .checkpoints import CheckpointError
+
+    mine, theirs = network.config, grey.network.config
+    same = ("base", "bits", "sigma", "multiple")
+    if theirs.channels != 1 or any(getattr(mine, k) != getattr(theirs, k) for k in same):
+        raise CheckpointError(
+            f"{grey.name} cannot be the grey partner of a {mine.channels}-channel "
+            f"{mine.base.value} model: it needs 1 channel and the same base and grid"
+        )
+    if network.receptive_radius != grey.network.receptive_radius:
+        raise CheckpointError(f"{grey.name} has another receptive field than its colour model")
+    return grey
 
 
 @dataclass(frozen=True)
@@ -200,6 +222,10 @@ class RestoreOptions:
         Average the predictions for the 8 rotations and flips of every tile
         (8x the time). Helps expansion (quantization has no direction); hurts
         inverse halftoning (error diffusion runs left to right).
+    grey_partner
+        Grey images (and grey + alpha) go through the model's grey-only partner
+        when the zoo ships one (:func:`napari_compand.zoo.grey_partner`); False
+        sends them through the colour model as three equal channels.
     """
 
     rgb: bool | None = None
@@ -210,6 +236,7 @@ class RestoreOptions:
     precision: str = "auto"
     consistent: bool = False
     self_ensemble: bool = False
+    grey_partner: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -257,7 +284,7 @@ def restore(
     options, **settings
         :class:`RestoreOptions`, and/or its fields by name (``rgb``, ``device``,
         ``tile_size``, ``overlap``, ``batch_size``, ``precision``, ``consistent``,
-        ``self_ensemble``), which replace those of ``options``.
+        ``self_ensemble``, ``grey_partner``), which replace those of ``options``.
     progress
         Called with ``(tiles done, tiles total)``.
     should_stop
@@ -298,6 +325,9 @@ def restore_steps(
         )
     array = check_image(image, unit_range=True)
     rgb = guess_rgb(array, opts.rgb)
+    grey_image = not rgb or array.shape[-1] == 2
+    if grey_image and opts.grey_partner and loaded.grey is not None:
+        loaded = loaded.grey
     target = resolve_device(opts.device)
     batch_size = opts.batch_size or (4 if target.type == "cuda" else 1)
     plan = _TilePlan.for_model(loaded, opts.tile_size, opts.overlap)

@@ -22,7 +22,7 @@ bit-depth expansion, the position inside each pixel's quantization bin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ __all__ = [
     "Restorer",
     "UNet",
     "build_model",
+    "grey_version",
     "pad_to_multiple",
 ]
 
@@ -450,3 +451,40 @@ def build_model(config: ModelConfig | dict) -> Restorer:
     if isinstance(config, dict):
         config = ModelConfig(**config)
     return Restorer(config)
+
+
+def grey_version(model: Restorer) -> Restorer:
+    r"""The one-channel network that computes what colour ``model`` computes on grey input.
+
+    A grey image reaches a colour network as three equal channels ``g``, and its
+    result is the channel mean. So the first layer's weights are summed over
+    their input channels, :math:`W'_{o} = \sum_c W_{o,c}`, and the last layer's
+    weights and bias are averaged over its outputs, :math:`W' = \tfrac13 \sum_c W_c`.
+    The result is exact for the additive bases; with ``Base.BIN`` the mean moves
+    inside the bin's sigmoid (equal wherever the three channels agree). Used to
+    warm-start grey-only models from colour ones.
+
+    Examples
+    --------
+    >>> colour = build_model({"arch": "resunet", "widths": (8, 16), "blocks": (1, 1)})
+    >>> grey_version(colour).config.channels
+    1
+    """
+    if model.config.channels != 3:
+        raise ValueError(f"grey_version needs a 3-channel model, got {model.config.channels}")
+    grey = Restorer(replace(model.config, channels=1))
+    state = {}
+    modules = dict(model.named_modules())
+    for key, value in model.state_dict().items():
+        module = modules[key.rpartition(".")[0]]
+        transposed = isinstance(module, nn.ConvTranspose2d)
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.in_channels == 3:
+            if key.endswith("weight"):  # the first layer: sum over the input channels
+                value = value.sum(0 if transposed else 1, keepdim=True)
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.out_channels == 3:
+            # the last layer: mean over the outputs
+            axis = 1 if transposed and key.endswith("weight") else 0
+            value = value.mean(axis, keepdim=True)
+        state[key] = value
+    grey.load_state_dict(state)
+    return grey.train(model.training)

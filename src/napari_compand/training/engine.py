@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +36,7 @@ from .._device import resolve_device
 from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
-from ..models import build_model
+from ..models import build_model, grey_version
 from ..vocabulary import PixelLoss, Task
 from .config import TrainingConfig
 from .data import TrainingImages, batch_rng
@@ -379,13 +379,19 @@ class Trainer:
         return save_checkpoint(self.out, self.model, self.metadata(), self.optimizer)
 
     def _warm_start(self, checkpoint: Checkpoint) -> None:
-        if not checkpoint.model_config.same_weights_as(self.config.model):
+        source, mine = checkpoint.model_config, self.config.model
+        state = checkpoint.model_state
+        if (source.channels, mine.channels) == (3, 1):  # a grey model from a colour one
+            source = replace(source, channels=1)
+            state = grey_version(checkpoint.build_model()).state_dict()
+        if not source.same_weights_as(mine):
             raise CheckpointError(
                 f"{checkpoint.path}: its architecture {checkpoint.model_config} differs from "
-                f"this run's {self.config.model}; warm starts need the same architecture "
-                "(the base and its bits or sigma may differ)"
+                f"this run's {mine}; warm starts need the same architecture "
+                "(the base and its bits or sigma may differ, and a grey model may start "
+                "from a colour one)"
             )
-        self.model.load_state_dict(checkpoint.model_state)
+        self.model.load_state_dict(state)
         self.init_source = str(checkpoint.path)
 
     def _resume(self, checkpoint: Checkpoint) -> None:

@@ -10,6 +10,9 @@ True
 >>> zoo.get("expand-3bit/conv1_1").bits
 3
 
+A colour model may have a grey-only partner, ``<name>-grey``, that restores the
+grey images given to it (see :func:`grey_partner`).
+
 Models trained in this Python session (e.g. by the napari Train widget) are
 registered with :func:`register_session_model` and named ``session/<file stem>``.
 """
@@ -29,6 +32,7 @@ __all__ = [
     "ZooModel",
     "default_model",
     "get",
+    "grey_partner",
     "models",
     "names",
     "on_session_model_added",
@@ -208,6 +212,29 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
         + (f" from {bits} bits" if bits else "")
         + f"; available: {', '.join(_shipped())}"
     )
+
+
+#: Suffix of the grey-only partner of a colour model (see :func:`grey_partner`).
+GREY_SUFFIX = "-grey"
+
+
+def grey_partner(name: str) -> str | None:
+    """The shipped grey-only model that restores grey images for colour model ``name``.
+
+    That is ``<name>-grey`` when the zoo ships it: a network with one input
+    channel, warm-started from ``name`` and trained on grey images only.
+    :func:`napari_compand.inference.restore` sends grey images (and grey +
+    alpha) through it unless ``grey_partner=False``; colour images always go
+    through ``name``.
+
+    >>> grey_partner("expand-3bit/resunet")  # doctest: +SKIP
+    'expand-3bit/resunet-grey'
+    """
+    partner = name + GREY_SUFFIX
+    shipped = _shipped()
+    if name in shipped and partner in shipped:
+        return partner
+    return None
 
 
 # -- models trained in this session ---------------------------------------------
