@@ -31,6 +31,24 @@ def _stage(recipe: dict, iterations: int, device: str) -> str:
     return f"{iterations:,} iterations{bits} on {device}: {crops}, {lr}{grey}{pixel}"
 
 
+def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
+    """How grey images are restored, for a model with a grey partner or that is one."""
+    if partner:
+        return [
+            f"- **Grey images** go through its grey-only partner `{partner}` "
+            "(`restore(..., grey_partner=False)` sends them through this model; the rows "
+            "*via* the partner below are what `restore` gives)."
+        ]
+    colour = model.name.removesuffix(zoo.GREY_SUFFIX)
+    if colour != model.name and zoo.grey_partner(colour) == model.name:
+        return [
+            f"- **Grey partner** of `{colour}`: warm-started from it and trained on grey "
+            "images only; `restore` uses it for grey images given to either name. Its colour "
+            "rows restore each channel on its own."
+        ]
+    return []
+
+
 def card(model: zoo.ZooModel) -> str:
     meta = model.metadata
     recipe = meta["recipe"]
@@ -74,11 +92,22 @@ def card(model: zoo.ZooModel) -> str:
         )
     classical = "midbin" if model.task == "expand" else "gaussian"
     rows = [
-        ("Set5+Set14 colour", "set5+set14"),
-        ("Set5+Set14 grey", "set5+set14 grey"),
+        ("Set5+Set14 colour", "set5+set14", evaluation),
+        ("Set5+Set14 grey", "set5+set14 grey", evaluation),
     ]
     if "bsds/test" in evaluation:
-        rows += [("BSDS500 test colour", "bsds/test"), ("BSDS500 test grey", "bsds/test grey")]
+        rows += [
+            ("BSDS500 test colour", "bsds/test", evaluation),
+            ("BSDS500 test grey", "bsds/test grey", evaluation),
+        ]
+    partner = zoo.grey_partner(model.name)
+    if partner:  # what restore() gives grey images: the partner's own grey scores
+        theirs = zoo.get(partner).evaluation
+        rows += [
+            (f"{label}, via `{partner}`", key, theirs)
+            for label, key, _ in list(rows)
+            if key.endswith("grey") and key in theirs
+        ]
     x8 = any(key.endswith(" x8") for key in evaluation)  # the 8x self-ensemble, in bin
     table = [
         "| images | model | in bin | "
@@ -86,11 +115,11 @@ def card(model: zoo.ZooModel) -> str:
         + f"{classical} |",
         "|---|---|---|---|" + ("---|" if x8 else ""),
     ]
-    for label, key in rows:
+    for label, key, scores in rows:
         table.append(
-            f"| {label} | {_scores(evaluation, key)} | {_scores(evaluation, key + ' consistent')} "
-            + (f"| {_scores(evaluation, key + ' x8')} " if x8 else "")
-            + f"| {_scores(evaluation, key + ' baseline ' + classical)} |"
+            f"| {label} | {_scores(scores, key)} | {_scores(scores, key + ' consistent')} "
+            + (f"| {_scores(scores, key + ' x8')} " if x8 else "")
+            + f"| {_scores(scores, key + ' baseline ' + classical)} |"
         )
     halftones = next((v for k, v in evaluation.items() if k.endswith(" halftones")), None)
     if halftones:
@@ -117,6 +146,7 @@ def card(model: zoo.ZooModel) -> str:
         f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
         f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",
+        *_partner_lines(model, partner),
         "- **Training** (each stage warm-starts from the one before):",
         *[f"  {i}. {s}" for i, s in enumerate(stages, start=1)],
         f"- **Total**: {total:,} iterations.",

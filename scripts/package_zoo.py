@@ -15,6 +15,9 @@ Example::
 ``--x8 SET`` also scores expansion models with the 8x self-ensemble (in bin) on that
 set, colour and grey (key ``"<SET>[ grey] x8"``). ``--zoo NAME ...`` with ``--x8`` adds
 those scores to models that are shipped already, keeping everything else.
+
+Every score is the model's own network's (``grey_partner=False``): a colour model's
+grey rows are not those of its grey partner (``<name>-grey``), which has its own.
 """
 
 from __future__ import annotations
@@ -108,10 +111,10 @@ def main() -> None:
         model = load_model(path)
         evaluation = {}
         classical = "midbin" if meta["task"] == "expand" else "gaussian"
-        restorers = {"": model_restorer(model)}
+        restorers = {"": model_restorer(model, grey_partner=False)}
         in_bin_by_construction = meta["architecture"].get("base") == "bin"
         if meta["task"] == "expand" and not in_bin_by_construction:
-            restorers[" consistent"] = model_restorer(model, consistent=True)
+            restorers[" consistent"] = model_restorer(model, consistent=True, grey_partner=False)
         for set_name, set_tones in tones.items():
             for tone, images in set_tones:
                 key = f"{set_name}{tone}"
@@ -171,7 +174,9 @@ def _save_weights(checkpoint, path: Path, meta: dict) -> None:
 def x8_scores(model, degradation: Degradation, tones: tuple, set_name: str, name: str) -> dict:
     """Scores with the 8x self-ensemble, in bin, for each ``(tone, images)`` of ``tones``
     (colour and grey): ``{"<set>[ grey] x8": ...}``."""
-    ensemble = {"x8": model_restorer(model, consistent=True, self_ensemble=True)}
+    ensemble = {
+        "x8": model_restorer(model, consistent=True, self_ensemble=True, grey_partner=False)
+    }
     found = {}
     for tone, images in tones:
         scores = evaluate_many(images, degradation, ensemble)["x8"]
@@ -205,7 +210,7 @@ def halftone_scores(model, images: list, name: str) -> dict:
     table = {}
     for method, serpentine in HALFTONE_MIX:
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
-        scores = evaluate(images, degradation, model_restorer(model))
+        scores = evaluate(images, degradation, model_restorer(model, grey_partner=False))
         sigma, blur = best_gaussian(images, degradation)
         table[degradation.label] = {
             **scores.as_dict(),

@@ -26,6 +26,10 @@ def test_required_models_ship_small_with_full_metadata():
     for model in resunets:
         if model.name.endswith("/resunet"):  # the full-resolution models are the defaults
             assert zoo.default_model(model.task, model.bits) == model.name
+        elif model.name.endswith(zoo.GREY_SUFFIX):  # a default's grey-only partner
+            colour = model.name.removesuffix(zoo.GREY_SUFFIX)
+            assert zoo.grey_partner(colour) == model.name
+            assert model.metadata["architecture"]["channels"] == 1
         else:  # the ten-halftone model
             assert model.metadata["recipe"]["halftone_method"] == "mixed"
         assert model.metadata["recipe"]["perceptual_weight"] == 0  # PSNR-oriented pixel loss
@@ -38,7 +42,8 @@ def test_required_models_ship_small_with_full_metadata():
         assert meta["dtype"] == "float16"
         assert meta["recipe"]["crop_size"] > 0 and meta["iterations_done"] > 0
         assert "set5+set14" in model.evaluation and "set5+set14 grey" in model.evaluation
-        assert meta["recipe"]["grey_fraction"] > 0  # every model learnt grey input too
+        # every model learnt grey input too (a grey partner learnt nothing else)
+        assert meta["recipe"]["grey_fraction"] > 0 or meta["architecture"]["channels"] == 1
         if model.task == "expand":
             assert model.bits == meta["recipe"]["bits"] == meta["architecture"]["bits"]
         checkpoint = load_checkpoint(model.path)
@@ -51,7 +56,7 @@ def test_get_default_and_unknown():
     assert zoo.default_model("expand", 4) == "expand-4bit/resunet"
     assert zoo.default_model("expand", 1) == "expand-1bit/resunet"
     assert zoo.default_model("expand", 2) == "expand-2bit/resunet"
-    assert zoo.default_model("expand", 3) == "expand-3bit/conv1_1-pixel"  # no resunet yet
+    assert zoo.default_model("expand", 3) == "expand-3bit/resunet"
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
         zoo.get("expand-3bit/conv9_9")
     with pytest.raises(KeyError, match="no model for expand from 8 bits"):
@@ -125,3 +130,22 @@ def test_the_default_follows_a_known_halftone_method():
         assert (
             zoo.default_model("inverse-halftone", halftone=other) == "inverse-halftone/resunet-mix"
         )
+
+
+def test_grey_partners_restore_the_grey_images_of_their_colour_models():
+    """Measured at packaging: each partner beats its colour model on grey images."""
+    from skimage import data
+
+    from napari_compand.degrade import quantize
+    from napari_compand.inference import restore
+
+    partners = [m for m in zoo.shipped() if m.name.endswith(zoo.GREY_SUFFIX)]
+    assert "expand-3bit/resunet-grey" in {m.name for m in partners}
+    for partner in partners:
+        colour = zoo.get(partner.name.removesuffix(zoo.GREY_SUFFIX))
+        for key in ("set5+set14 grey", "bsds/test grey"):
+            assert partner.evaluation[key]["psnr"] > colour.evaluation[key]["psnr"], partner.name
+        low = quantize(data.camera()[:96, :128], bits=partner.bits)
+        paired = restore(low, colour.name)
+        assert np.array_equal(paired, restore(low, partner.name))
+        assert not np.array_equal(paired, restore(low, colour.name, grey_partner=False))

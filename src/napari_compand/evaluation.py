@@ -91,12 +91,18 @@ def baseline(name: str, degradation: Degradation, sigma: float = HALFTONE_BLUR_S
 
 
 def model_restorer(
-    model: Any, *, consistent: bool = False, self_ensemble: bool = False, device: str = "auto"
+    model: Any,
+    *,
+    consistent: bool = False,
+    self_ensemble: bool = False,
+    device: str = "auto",
+    grey_partner: bool = True,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``uint8 degraded -> uint8 restored`` with a network, for :func:`evaluate`.
 
     ``model`` is anything :func:`~napari_compand.inference.restore` accepts;
-    ``(Y, X, 3)`` images are colour, 2D images grey.
+    ``(Y, X, 3)`` images are colour, 2D images grey. ``grey_partner=False``
+    scores the model's own network on grey images, not its zoo partner's.
     """
     from .inference import load_model, restore
 
@@ -108,6 +114,7 @@ def model_restorer(
         device=device,
         consistent=consistent,
         self_ensemble=self_ensemble,
+        grey_partner=grey_partner,
     )
 
 
