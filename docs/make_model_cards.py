@@ -26,6 +26,8 @@ def _stage(recipe: dict, iterations: int, device: str) -> str:
         f" ({recipe['lr_schedule']})" if recipe.get("lr_schedule", "constant") != "constant" else ""
     )
     grey = f", {recipe['grey_fraction']:.0%} grey crops" if recipe.get("grey_fraction") else ""
+    if recipe.get("model", {}).get("channels") == 1:
+        grey = ", grey images only"
     pixel = f", + {recipe['pixel_weight']:g} x pixel MSE" if recipe.get("pixel_weight") else ""
     bits = f" at {recipe['bits']} bits" if recipe.get("task") == "expand" else ""
     return f"{iterations:,} iterations{bits} on {device}: {crops}, {lr}{grey}{pixel}"
@@ -135,6 +137,7 @@ def card(model: zoo.ZooModel) -> str:
                 f"| {label.removeprefix('halftone ')} | {s['psnr']:.2f} dB / {s['ssim']:.3f} "
                 f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
             )
+    channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"
     paper = evaluation.get("paper (COCO)")
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:16]
     lines = [
@@ -142,7 +145,7 @@ def card(model: zoo.ZooModel) -> str:
         "",
         f"- **Task**: {what}.",
         f"- **Loss**: {loss}.",
-        f"- **Network**: {network}, {arch['channels']} channels in and out, predicting a "
+        f"- **Network**: {network}, {channels} in and out, predicting a "
         f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
         f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",
