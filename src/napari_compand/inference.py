@@ -413,7 +413,7 @@ def least_tile_size(model: str | Path | Restorer | LoadedModel) -> int:
 
     Examples
     --------
-    >>> least_tile_size("inverse-halftone/resunet")  # doctest: +SKIP
+    >>> least_tile_size("inverse-halftone/resunet")
     272
     """
     with warnings.catch_warnings():

@@ -227,7 +227,7 @@ def grey_partner(name: str) -> str | None:
     alpha) through it unless ``grey_partner=False``; colour images always go
     through ``name``.
 
-    >>> grey_partner("expand-3bit/resunet")  # doctest: +SKIP
+    >>> grey_partner("expand-3bit/resunet")
     'expand-3bit/resunet-grey'
     """
     partner = name + GREY_SUFFIX
