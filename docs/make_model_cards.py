@@ -107,7 +107,7 @@ def card(model: zoo.ZooModel) -> str:
         theirs = zoo.get(partner).evaluation
         rows += [
             (f"{label}, via `{partner}`", key, theirs)
-            for label, key, _ in list(rows)
+            for label, key, _ in rows
             if key.endswith("grey") and key in theirs
         ]
     x8 = any(key.endswith(" x8") for key in evaluation)  # the 8x self-ensemble, in bin

@@ -173,13 +173,10 @@ class RestoreWidget(WidgetActions, Container):
 
     def _follow_tile_minimum(self) -> None:
         """Let the tile size go no lower than the chosen model's seam-free minimum."""
-        model = self.selected_model()
-        if self._model.value == _FROM_FILE and not Path(model).is_file():
-            return
         try:
-            least = least_tile_size(model)  # loads (and caches) the model
+            least = least_tile_size(self.selected_model())  # loads (and caches) the model
         except (FileNotFoundError, CheckpointError, TypeError, ValueError):
-            return  # said when Restore is pressed
+            return  # no file chosen yet, or a bad one: said when Restore is pressed
         self._tile.min = least
         self._tile.tooltip = (
             f"large images are restored tile by tile; {least} px is the smallest tile "
