@@ -7,13 +7,16 @@ folders) and matplotlib (``pip install -e ".[docs]"``)::
     python docs/make_results.py bsds       # --bsds DIR (default ../shared/data/bsds/test)
     python docs/make_results.py figures
     python docs/make_results.py ablation   # --runs runs/ablation (scripts/ablation.py output)
+    python docs/make_results.py defaults   # from the shipped files' metadata
 
 ``tables`` writes ``docs/results/set5_set14.{md,csv}`` (every shipped model, in-bin
 variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_test.{md,csv}``
 (the conv1_1 models, colour); ``figures`` draws ``docs/images/psnr_vs_bits.png`` from the CSVs
 and ``docs/images/conv1_1_vs_conv5_1.png``; ``ablation`` copies the JSON records of
 ``scripts/ablation.py`` to ``docs/results/ablation/``, writes ``docs/results/ablation.md`` and
-draws ``docs/images/ablation_loss.png``.
+draws ``docs/images/ablation_loss.png``; ``defaults`` writes ``docs/results/defaults.md``, the
+default model of every task against the targets of issues 11 and 12, from the scores that
+``scripts/package_zoo.py`` measured and stored in each shipped file (no images needed).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.degrade import halftone
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
+from napari_compand.vocabulary import Task
 
 DOCS = Path(__file__).resolve().parent
 RESULTS = DOCS / "results"
@@ -245,9 +249,105 @@ def ablation(runs: Path) -> None:
     print(f"wrote {IMAGES / 'ablation_loss.png'}")
 
 
+#: Colour PSNR targets (dB) of issues 11 and 12, the same on Set5 + Set14 and BSDS500 test
+#: (inverse halftoning: Set5 + Set14, BSDS500 test); ``None``: mid-bin + 0.5 dB.
+TARGETS: dict[int | None, float | tuple[float, float] | None] = {
+    1: 19.0,
+    2: 26.0,
+    3: 32.9,
+    4: 37.9,
+    5: 42.6,
+    6: None,
+    7: None,
+    None: (31.5, 31.8),
+}
+
+#: "A Little Bit More" (Punnappurath & Brown, TPAMI 2022, D4) on Set5 + Set14, colour, as
+#: measured with its public weights and test script (issue 12).
+LITTLE_BIT_MORE = {3: 32.84, 4: 37.88, 5: 42.52}
+
+#: Evaluation sets as ``scripts/package_zoo.py`` names them in the metadata.
+SETS = {"set5+set14": "Set5 + Set14 (16 images)", "bsds/test": "BSDS500 test (200 images)"}
+
+
+def _psnr(evaluation: dict, key: str) -> float | None:
+    scores = evaluation.get(key)
+    return scores["psnr"] if scores else None
+
+
+def _cell(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def defaults_table(data: str) -> str:
+    """One markdown row per task of the default model's stored scores on ``data``.
+
+    Colour is the model itself; grey is what ``restore`` gives a grey image (the grey
+    partner's score where one ships). *Margin* is colour minus the target (for 6 and 7 bits
+    the target is mid-bin + 0.5 dB); *grey gap* is colour minus grey (target: at most 0.5).
+    """
+    lines = [
+        "| task | default model | target | colour | margin | x8 colour | grey | grey gap "
+        "| classical colour / grey | paper (COCO) | A Little Bit More |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    tasks = [(Task.EXPAND.value, bits) for bits in range(1, 8)]
+    tasks.append((Task.INVERSE_HALFTONE.value, None))
+    for task, bits in tasks:
+        name = zoo.default_model(task, bits)
+        evaluation = zoo.get(name).evaluation
+        partner = zoo.grey_partner(name)
+        grey_source = zoo.get(partner).evaluation if partner else evaluation
+        classical = "midbin" if bits else "gaussian"
+        colour = _psnr(evaluation, data)
+        grey = _psnr(grey_source, f"{data} grey")
+        base = _psnr(evaluation, f"{data} baseline {classical}")
+        base_grey = _psnr(evaluation, f"{data} grey baseline {classical}")
+        target = TARGETS[bits]
+        if isinstance(target, tuple):
+            target = target[list(SETS).index(data)]
+        if target is not None:
+            target_text = f"≥ {target:.1f}"
+        elif base is not None:
+            target, target_text = base + 0.5, f"mid-bin + 0.5 = {base + 0.5:.2f}"
+        else:
+            target_text = "mid-bin + 0.5"
+        margin = None if colour is None or target is None else colour - target
+        met = margin is not None and margin >= 0
+        margin_text = _cell(margin, "{:+.2f}") + (" met" if met else "")
+        gap = None if colour is None or grey is None else colour - grey
+        gap_text = _cell(gap, "{:.2f}") + (" met" if gap is not None and gap <= 0.5 else "")
+        paper = paper_tables.PAPER.get((task, bits, "conv1_1")) if data == "set5+set14" else None
+        rival = LITTLE_BIT_MORE.get(bits) if data == "set5+set14" else None
+        label = "inverse halftone (Floyd–Steinberg)"
+        if bits:
+            label = f"expand, {bits} bit{'s' if bits > 1 else ''}"
+        model = f"`{name}`" + (f" + `{partner}`" if partner else "")
+        lines.append(
+            f"| {label} | {model} | {target_text} | {_cell(colour)} | {margin_text} "
+            f"| {_cell(_psnr(evaluation, f'{data} x8'))} | {_cell(grey)} | {gap_text} "
+            f"| {_cell(base)} / {_cell(base_grey)} | {_cell(paper[0] if paper else None)} "
+            f"| {_cell(rival)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def defaults() -> None:
+    """Write ``docs/results/defaults.md``: the defaults against the targets, per set."""
+    parts = [
+        "<!-- generated by `python docs/make_results.py defaults` from the shipped files -->",
+        "",
+    ]
+    for data, title in SETS.items():
+        parts += [f"**{title}**, mean PSNR (dB):", "", defaults_table(data)]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "defaults.md").write_text("\n".join(parts))
+    print((RESULTS / "defaults.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=("tables", "bsds", "figures", "ablation"))
+    parser.add_argument("what", choices=("tables", "bsds", "figures", "ablation", "defaults"))
     parser.add_argument("--runs", default="runs/ablation", help="scripts/ablation.py output")
     parser.add_argument(
         "--set5-set14", nargs="+", default=["../shared/data/eval/set5", "../shared/data/eval/set14"]
@@ -260,6 +360,8 @@ def main() -> None:
         bsds(args.bsds)
     elif args.what == "ablation":
         ablation(Path(args.runs))
+    elif args.what == "defaults":
+        defaults()
     else:
         figures(args.set5_set14)
 

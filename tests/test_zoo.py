@@ -149,3 +149,19 @@ def test_grey_partners_restore_the_grey_images_of_their_colour_models():
         paired = restore(low, colour.name)
         assert np.array_equal(paired, restore(low, partner.name))
         assert not np.array_equal(paired, restore(low, colour.name, grey_partner=False))
+
+
+def test_every_default_beats_its_classical_baseline_in_colour():
+    """The scores stored at packaging: each task's default beats mid-bin (expansion) or
+    the Gaussian blur (inverse halftoning) on every evaluation set it was scored on."""
+    defaults = [zoo.default_model("expand", bits) for bits in range(1, 8)]
+    defaults.append(zoo.default_model("inverse-halftone"))
+    for name in defaults:
+        model = zoo.get(name)
+        classical = "midbin" if model.task == "expand" else "gaussian"
+        sets = [key for key in model.evaluation if key in ("set5+set14", "bsds/test")]
+        assert "set5+set14" in sets, name
+        for data in sets:
+            ours = model.evaluation[data]["psnr"]
+            theirs = model.evaluation[f"{data} baseline {classical}"]["psnr"]
+            assert ours > theirs + 0.3, (name, data, ours, theirs)
