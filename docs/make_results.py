@@ -14,8 +14,9 @@ variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_tes
 (the conv1_1 models, colour); ``figures`` draws ``docs/images/psnr_vs_bits.png`` from the CSVs
 and ``docs/images/conv1_1_vs_conv5_1.png``; ``ablation`` copies the JSON records of
 ``scripts/ablation.py`` to ``docs/results/ablation/``, writes ``docs/results/ablation.md`` and
-draws ``docs/images/ablation_loss.png``; ``defaults`` writes ``docs/results/defaults.md``, the
-default model of every task against the targets of issues 11 and 12, from the scores that
+draws ``docs/images/ablation_loss.png``; ``defaults`` writes ``docs/results/defaults.md``
+(and the same tables into ``docs/results.md`` between its ``defaults`` markers): the default
+model of every task against the targets of issues 11 and 12, from the scores that
 ``scripts/package_zoo.py`` measured and stored in each shipped file (no images needed).
 """
 
@@ -340,9 +341,15 @@ def defaults() -> None:
     ]
     for data, title in SETS.items():
         parts += [f"**{title}**, mean PSNR (dB):", "", defaults_table(data)]
+    text = "\n".join(parts)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "defaults.md").write_text("\n".join(parts))
-    print((RESULTS / "defaults.md").read_text())
+    (RESULTS / "defaults.md").write_text(text)
+    # and in docs/results.md, between its markers
+    page = DOCS / "results.md"
+    start, end = "<!-- defaults:start -->", "<!-- defaults:end -->"
+    before, rest = page.read_text().split(start)
+    page.write_text(before + start + "\n" + text + "\n" + end + rest.split(end)[1])
+    print(text)
 
 
 def main() -> None:
