@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 from napari_compand import zoo
+from napari_compand.evaluation import classical_baseline
 
 OUT = Path(__file__).resolve().parent / "models.md"
 
@@ -92,7 +93,7 @@ def card(model: zoo.ZooModel) -> str:
             f"U-Net, {arch['ngf']} base channels, depth {arch['depth']}, at most "
             f"{arch['max_channels']} channels"
         )
-    classical = "midbin" if model.task == "expand" else "gaussian"
+    classical = classical_baseline(model.task)
     rows = [
         ("Set5+Set14 colour", "set5+set14", evaluation),
         ("Set5+Set14 grey", "set5+set14 grey", evaluation),

@@ -34,6 +34,7 @@ from napari_compand.degrade import HALFTONE_MIX, Degradation
 from napari_compand.evaluation import (
     baseline,
     best_gaussian,
+    classical_baseline,
     evaluate,
     evaluate_many,
     grey_version,
@@ -110,7 +111,7 @@ def main() -> None:
         degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
         model = load_model(path)
         evaluation = {}
-        classical = "midbin" if meta["task"] == "expand" else "gaussian"
+        classical = classical_baseline(meta["task"])
         restorers = {"": model_restorer(model, grey_partner=False)}
         in_bin_by_construction = meta["architecture"].get("base") == "bin"
         if meta["task"] == "expand" and not in_bin_by_construction:

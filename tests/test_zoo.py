@@ -9,6 +9,7 @@ import pytest
 
 from napari_compand import zoo
 from napari_compand.checkpoints import load_checkpoint
+from napari_compand.evaluation import classical_baseline
 from napari_compand.inference import load_model
 
 REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1")
@@ -158,7 +159,7 @@ def test_every_default_beats_its_classical_baseline_in_colour():
     defaults.append(zoo.default_model("inverse-halftone"))
     for name in defaults:
         model = zoo.get(name)
-        classical = "midbin" if model.task == "expand" else "gaussian"
+        classical = classical_baseline(model.task)
         sets = [key for key in model.evaluation if key in ("set5+set14", "bsds/test")]
         assert "set5+set14" in sets, name
         for data in sets:

@@ -27,6 +27,7 @@ from skimage.util import img_as_ubyte
 
 from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode
 from .metrics import psnr, ssim
+from .vocabulary import Task
 
 __all__ = [
     "BASELINES",
@@ -34,6 +35,7 @@ __all__ = [
     "Scores",
     "baseline",
     "best_gaussian",
+    "classical_baseline",
     "evaluate",
     "evaluate_many",
     "grey_version",
@@ -65,6 +67,17 @@ class Scores:
 
     def as_dict(self) -> dict[str, float]:
         return {"psnr": round(self.psnr, 3), "ssim": round(self.ssim, 4), "images": self.images}
+
+
+def classical_baseline(task: str | Task) -> str:
+    """The baseline of :data:`BASELINES` a task's models are compared with (and whose
+    scores the zoo's metadata stores): ``midbin`` for expansion, ``gaussian`` for
+    inverse halftoning.
+
+    >>> classical_baseline("expand"), classical_baseline("inverse-halftone")
+    ('midbin', 'gaussian')
+    """
+    return "midbin" if Task(task) is Task.EXPAND else "gaussian"
 
 
 def baseline(name: str, degradation: Degradation, sigma: float = HALFTONE_BLUR_SIGMA) -> Callable:
