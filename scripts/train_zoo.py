@@ -160,6 +160,10 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     )
     if args.crop_size:
         settings["crop_size"] = args.crop_size
+    if args.resunet_size and settings["model"].get("arch") == "resunet":
+        # a larger size warm-starts from a smaller shipped model (models.deeper_version)
+        widths, blocks = RESUNET_SIZES[args.resunet_size]
+        settings["model"] = {**settings["model"], "widths": widths, "blocks": blocks}
     for key in ("lr", "lr_schedule", "grey_fraction"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -255,6 +259,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="default: the recipe's 2e-4")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"))
     parser.add_argument("--grey-fraction", type=float, help="share of grey crops")
+    parser.add_argument(
+        "--resunet-size",
+        choices=list(RESUNET_SIZES),
+        help=f"ResUNet size of the resunet jobs (default {RESUNET_SIZE}); a larger size "
+        "may warm-start from a smaller model",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

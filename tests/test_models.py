@@ -12,6 +12,7 @@ from napari_compand.models import (
     ResUNet,
     UNet,
     build_model,
+    deeper_version,
     grey_version,
     pad_to_multiple,
 )
@@ -185,3 +186,26 @@ def test_grey_version_computes_the_colour_model_on_grey_input(config):
         assert torch.allclose(grey(x), expected, atol=1e-5)
     with pytest.raises(ValueError, match="3-channel"):
         grey_version(grey)
+
+
+def test_deeper_version_computes_the_smaller_model_and_adds_blocks():
+    torch.manual_seed(0)
+    config = {"arch": "resunet", "widths": (8, 16, 32), "blocks": (1, 1, 2), "base": "gaussian"}
+    small = build_model(config).eval()
+    for parameter in small.parameters():  # the zero-initialised head would hide the body
+        torch.nn.init.normal_(parameter, std=0.1)
+    deeper = deeper_version(small, (2, 1, 4))
+    assert deeper.config.blocks == (2, 1, 4) and not deeper.training
+    assert [len(level) for level in deeper.unet.encoder] == [2, 1]
+    assert len(deeper.unet.bottom) == 4
+    x = torch.rand(2, 3, 40, 44)
+    with torch.no_grad():
+        assert torch.equal(deeper(x), small(x))
+    added = deeper.unet.bottom[3].conv1.weight  # new blocks: random first convolution
+    assert added.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least"):
+        deeper_version(small, (1, 1, 1))
+    with pytest.raises(ValueError, match="levels"):
+        deeper_version(small, (1, 1))
+    with pytest.raises(ValueError, match="resunet"):
+        deeper_version(build_model({"ngf": 8, "depth": 3, "max_channels": 16}), (1, 1))

@@ -247,6 +247,23 @@ def test_a_grey_model_warm_starts_from_a_colour_one(tmp_path):
         Trainer(back, images_for(back), init=tmp_path / "grey.safetensors")
 
 
+def test_a_deeper_resunet_warm_starts_from_a_smaller_one(tmp_path):
+    """The grown model starts from the small one's result; a shallower one cannot."""
+    small = tiny_config(iterations=2, model=RES_TINY, perceptual_weight=0.0, pixel_weight=1.0)
+    source = Trainer(small, images_for(small), tmp_path / "small.safetensors")
+    list(source.run())
+    big = replace(small, model=replace(RES_TINY, blocks=(2, 3)))
+    warm = Trainer(big, images_for(big), tmp_path / "big.safetensors", init=source.out)
+    assert warm.model.config.blocks == (2, 3)
+    assert warm.metadata()["init"].endswith("small.safetensors")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(warm.model.eval()(x), source.model.eval()(x), atol=1e-6)
+    list(warm.run())
+    with pytest.raises(CheckpointError, match="fewer blocks"):
+        Trainer(small, images_for(small), init=tmp_path / "big.safetensors")
+
+
 # --- checkpoints ----------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Restorer",
     "UNet",
     "build_model",
+    "deeper_version",
     "grey_version",
     "pad_to_multiple",
 ]
@@ -488,3 +489,46 @@ def grey_version(model: Restorer) -> Restorer:
         state[key] = value
     grey.load_state_dict(state)
     return grey.train(model.training)
+
+
+def deeper_version(model: Restorer, blocks: tuple[int, ...]) -> Restorer:
+    r"""The ResUNet with more residual blocks per level that computes what ``model`` computes.
+
+    The blocks ``model`` has keep their weights; each added block, appended at the
+    end of its level, gets a zero second convolution, so it is the identity,
+    :math:`x + 0 \cdot \mathrm{conv}(\mathrm{relu}(\mathrm{conv}(x))) = x`, and
+    training can start from the smaller network's result with the larger one's
+    capacity. Used to warm-start a larger size (e.g. ``M`` from ``S``).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a ResUNet, or ``blocks`` has another number of levels
+        or fewer blocks than ``model`` at some level.
+
+    Examples
+    --------
+    >>> small = build_model({"arch": "resunet", "widths": (8, 16), "blocks": (1, 1)})
+    >>> deeper_version(small, (2, 3)).config.blocks
+    (2, 3)
+    """
+    config = model.config
+    blocks = tuple(int(b) for b in blocks)
+    if config.arch is not Arch.RESUNET:
+        raise ValueError(f"deeper_version needs a resunet, got {config.arch.value}")
+    if len(blocks) != len(config.blocks) or any(
+        new < old for new, old in zip(blocks, config.blocks, strict=True)
+    ):
+        raise ValueError(
+            f"blocks {blocks} must have {len(config.blocks)} levels and at least "
+            f"{config.blocks} blocks per level"
+        )
+    deeper = Restorer(replace(config, blocks=blocks))
+    state = deeper.state_dict()
+    state.update(model.state_dict())
+    for key in state:
+        # conv2 of an added block (one the smaller model has no weights for): zero
+        if ".conv2." in key and key not in model.state_dict():
+            state[key] = torch.zeros_like(state[key])
+    deeper.load_state_dict(state)
+    return deeper.train(model.training)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -36,8 +36,8 @@ from .._device import resolve_device
 from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
-from ..models import build_model, grey_version
-from ..vocabulary import PixelLoss, Task
+from ..models import ModelConfig, build_model, deeper_version, grey_version
+from ..vocabulary import Arch, PixelLoss, Task
 from .config import TrainingConfig
 from .data import TrainingImages, batch_rng
 
@@ -381,15 +381,21 @@ class Trainer:
     def _warm_start(self, checkpoint: Checkpoint) -> None:
         source, mine = checkpoint.model_config, self.config.model
         state = checkpoint.model_state
+        model = None
         if (source.channels, mine.channels) == (3, 1):  # a grey model from a colour one
-            source = replace(source, channels=1)
-            state = grey_version(checkpoint.build_model()).state_dict()
+            model = grey_version(checkpoint.build_model())
+            source = model.config
+        if _grows_into(source, mine):  # a larger ResUNet from a smaller one
+            model = deeper_version(model or checkpoint.build_model(), mine.blocks)
+            source = model.config
+        if model is not None:
+            state = model.state_dict()
         if not source.same_weights_as(mine):
             raise CheckpointError(
                 f"{checkpoint.path}: its architecture {checkpoint.model_config} differs from "
                 f"this run's {mine}; warm starts need the same architecture "
-                "(the base and its bits or sigma may differ, and a grey model may start "
-                "from a colour one)"
+                "(the base and its bits or sigma may differ, a grey model may start "
+                "from a colour one, and a ResUNet from one with fewer blocks)"
             )
         self.model.load_state_dict(state)
         self.init_source = str(checkpoint.path)
@@ -419,6 +425,18 @@ class Trainer:
         self.iteration = done
         self.history = list(checkpoint.metadata.get("validation", []))
         self.init_source = checkpoint.metadata.get("init")
+
+
+def _grows_into(source: ModelConfig, target: ModelConfig) -> bool:
+    """Whether ``target`` is ``source`` with more residual blocks at some level."""
+    return (
+        source.arch is target.arch is Arch.RESUNET
+        and source.channels == target.channels
+        and source.widths == target.widths
+        and source.blocks != target.blocks
+        and len(source.blocks) == len(target.blocks)
+        and all(s <= t for s, t in zip(source.blocks, target.blocks, strict=True))
+    )
 
 
 class TrainingQueue:
