@@ -43,6 +43,7 @@ RESUNET = {
     "widths": RESUNET_SIZES[RESUNET_SIZE][0],
     "blocks": RESUNET_SIZES[RESUNET_SIZE][1],
 }
+RESUNET_M = {"arch": "resunet", "widths": RESUNET_SIZES["M"][0], "blocks": RESUNET_SIZES["M"][1]}
 #: The default models' PSNR-oriented loss: pixel MSE only (no VGG19), grey crops.
 PSNR_LOSS = {"perceptual_weight": 0.0, "pixel_weight": 1.0, "pixel_loss": "mse"}
 
@@ -67,10 +68,11 @@ JOBS: dict[str, dict] = {
     "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
     "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
     # ResUNet, pixel loss: the expansion defaults, inverse halftoning on ten halftones / FS
+    # ten halftones share one network: the larger size M (grown from S, models.deeper_version)
     "ih_resunet_mix": {
         "task": "inverse-halftone",
         "halftone_method": "mixed",
-        "model": {**RESUNET, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        "model": {**RESUNET_M, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
         **PSNR_LOSS,
     },
     "ih_resunet_fs": {

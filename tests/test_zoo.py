@@ -119,18 +119,26 @@ def test_one_task_vocabulary_names_and_parses_zoo_models():
 
 
 def test_the_default_follows_a_known_halftone_method():
-    from napari_compand.degrade import Degradation
+    """Raster Floyd–Steinberg gets its own model; another known halftone the shipped model
+    that scored best on it at packaging (resunet-mix where Floyd–Steinberg models fail)."""
+    from napari_compand.degrade import HALFTONE_MIX, Degradation
 
     fs = Degradation("halftone", method="floyd-steinberg")
     assert zoo.default_model("inverse-halftone", halftone=fs) == "inverse-halftone/resunet"
-    for other in (
-        Degradation("halftone", method="stucki"),
-        Degradation("halftone", method="floyd-steinberg", serpentine=True),
-        Degradation("halftone", method="bayer-8x8"),
-    ):
+    for method in ("stucki", "jarvis-judice-ninke", "bayer-8x8"):
+        other = Degradation("halftone", method=method)
         assert (
             zoo.default_model("inverse-halftone", halftone=other) == "inverse-halftone/resunet-mix"
         )
+    candidates = ("inverse-halftone/resunet", "inverse-halftone/resunet-mix")
+    for method, serpentine in HALFTONE_MIX[1:]:
+        halftone = Degradation("halftone", method=method, serpentine=serpentine)
+        scores = {
+            name: zoo.get(name).evaluation["set5+set14 halftones"][halftone.label]["psnr"]
+            for name in candidates
+        }
+        chosen = zoo.default_model("inverse-halftone", halftone=halftone)
+        assert scores[chosen] == max(scores.values()), halftone.label
 
 
 def test_grey_partners_restore_the_grey_images_of_their_colour_models():

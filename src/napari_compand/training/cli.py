@@ -55,7 +55,12 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="checkpoint file to write (.safetensors)"
     )
     train.add_argument("--resume", type=Path, help="continue this checkpoint (same recipe)")
-    train.add_argument("--init", type=Path, help="warm start from this checkpoint's weights")
+    train.add_argument(
+        "--init",
+        type=Path,
+        help="warm start from this checkpoint's weights (a colour model for a grey one, "
+        "a ResUNet with fewer --blocks for a deeper one)",
+    )
     train.add_argument(
         "--overwrite",
         action="store_true",

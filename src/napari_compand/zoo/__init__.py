@@ -168,25 +168,38 @@ def path_of(name: str) -> Path | None:
 DEFAULT_VARIANTS = ("resunet", "conv1_1-pixel", "conv1_1")
 
 
-#: The default for halftones other than raster Floyd–Steinberg (when their method is known).
+#: The model for halftones other than raster Floyd–Steinberg (when their method is known),
+#: unless the Floyd–Steinberg default scored better on that halftone.
 MIXED_HALFTONE_VARIANT = "resunet-mix"
+
+#: The evaluation set whose stored per-halftone scores :func:`default_model` compares.
+HALFTONE_SCORES = "set5+set14 halftones"
+
+
+def _halftone_psnr(name: str, halftone: Any) -> float:
+    """``name``'s stored Set5 + Set14 colour PSNR on ``halftone``; -inf if not scored."""
+    scores = get(name).evaluation.get(HALFTONE_SCORES, {}).get(halftone.label)
+    return scores["psnr"] if scores else float("-inf")
 
 
 def default_model(task: str, bits: int | None = None, halftone: Any = None) -> str:
     """The best shipped model for ``task`` (and ``bits`` for ``expand``).
 
-    ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
-    inverse-halftoning input when it is known (layer metadata). For anything but
-    raster Floyd–Steinberg, the ten-halftone ``resunet-mix`` comes first: the
-    Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke, Stucki,
-    Sierra and Atkinson halftones.
-
     That is the first of :data:`DEFAULT_VARIANTS` the zoo has: ``resunet``
     (the full-resolution network with a PSNR-oriented loss), then the paper's
     U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
-    ``conv1_1``. The ten-halftone ``inverse-halftone/resunet-mix`` is not a
-    default: on Floyd–Steinberg halftones it is 0.8 dB below
-    ``inverse-halftone/resunet`` (trained on them alone).
+    ``conv1_1``. For inverse halftoning that is ``inverse-halftone/resunet``,
+    trained on raster Floyd–Steinberg halftones: a halftone's method cannot be
+    told from its pixels, and on those it is 0.5 dB above the ten-halftone
+    ``resunet-mix``.
+
+    ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
+    inverse-halftoning input when it is known (layer metadata). For any other
+    halftone than raster Floyd–Steinberg, the default is whichever of
+    ``resunet-mix`` and the Floyd–Steinberg default scored higher on it (their
+    Set5 + Set14 scores stored at packaging): ``resunet-mix`` for most, because
+    the Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke,
+    Stucki, Sierra and Atkinson halftones.
 
     Raises
     ------
@@ -196,17 +209,20 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
     task = Task(task)
     if task is Task.EXPAND and bits is None:
         raise KeyError("the default expansion model depends on the input bits; give bits")
-    variants = DEFAULT_VARIANTS
+    names = [task.model_name(variant, bits) for variant in DEFAULT_VARIANTS]
+    default = next((name for name in names if name in _shipped()), None)
     floyd_steinberg = ("floyd-steinberg", False)
     if (
         task is Task.INVERSE_HALFTONE
         and halftone is not None
         and (halftone.method, bool(halftone.serpentine)) != floyd_steinberg
+        and (mixed := task.model_name(MIXED_HALFTONE_VARIANT)) in _shipped()
     ):
-        variants = (MIXED_HALFTONE_VARIANT, *DEFAULT_VARIANTS)
-    for name in (task.model_name(variant, bits) for variant in variants):
-        if name in _shipped():
-            return name
+        if default is None:
+            return mixed
+        return max((mixed, default), key=lambda name: _halftone_psnr(name, halftone))
+    if default is not None:
+        return default
     raise KeyError(
         f"the zoo has no model for {task.value}"
         + (f" from {bits} bits" if bits else "")
