@@ -68,10 +68,18 @@ def card(model: zoo.ZooModel) -> str:
             loss += f" + {recipe['pixel_weight']:g} x pixel MSE"
     else:
         loss = f"pixel {recipe.get('pixel_loss', 'mse').upper()} only (PSNR-oriented)"
-    stages = [
-        _stage(s["recipe"], s["iterations_done"], s["device"]) for s in meta.get("warm_starts", [])
-    ]
-    stages.append(_stage(recipe, meta["iterations_done"], meta["device"]))
+    chain = [*meta.get("warm_starts", []), meta]
+    stages = []
+    for before, stage in zip([None, *chain], chain, strict=False):
+        text = _stage(stage["recipe"], stage["iterations_done"], stage["device"])
+        blocks = stage["recipe"].get("model", {}).get("blocks")
+        if before is not None and blocks != before["recipe"].get("model", {}).get("blocks"):
+            # models.deeper_version: a larger ResUNet warm-started from a smaller one
+            text += (
+                f", grown to residual blocks {'/'.join(map(str, blocks))} "
+                "(the added blocks start as the identity)"
+            )
+        stages.append(text)
     total = sum(s["iterations_done"] for s in meta.get("warm_starts", [])) + meta["iterations_done"]
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",
