@@ -281,6 +281,10 @@ def run_train(args: argparse.Namespace) -> int:
             if last_val is not None:
                 summary += f", validation PSNR {last_val.psnr:.2f} dB / SSIM {last_val.ssim:.4f}"
             print(f"{summary}\ncheckpoint: {args.out}")
+        if dist.is_initialized():
+            # every rank reaches the end before any tears the group down: a rank that leaves
+            # while rank 0 still saves and validates can make gloo abort the other
+            dist.barrier()
         return 0
     finally:
         if dist.is_initialized():
