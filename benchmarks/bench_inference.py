@@ -31,6 +31,7 @@ import time
 import numpy as np
 import torch
 
+from napari_compand.degrade import Degradation
 from napari_compand.inference import load_model, restore
 
 
@@ -85,7 +86,7 @@ PREVIOUS_DEFAULTS = {
     "inverse-halftone, other halftones": (
         "inverse-halftone",
         None,
-        {"mode": "halftone", "method": "jarvis-judice-ninke"},
+        Degradation("halftone", method="jarvis-judice-ninke"),
         "inverse-halftone/conv1_1-pixel",
     ),
     "expand": ("expand", 4, None, "expand-4bit/conv1_1"),
@@ -94,12 +95,10 @@ PREVIOUS_DEFAULTS = {
 
 def default_vs_previous(device: str, runs: int) -> None:
     from napari_compand import zoo
-    from napari_compand.degrade import Degradation
 
     image = _image(512, 768)
     for label, (task, bits, halftone, previous) in PREVIOUS_DEFAULTS.items():
-        known = Degradation(**halftone) if halftone else None
-        default = zoo.default_model(task, bits, halftone=known)
+        default = zoo.default_model(task, bits, halftone=halftone)
         times = {
             name: best_of(runs, lambda name=name: restore(image, name, device=device))
             for name in (default, previous)

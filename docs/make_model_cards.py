@@ -69,18 +69,19 @@ def card(model: zoo.ZooModel) -> str:
     else:
         loss = f"pixel {recipe.get('pixel_loss', 'mse').upper()} only (PSNR-oriented)"
     chain = [*meta.get("warm_starts", []), meta]
-    stages = []
-    for before, stage in zip([None, *chain], chain, strict=False):
+    stages, previous_blocks = [], None
+    for stage in chain:
         text = _stage(stage["recipe"], stage["iterations_done"], stage["device"])
         blocks = stage["recipe"].get("model", {}).get("blocks")
-        if before is not None and blocks != before["recipe"].get("model", {}).get("blocks"):
+        if previous_blocks is not None and blocks != previous_blocks:
             # models.deeper_version: a larger ResUNet warm-started from a smaller one
             text += (
                 f", grown to residual blocks {'/'.join(map(str, blocks))} "
                 "(the added blocks start as the identity)"
             )
         stages.append(text)
-    total = sum(s["iterations_done"] for s in meta.get("warm_starts", [])) + meta["iterations_done"]
+        previous_blocks = blocks
+    total = sum(stage["iterations_done"] for stage in chain)
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",
         "midbin": "mid-bin",

@@ -352,7 +352,7 @@ def halftones_table() -> str:
     halftones = [Degradation("halftone", method=m, serpentine=s) for m, s in HALFTONE_MIX]
     defaults = [zoo.default_model(task, halftone=h) for h in halftones]
     models = list(dict.fromkeys([zoo.default_model(task), *defaults]))
-    scores = {name: zoo.get(name).evaluation.get("set5+set14 halftones", {}) for name in models}
+    scores = {name: zoo.get(name).evaluation.get(zoo.HALFTONE_SCORES, {}) for name in models}
     lines = [
         "| halftone | best blur (sigma) | "
         + " | ".join(f"`{name}`" for name in models)

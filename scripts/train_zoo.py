@@ -38,12 +38,15 @@ GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 #: The ResUNet size of the default models, chosen by the CPU ablation
 #: (scripts/ablation.py, docs/results.md).
 RESUNET_SIZE = "S"
-RESUNET = {
-    "arch": "resunet",
-    "widths": RESUNET_SIZES[RESUNET_SIZE][0],
-    "blocks": RESUNET_SIZES[RESUNET_SIZE][1],
-}
-RESUNET_M = {"arch": "resunet", "widths": RESUNET_SIZES["M"][0], "blocks": RESUNET_SIZES["M"][1]}
+
+
+def _resunet(size: str) -> dict:
+    """The model settings of ResUNet size ``size`` (:data:`RESUNET_SIZES`)."""
+    widths, blocks = RESUNET_SIZES[size]
+    return {"arch": "resunet", "widths": widths, "blocks": blocks}
+
+
+RESUNET = _resunet(RESUNET_SIZE)
 #: The default models' PSNR-oriented loss: pixel MSE only (no VGG19), grey crops.
 PSNR_LOSS = {"perceptual_weight": 0.0, "pixel_weight": 1.0, "pixel_loss": "mse"}
 
@@ -72,7 +75,7 @@ JOBS: dict[str, dict] = {
     "ih_resunet_mix": {
         "task": "inverse-halftone",
         "halftone_method": "mixed",
-        "model": {**RESUNET_M, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        "model": {**_resunet("M"), "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
         **PSNR_LOSS,
     },
     "ih_resunet_fs": {
@@ -164,8 +167,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         settings["crop_size"] = args.crop_size
     if args.resunet_size and settings["model"].get("arch") == "resunet":
         # a larger size warm-starts from a smaller shipped model (models.deeper_version)
-        widths, blocks = RESUNET_SIZES[args.resunet_size]
-        settings["model"] = {**settings["model"], "widths": widths, "blocks": blocks}
+        settings["model"] = {**settings["model"], **_resunet(args.resunet_size)}
     for key in ("lr", "lr_schedule", "grey_fraction"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)

@@ -524,11 +524,12 @@ def deeper_version(model: Restorer, blocks: tuple[int, ...]) -> Restorer:
             f"{config.blocks} blocks per level"
         )
     deeper = Restorer(replace(config, blocks=blocks))
+    kept = model.state_dict()
     state = deeper.state_dict()
-    state.update(model.state_dict())
-    for key in state:
-        # conv2 of an added block (one the smaller model has no weights for): zero
-        if ".conv2." in key and key not in model.state_dict():
-            state[key] = torch.zeros_like(state[key])
+    for key, value in state.items():
+        if key in kept:
+            state[key] = kept[key]
+        elif ".conv2." in key:  # conv2 of an added block: zero, so the block is the identity
+            state[key] = torch.zeros_like(value)
     deeper.load_state_dict(state)
     return deeper.train(model.training)
