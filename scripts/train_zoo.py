@@ -35,8 +35,8 @@ from napari_compand.vocabulary import Task
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
 GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 
-#: The ResUNet size of the default models, chosen by the CPU ablation
-#: (scripts/ablation.py, docs/results.md).
+#: The ResUNet size of the expansion defaults, chosen by the CPU ablation
+#: (scripts/ablation.py, docs/results.md); the inverse-halftoning ones were grown to M.
 RESUNET_SIZE = "S"
 
 
@@ -71,7 +71,9 @@ JOBS: dict[str, dict] = {
     "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
     "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
     # ResUNet, pixel loss: the expansion defaults, inverse halftoning on ten halftones / FS
-    # ten halftones share one network: the larger size M (grown from S, models.deeper_version)
+    # the inverse-halftoning ResUNets have the larger size M (grown from S,
+    # models.deeper_version): ten halftones share the mix's capacity, and the
+    # Floyd–Steinberg one is the same network on one halftone (issue 11's comparison)
     "ih_resunet_mix": {
         "task": "inverse-halftone",
         "halftone_method": "mixed",
@@ -80,7 +82,7 @@ JOBS: dict[str, dict] = {
     },
     "ih_resunet_fs": {
         "task": "inverse-halftone",
-        "model": {**RESUNET, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        "model": {**_resunet("M"), "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
         **PSNR_LOSS,
     },
     **{
@@ -266,8 +268,9 @@ def main() -> None:
     parser.add_argument(
         "--resunet-size",
         choices=list(RESUNET_SIZES),
-        help=f"ResUNet size of the resunet jobs (default {RESUNET_SIZE}); a larger size "
-        "may warm-start from a smaller model",
+        help=f"ResUNet size of the resunet jobs (default: the job's own, {RESUNET_SIZE} for "
+        "the expansion jobs and M for inverse halftoning); a larger size may warm-start "
+        "from a smaller model",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
