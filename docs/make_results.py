@@ -356,7 +356,7 @@ def halftones_table() -> str:
     lines = [
         "| halftone | best blur (sigma) | "
         + " | ".join(f"`{name}`" for name in models)
-        + " | default's gain over the blur | target (+3 dB) |",
+        + f" | default's gain over the blur | target (+{HALFTONE_GAIN_TARGET:g} dB) |",
         "|---|---|" + "---|" * len(models) + "---|---|",
     ]
     for kind, default in zip(halftones, defaults, strict=True):

@@ -47,6 +47,10 @@ def _resunet(size: str) -> dict:
 
 
 RESUNET = _resunet(RESUNET_SIZE)
+#: The inverse-halftoning ResUNets: size M (grown from S, models.deeper_version) on a Gaussian
+#: base. Ten halftones share the mix's capacity; the Floyd–Steinberg one is the same network
+#: on one halftone (issue 11's comparison).
+IH_RESUNET = {**_resunet("M"), "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 #: The default models' PSNR-oriented loss: pixel MSE only (no VGG19), grey crops.
 PSNR_LOSS = {"perceptual_weight": 0.0, "pixel_weight": 1.0, "pixel_loss": "mse"}
 
@@ -71,18 +75,15 @@ JOBS: dict[str, dict] = {
     "ih_conv1_1_pixel": _halftone("conv1_1", pixel_weight=1e5),
     "ih_conv1_1_plain": _halftone("conv1_1", model={**ARCH, "base": "none"}),
     # ResUNet, pixel loss: the expansion defaults, inverse halftoning on ten halftones / FS
-    # the inverse-halftoning ResUNets have the larger size M (grown from S,
-    # models.deeper_version): ten halftones share the mix's capacity, and the
-    # Floyd–Steinberg one is the same network on one halftone (issue 11's comparison)
     "ih_resunet_mix": {
         "task": "inverse-halftone",
         "halftone_method": "mixed",
-        "model": {**_resunet("M"), "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        "model": IH_RESUNET,
         **PSNR_LOSS,
     },
     "ih_resunet_fs": {
         "task": "inverse-halftone",
-        "model": {**_resunet("M"), "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA},
+        "model": IH_RESUNET,
         **PSNR_LOSS,
     },
     **{

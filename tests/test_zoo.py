@@ -134,7 +134,7 @@ def test_the_default_follows_a_known_halftone_method():
     for method, serpentine in HALFTONE_MIX[1:]:
         halftone = Degradation("halftone", method=method, serpentine=serpentine)
         scores = {
-            name: zoo.get(name).evaluation["set5+set14 halftones"][halftone.label]["psnr"]
+            name: zoo.get(name).evaluation[zoo.HALFTONE_SCORES][halftone.label]["psnr"]
             for name in candidates
         }
         chosen = zoo.default_model("inverse-halftone", halftone=halftone)

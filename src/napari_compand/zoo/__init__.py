@@ -190,8 +190,8 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
     U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
     ``conv1_1``. For inverse halftoning that is ``inverse-halftone/resunet``,
     trained on raster Floyd–Steinberg halftones: a halftone's method cannot be
-    told from its pixels, and on those it is 0.5 dB above the ten-halftone
-    ``resunet-mix``.
+    told from its pixels, and on those it scores above the ten-halftone
+    ``resunet-mix`` (the same network; see the model cards).
 
     ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
     inverse-halftoning input when it is known (layer metadata). For any other
