@@ -10,9 +10,9 @@
   (8 expected).
 * The default model of each task (and, for inverse halftoning, the default for
   halftones other than Floyd–Steinberg) against the paper U-Net it replaced
-  (``inverse-halftone/conv1_1-pixel``, ``expand-4bit/conv1_1``) on a 768x512 RGB
-  image: seconds per image (budget: 1.0 s on a 2-core CPU) and
-  ``ratio = default time / paper U-Net time``.
+  (``inverse-halftone/conv1_1-pixel``, ``expand-3bit/conv1_1``,
+  ``expand-4bit/conv1_1``) on a 768x512 RGB image: seconds per image (budget:
+  1.0 s on a 2-core CPU) and ``ratio = default time / paper U-Net time``.
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
 
@@ -89,7 +89,9 @@ PREVIOUS_DEFAULTS = {
         Degradation("halftone", method="jarvis-judice-ninke"),
         "inverse-halftone/conv1_1-pixel",
     ),
-    "expand": ("expand", 4, None, "expand-4bit/conv1_1"),
+    # 3 bits: the largest expansion default (ResUNet M); 4 bits: size S
+    "expand, 3 bits": ("expand", 3, None, "expand-3bit/conv1_1"),
+    "expand, 4 bits": ("expand", 4, None, "expand-4bit/conv1_1"),
 }
 
 

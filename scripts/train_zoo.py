@@ -35,9 +35,11 @@ from napari_compand.vocabulary import Task
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
 GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 
-#: The ResUNet size of the expansion defaults, chosen by the CPU ablation
-#: (scripts/ablation.py, docs/results.md); the inverse-halftoning ones were grown to M.
+#: The ResUNet size of the expansion defaults and their grey partners, chosen by the CPU
+#: ablation (scripts/ablation.py, docs/results.md); the inverse-halftoning ones and the
+#: depths in :data:`GROWN_EXPANSION_BITS` were grown to M (models.deeper_version).
 RESUNET_SIZE = "S"
+GROWN_EXPANSION_BITS = (3,)
 
 
 def _resunet(size: str) -> dict:
@@ -46,7 +48,13 @@ def _resunet(size: str) -> dict:
     return {"arch": "resunet", "widths": widths, "blocks": blocks}
 
 
-RESUNET = _resunet(RESUNET_SIZE)
+def _expand_resunet(bits: int, channels: int = 3) -> dict:
+    """The expansion ResUNet from ``bits`` bits (a grey partner: ``channels=1``, same size)."""
+    size = "M" if bits in GROWN_EXPANSION_BITS else RESUNET_SIZE
+    extra = {"channels": 1} if channels == 1 else {}
+    return {**_resunet(size), **extra, "base": "bin", "bits": bits}
+
+
 #: The inverse-halftoning ResUNets: size M (grown from S, models.deeper_version) on a Gaussian
 #: base. Ten halftones share the mix's capacity; the Floyd–Steinberg one is the same network
 #: on one halftone (issue 11's comparison).
@@ -90,7 +98,7 @@ JOBS: dict[str, dict] = {
         f"ex{bits}_resunet": {
             "task": "expand",
             "bits": bits,
-            "model": {**RESUNET, "base": "bin", "bits": bits},
+            "model": _expand_resunet(bits),
             **PSNR_LOSS,
         }
         for bits in range(1, 8)
@@ -100,7 +108,7 @@ JOBS: dict[str, dict] = {
         f"ex{bits}_resunet_grey": {
             "task": "expand",
             "bits": bits,
-            "model": {**RESUNET, "channels": 1, "base": "bin", "bits": bits},
+            "model": _expand_resunet(bits, channels=1),
             **PSNR_LOSS,
         }
         for bits in range(1, 8)
@@ -269,9 +277,10 @@ def main() -> None:
     parser.add_argument(
         "--resunet-size",
         choices=list(RESUNET_SIZES),
-        help=f"ResUNet size of the resunet jobs (default: the job's own, {RESUNET_SIZE} for "
-        "the expansion jobs and M for inverse halftoning); a larger size may warm-start "
-        "from a smaller model",
+        help=f"ResUNet size of the resunet jobs (default: the job's own, M for inverse "
+        f"halftoning and for expansion to {'/'.join(map(str, GROWN_EXPANSION_BITS))} bits, "
+        f"else {RESUNET_SIZE}); "
+        "a larger size may warm-start from a smaller model",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
