@@ -12,6 +12,17 @@ Example (all jobs, 9 minutes)::
     python scripts/train_zoo.py --train ../shared/data/bsds/train ../shared/data/bsds/val \\
         --val ../shared/data/bsds/test --out runs/zoo --time-limit 540
 
+On one GPU (how the stage of 2026-11-29 ran: seven jobs sharing an H200, each with a
+cosine schedule fitted to the time it gets, the halftone mix degraded ahead in threads)::
+
+    python scripts/train_zoo.py --jobs ex1_resunet ex2_resunet ex3_resunet ex4_resunet \
+        ex5_resunet ih_resunet_fs ih_resunet_mix --resunet-size M --init zoo \
+        --train data/train data/val --val data/test16 --out /tmp/run --device cuda \
+        --crop-size 128 --batch-size 64 --lr 2e-4 --lr-schedule cosine --grey-fraction 0.3 \
+        --threads 2 --iterations 1000000 --time-limit 380 --fit-after 40 --prepare 8 \
+        --cache-gb 24 --validate-every 1000000 --checkpoint-every 1000000 --val-images 16 \
+        --bundle $OUT
+
 One job in the foreground::
 
     python scripts/train_zoo.py --job ih_conv1_1 --train ... --val ... --out runs/zoo
@@ -176,6 +187,8 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     )
     if args.crop_size:
         settings["crop_size"] = args.crop_size
+    if args.batch_size:
+        settings["batch_size"] = args.batch_size
     if args.resunet_size and settings["model"].get("arch") == "resunet":
         # a larger size warm-starts from a smaller shipped model (models.deeper_version)
         settings["model"] = {**settings["model"], **_resunet(args.resunet_size)}
@@ -189,6 +202,11 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     log = open(out / f"{name}.log", "a", buffering=1)  # noqa: SIM115 - open for the whole run
     channels = config.model.channels
     train = TrainingImages.from_paths(args.train, config.degradations, channels)
+    train.cache_bytes = int(args.cache_gb * 2**30)
+    if args.prepare:
+        prepared = time.monotonic()
+        count = train.prepare(args.prepare)
+        print(f"{name}: {count} degraded versions in {time.monotonic() - prepared:.0f} s", file=log)
     val = TrainingImages.from_paths(args.val, config.degradations, channels)
     resume = ckpt if ckpt.exists() and args.resume else None
     if args.init == "zoo":
@@ -206,15 +224,28 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     )
     deadline = time.monotonic() + args.time_limit
     started = time.monotonic()
+    probe: tuple[int, float] | None = None  # (iteration, time) where a throughput window began
     print(f"{name}: {config.to_dict()}", file=log)
     for update in trainer.run():
         if isinstance(update, Progress):
+            now = time.monotonic()
             if update.iteration % 100 == 0:
-                rate = update.iteration / (time.monotonic() - started)
+                rate = update.iteration / (now - started)
                 print(
                     f"{name} it {update.iteration} loss {update.loss:.4g} {rate:.2f} it/s", file=log
                 )
-            if time.monotonic() > deadline:
+            if args.fit_after and probe is None and update.iteration >= 20:
+                probe = (update.iteration, now)  # after warm-up (cuDNN's choices, caches)
+            elif (
+                probe is not None
+                and now - probe[1] >= args.fit_after
+                and deadline - now > args.fit_after
+            ):
+                # fitted again after every window: jobs beside this one start and end
+                trainer.config = _fitted(trainer.config, update.iteration, probe, now, deadline)
+                probe = (update.iteration, now)
+                print(f"{name}: schedule fitted to {trainer.config.iterations} its", file=log)
+            if now > deadline or update.iteration >= trainer.config.iterations:
                 trainer.stop()
         elif isinstance(update, Validation):
             print(
@@ -231,6 +262,14 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         trainer._save()
     checkpoints.export_weights(ckpt, out / "export" / f"{name}.safetensors", half=True)
     print(f"{name} exported", file=log)
+
+
+def _fitted(config, iteration: int, probe: tuple[int, float], now: float, deadline: float):
+    """``config`` with the iterations that the throughput since ``probe`` fits before
+    ``deadline`` (less 3 %), so that a cosine schedule ends on time."""
+    rate = (iteration - probe[0]) / (now - probe[1])
+    left = max(deadline - now, 0.0) * 0.97
+    return config.replace(iterations=max(iteration + 1, iteration + int(rate * left)))
 
 
 def _source_version() -> str:
@@ -271,6 +310,21 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds per job")
     parser.add_argument("--iterations", type=int, default=0, help="0: the recipe's 30,000")
     parser.add_argument("--crop-size", type=int, default=0, help="0: the recipe's 256")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the recipe's 16")
+    parser.add_argument(
+        "--fit-after",
+        type=float,
+        default=0.0,
+        help="seconds of throughput to measure, after which --iterations is cut to what fits "
+        "in --time-limit (a cosine schedule then ends on time); 0: off",
+    )
+    parser.add_argument(
+        "--prepare",
+        type=int,
+        default=0,
+        help="degrade every training image version ahead in this many threads (0: on demand)",
+    )
+    parser.add_argument("--cache-gb", type=float, default=4.0, help="degraded-image cache")
     parser.add_argument("--lr", type=float, help="default: the recipe's 2e-4")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"))
     parser.add_argument("--grey-fraction", type=float, help="share of grey crops")

@@ -504,6 +504,22 @@ def test_degraded_image_cache_is_bounded():
     assert len(data._cache) <= 3 and data._cached_bytes <= 3 * one
 
 
+def test_prepare_degrades_every_version_ahead_and_batches_stay_the_same():
+    config = tiny_config(halftone_method="mixed")
+    prepared = TrainingImages(smooth_images(2), config.degradations)
+    # 2 images x 2 x 2 flips x colour/grey x 10 halftones
+    assert prepared.prepare(threads=2) == 2 * 4 * 2 * 10
+    on_demand = TrainingImages(smooth_images(2), config.degradations)
+    for seed in range(3):
+        a = prepared.sample(np.random.default_rng(seed), 8, 32, grey_fraction=0.5)
+        b = on_demand.sample(np.random.default_rng(seed), 8, 32, grey_fraction=0.5)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert len(prepared._cache) == 160  # sampling found every version ready
+    one = smooth_images(1)[0].nbytes
+    bounded = TrainingImages(smooth_images(2), config.degradations, cache_bytes=5 * one)
+    assert bounded.prepare(threads=2) == 5 and bounded._cached_bytes <= 5 * one
+
+
 def test_warm_start_across_bit_depths_keeps_weights(tmp_path):
     def config(bits):
         model = ModelConfig(**{**RES_TINY.to_dict(), "base": "bin", "bits": bits})

@@ -9,9 +9,12 @@ a resumed run sees exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -119,29 +122,73 @@ class TrainingImages:
         key = (index, flip_h, flip_v, grey, kind)
         if key in self._cache:
             self._cache.move_to_end(key)
+            return self._cache[key]
+        return self._remember(key, self._degraded_pair(*key))
+
+    def prepare(self, threads: int | None = None) -> int:
+        """Degrade every version a batch can draw now, in ``threads`` parallel threads.
+
+        The versions are every (image, horizontal flip, vertical flip, grey, degradation)
+        combination; grey ones only for colour images. Training then only cuts crops, which
+        matters for slow degradations such as a mix of error-diffusion halftones. Stops
+        once the cache is full.
+
+        Returns
+        -------
+        int
+            How many versions are cached.
+        """
+        greys = (False, True) if self.channels == 3 else (False,)
+        keys = [
+            key
+            for key in product(
+                range(len(self.images)),
+                (False, True),
+                (False, True),
+                greys,
+                range(len(self.degradations)),
+            )
+            if key not in self._cache
+        ]
+        with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+            for key, pair in zip(
+                keys, pool.map(lambda k: self._degraded_pair(*k), keys), strict=True
+            ):
+                if self._cached_bytes + pair.degraded.nbytes > self.cache_bytes:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
+                self._remember(key, pair)
+        return len(self._cache)
+
+    def _degraded_pair(
+        self, index: int, flip_h: bool, flip_v: bool, grey: bool, kind: int
+    ) -> _Flipped:
+        degradation = self.degradations[kind]
+        clean = self.images[index]
+        if flip_h:
+            clean = clean[:, ::-1]
+        if flip_v:
+            clean = clean[::-1]
+        # the flipped clean image stays a view; only the degraded one is stored
+        if grey and self.channels == 3:
+            plane = img_as_ubyte(rgb2gray(clean))
+            degraded = degradation.apply(plane)
+            clean = np.repeat(plane[..., None], 3, axis=-1)
+            degraded = np.repeat(degraded[..., None], 3, axis=-1)
+        elif self.channels == 1:
+            degraded = degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
         else:
-            degradation = self.degradations[kind]
-            clean = self.images[index]
-            if flip_h:
-                clean = clean[:, ::-1]
-            if flip_v:
-                clean = clean[::-1]
-            # the flipped clean image stays a view; only the degraded one is stored
-            if grey and self.channels == 3:
-                plane = img_as_ubyte(rgb2gray(clean))
-                degraded = degradation.apply(plane)
-                clean = np.repeat(plane[..., None], 3, axis=-1)
-                degraded = np.repeat(degraded[..., None], 3, axis=-1)
-            elif self.channels == 1:
-                degraded = degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
-            else:
-                degraded = degradation.apply(np.ascontiguousarray(clean), rgb=True)
-            self._cache[key] = _Flipped(clean, degraded)
-            self._cached_bytes += degraded.nbytes
-            while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
-                _, dropped = self._cache.popitem(last=False)
-                self._cached_bytes -= dropped.degraded.nbytes
-        return self._cache[key]
+            degraded = degradation.apply(np.ascontiguousarray(clean), rgb=True)
+        return _Flipped(clean, degraded)
+
+    def _remember(self, key: tuple, pair: _Flipped) -> _Flipped:
+        """Cache ``pair``, dropping the oldest versions beyond :attr:`cache_bytes`."""
+        self._cache[key] = pair
+        self._cached_bytes += pair.degraded.nbytes
+        while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.degraded.nbytes
+        return pair
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, crop: int, grey_fraction: float = 0.0
