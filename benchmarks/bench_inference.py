@@ -89,7 +89,7 @@ PREVIOUS_DEFAULTS = {
         Degradation("halftone", method="jarvis-judice-ninke"),
         "inverse-halftone/conv1_1-pixel",
     ),
-    # 3 and 4 bits: the largest expansion defaults (ResUNet M, grown from S)
+    # 1-5 bits: the largest expansion defaults (ResUNet M, grown from S); two stand for all
     "expand, 3 bits": ("expand", 3, None, "expand-3bit/conv1_1"),
     "expand, 4 bits": ("expand", 4, None, "expand-4bit/conv1_1"),
 }

@@ -50,7 +50,7 @@ GAUSS = {**ARCH, "base": "gaussian", "sigma": HALFTONE_BLUR_SIGMA}
 #: ablation (scripts/ablation.py, docs/results.md); the inverse-halftoning ones and the
 #: depths in :data:`GROWN_EXPANSION_BITS` were grown to M (models.deeper_version).
 RESUNET_SIZE = "S"
-GROWN_EXPANSION_BITS = (3, 4)
+GROWN_EXPANSION_BITS = (2, 3, 4, 5)
 
 
 def _resunet(size: str) -> dict:

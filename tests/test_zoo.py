@@ -149,7 +149,7 @@ def test_grey_partners_restore_the_grey_images_of_their_colour_models():
     from napari_compand.inference import restore
 
     partners = [m for m in zoo.shipped() if m.name.endswith(zoo.GREY_SUFFIX)]
-    assert "expand-2bit/resunet-grey" in {m.name for m in partners}
+    assert "expand-7bit/resunet-grey" in {m.name for m in partners}
     for partner in partners:
         colour = zoo.get(partner.name.removesuffix(zoo.GREY_SUFFIX))
         for key in ("set5+set14 grey", "bsds/test grey"):

@@ -243,8 +243,8 @@ def grey_partner(name: str) -> str | None:
     alpha) through it unless ``grey_partner=False``; colour images always go
     through ``name``.
 
-    >>> grey_partner("expand-2bit/resunet")
-    'expand-2bit/resunet-grey'
+    >>> grey_partner("expand-7bit/resunet")
+    'expand-7bit/resunet-grey'
     """
     partner = name + GREY_SUFFIX
     shipped = _shipped()
