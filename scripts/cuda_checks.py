@@ -60,7 +60,7 @@ def out_of_memory_check(name: str, degraded: np.ndarray, cap_mib: int) -> dict:
     retries: list[tuple[int, int]] = []  # (batch, tile) after each out-of-memory retry
     smaller = inference._smaller
 
-    def counted(batch_size, plan):
+    def counted(batch_size: int, plan: object) -> tuple[int, object]:
         batch_size, plan = smaller(batch_size, plan)
         retries.append((batch_size, plan.tile))
         return batch_size, plan

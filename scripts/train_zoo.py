@@ -15,12 +15,12 @@ Example (all jobs, 9 minutes)::
 On one GPU (how the stage of 2026-11-29 ran: seven jobs sharing an H200, each with a
 cosine schedule fitted to the time it gets, the halftone mix degraded ahead in threads)::
 
-    python scripts/train_zoo.py --jobs ex1_resunet ex2_resunet ex3_resunet ex4_resunet \
-        ex5_resunet ih_resunet_fs ih_resunet_mix --resunet-size M --init zoo \
-        --train data/train data/val --val data/test16 --out /tmp/run --device cuda \
-        --crop-size 128 --batch-size 64 --lr 2e-4 --lr-schedule cosine --grey-fraction 0.3 \
-        --threads 2 --iterations 1000000 --time-limit 380 --fit-after 40 --prepare 8 \
-        --cache-gb 24 --validate-every 1000000 --checkpoint-every 1000000 --val-images 16 \
+    python scripts/train_zoo.py --jobs ex1_resunet ex2_resunet ex3_resunet ex4_resunet \\
+        ex5_resunet ih_resunet_fs ih_resunet_mix --resunet-size M --init zoo \\
+        --train data/train data/val --val data/test16 --out /tmp/run --device cuda \\
+        --crop-size 128 --batch-size 64 --lr 2e-4 --lr-schedule cosine --grey-fraction 0.3 \\
+        --threads 2 --iterations 1000000 --time-limit 380 --fit-after 40 --prepare 8 \\
+        --cache-gb 24 --validate-every 1000000 --checkpoint-every 1000000 --val-images 16 \\
         --bundle $OUT
 
 One job in the foreground::
@@ -37,10 +37,14 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_compand.degrade import HALFTONE_BLUR_SIGMA
 from napari_compand.models import RESUNET_SIZES
 from napari_compand.vocabulary import Task
+
+if TYPE_CHECKING:
+    from napari_compand.training.config import TrainingConfig
 
 # the size every paper U-Net of the zoo shares: 1.58 M parameters, 3.0 MiB as fp16
 ARCH = {"ngf": 32, "depth": 6, "max_channels": 96}
@@ -264,7 +268,9 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     print(f"{name} exported", file=log)
 
 
-def _fitted(config, iteration: int, probe: tuple[int, float], now: float, deadline: float):
+def _fitted(
+    config: TrainingConfig, iteration: int, probe: tuple[int, float], now: float, deadline: float
+) -> TrainingConfig:
     """``config`` with the iterations that the throughput since ``probe`` fits before
     ``deadline`` (less 3 %), so that a cosine schedule ends on time."""
     rate = (iteration - probe[0]) / (now - probe[1])
