@@ -14,9 +14,11 @@ from napari_compand.evaluation import baseline
 from napari_compand.inference import (
     LoadedModel,
     RestorationCancelled,
+    least_tile_size,
     load_model,
     restore,
     restore_steps,
+    tiling,
 )
 from napari_compand.metrics import psnr
 from napari_compand.models import ModelConfig, Restorer
@@ -150,6 +152,18 @@ def test_out_of_memory_retries_with_smaller_batches_and_tiles():
     assert np.abs(out.astype(int) - exact.astype(int)).max() <= 1
     with pytest.raises(MemoryError, match="smallest without seams"):
         restore(image, _OutOfMemoryAbove(limit=8).eval(), tile_size=96, overlap=40)
+
+
+def test_out_of_memory_retry_shrinks_the_overlap_of_a_large_tile():
+    # a 512 px tile overlaps by a quarter (128 px), but this network needs only 40 px: the
+    # retry reaches 128 px tiles (found on a GPU capped at 1,200 MiB with a 3072 px tile)
+    model = _OutOfMemoryAbove(limit=130).eval()
+    assert least_tile_size(model) == 80 and tiling(model, 512) == (512, 128)
+    image = np.random.default_rng(3).integers(0, 256, (512, 512), dtype=np.uint8)
+    out = restore(image, model, tile_size=512)
+    assert max(model.widths) == 128
+    exact = restore(image, _small(), tile_size=1024)
+    assert np.abs(out.astype(int) - exact.astype(int)).max() <= 1
 
 
 def test_devices_and_precision():

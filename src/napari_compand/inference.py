@@ -466,17 +466,24 @@ def _release(device: torch.device) -> None:
 
 
 def _smaller(batch_size: int, plan: _TilePlan) -> tuple[int, _TilePlan]:
-    """After an out-of-memory error: halve the batch, then the tile."""
+    """After an out-of-memory error: halve the batch, then the tile.
+
+    The overlap shrinks with the tile (a quarter of it, as :meth:`_TilePlan.make` chooses),
+    never below the least this network needs, so a large requested tile can still fall to
+    the smallest seam-free one.
+    """
     if batch_size > 1:
         return batch_size // 2, plan
-    if plan.tile // 2 // plan.multiple * plan.multiple < 2 * plan.overlap:
+    half = plan.tile // 2 // plan.multiple * plan.multiple
+    least_overlap = _round_up(2 * plan.margin + BLEND_PIXELS, plan.multiple)
+    overlap = min(plan.overlap, max(least_overlap, half // 4 // plan.multiple * plan.multiple))
+    if half < 2 * overlap:
         raise MemoryError(
             f"out of memory even with one tile of {plan.tile} px per pass (the smallest "
             "without seams for this network); use device='cpu' or close other programs "
             "using the GPU"
         )
-    half = plan.tile // 2 // plan.multiple * plan.multiple
-    return 1, _TilePlan(half, plan.overlap, plan.multiple, plan.margin)
+    return 1, _TilePlan(half, overlap, plan.multiple, plan.margin)
 
 
 def _autocast(device: torch.device, precision: str):
