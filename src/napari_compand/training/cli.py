@@ -212,13 +212,27 @@ def _given(args: argparse.Namespace, names) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``train``; under torchrun set up the process group first."""
+    """Run ``train``; under torchrun set up the process group first.
+
+    A torchrun rank that finished (its files written and closed) leaves with
+    ``os._exit``: at interpreter exit torch's gloo backend can abort in its C++
+    teardown (``terminate called without an active exception``, seen in CI on
+    rank 1 after a complete run), which would turn a good run into a failed one.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _train(args, distributed=False)
+    code = _train(args, distributed=True)  # an exception takes the normal way out
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _train(args: argparse.Namespace, distributed: bool) -> int:
     from tqdm import tqdm
 
     from .data import TrainingImages
     from .engine import Progress, StateChange, Trainer, Validation
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     config = config_from_args(args)
     _check_out(args)
     if distributed:
