@@ -56,7 +56,6 @@ def precision_check(name: str, clean: np.ndarray, degraded: np.ndarray) -> dict:
 def out_of_memory_check(name: str, degraded: np.ndarray, cap_mib: int) -> dict:
     """Restore with one big tile under a memory cap: the retry must make it fit."""
     reference = restore(degraded, name, device="cuda", precision="float32", tile_size=512)
-    totals: list[int] = []
     retries: list[tuple[int, int]] = []  # (batch, tile) after each out-of-memory retry
     smaller = inference._smaller
 
@@ -77,7 +76,6 @@ def out_of_memory_check(name: str, degraded: np.ndarray, cap_mib: int) -> dict:
             precision="float32",
             tile_size=max(degraded.shape[:2]),
             batch_size=4,
-            progress=lambda done, total: totals.append(total),
         )
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
@@ -87,7 +85,6 @@ def out_of_memory_check(name: str, degraded: np.ndarray, cap_mib: int) -> dict:
         "model": name,
         "image": list(degraded.shape),
         "cap_mib": cap_mib,
-        "tile_counts_seen": sorted(set(totals)),
         "retries_batch_tile": retries,
         "max_levels_off_vs_512px_tiles": int(diff.max()),
         "released": _allocated() <= before,

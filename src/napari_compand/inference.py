@@ -468,15 +468,14 @@ def _release(device: torch.device) -> None:
 def _smaller(batch_size: int, plan: _TilePlan) -> tuple[int, _TilePlan]:
     """After an out-of-memory error: halve the batch, then the tile.
 
-    The overlap shrinks with the tile (a quarter of it, as :meth:`_TilePlan.make` chooses),
-    never below the least this network needs, so a large requested tile can still fall to
-    the smallest seam-free one.
+    The overlap shrinks with the tile (:meth:`_TilePlan.default_overlap`, never growing), down
+    to the least this network needs, so a large requested tile can still fall to the smallest
+    seam-free one.
     """
     if batch_size > 1:
         return batch_size // 2, plan
     half = plan.tile // 2 // plan.multiple * plan.multiple
-    least_overlap = _round_up(2 * plan.margin + BLEND_PIXELS, plan.multiple)
-    overlap = min(plan.overlap, max(least_overlap, half // 4 // plan.multiple * plan.multiple))
+    overlap = min(plan.overlap, _TilePlan.default_overlap(half, plan.multiple, plan.margin))
     if half < 2 * overlap:
         raise MemoryError(
             f"out of memory even with one tile of {plan.tile} px per pass (the smallest "
@@ -551,13 +550,23 @@ class _TilePlan:
         quarter of the tile, at least the model's minimum)."""
         return cls.make(tile, overlap, loaded.multiple, loaded.context)
 
+    @staticmethod
+    def least_overlap(multiple: int, margin: int) -> int:
+        """The smallest seam-free overlap: two context margins and the blend, on the grid."""
+        return _round_up(2 * margin + BLEND_PIXELS, multiple)
+
+    @staticmethod
+    def default_overlap(tile: int, multiple: int, margin: int) -> int:
+        """The overlap of a ``tile`` when none is asked for: a quarter, at least the least."""
+        return max(_TilePlan.least_overlap(multiple, margin), tile // 4 // multiple * multiple)
+
     @classmethod
     def make(cls, tile: int, overlap: int | None, multiple: int, margin: int = 0) -> _TilePlan:
         if tile < 1 or (overlap is not None and overlap < 0):
             raise ValueError(f"tile_size must be positive and overlap >= 0; got {tile}, {overlap}")
-        least_overlap = _round_up(2 * margin + BLEND_PIXELS, multiple)
+        least_overlap = cls.least_overlap(multiple, margin)
         if overlap is None:
-            overlap = max(least_overlap, tile // 4 // multiple * multiple)
+            overlap = cls.default_overlap(tile, multiple, margin)
         else:
             overlap = _round_up(overlap, multiple)
             if overlap < least_overlap:
