@@ -109,6 +109,19 @@ JOBS: dict[str, dict] = {
         "model": IH_RESUNET,
         **PSNR_LOSS,
     },
+    # specialists for halftones the two above restore least well (routed by layer metadata)
+    "ih_resunet_ordered": {
+        "task": "inverse-halftone",
+        "halftone_method": "ordered",
+        "model": IH_RESUNET,
+        **PSNR_LOSS,
+    },
+    "ih_resunet_fs_scans": {
+        "task": "inverse-halftone",
+        "halftone_method": "floyd-steinberg-scans",
+        "model": IH_RESUNET,
+        **PSNR_LOSS,
+    },
     **{
         f"ex{bits}_resunet": {
             "task": "expand",
@@ -146,22 +159,31 @@ def zoo_name(job: str) -> str:
     task, rest = job.split("_", 1)
     # ih_resunet_fs trains on Floyd–Steinberg, the task's standard halftone (as every other
     # inverse-halftoning model of the zoo): it is inverse-halftone/resunet
-    variant = rest.replace("_fs", "")
-    for suffix in ("pixel", "mix", "grey"):
+    variant = rest.replace("_fs_scans", "-fs-scans").replace("_fs", "")
+    for suffix in ("pixel", "mix", "grey", "ordered"):
         variant = variant.replace(f"_{suffix}", f"-{suffix}")
     if task == "ih":
         return Task.INVERSE_HALFTONE.model_name(variant)
     return Task.EXPAND.model_name(variant, bits=int(task[2:]))
 
 
+#: Where a new specialist warm-starts with ``--init zoo`` before it ships: the ordered
+#: dithers from the ten-halftone model, both Floyd–Steinberg scans from the raster one.
+WARM_STARTS = {
+    "inverse-halftone/resunet-ordered": "inverse-halftone/resunet-mix",
+    "inverse-halftone/resunet-fs-scans": "inverse-halftone/resunet",
+}
+
+
 def zoo_init(job: str) -> Path | None:
     """``--init zoo``: the shipped model of the job's name, else of its plain variant
     (a new ``_pixel`` job starts from the plain model, a new ``_grey`` one from the
-    colour model), else ``None`` (fresh start)."""
+    colour model, a specialist from :data:`WARM_STARTS`), else ``None`` (fresh start)."""
     from napari_compand import zoo
 
     name = zoo_name(job)
-    for candidate in (name, name.removesuffix("-pixel"), name.removesuffix("-grey")):
+    plain = (name.removesuffix("-pixel"), name.removesuffix("-grey"), WARM_STARTS.get(name, name))
+    for candidate in (name, *plain):
         if zoo.path_of(candidate) is not None:
             return zoo.path_of(candidate)
     return None
@@ -205,7 +227,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     ckpt = out / f"{name}.safetensors"
     log = open(out / f"{name}.log", "a", buffering=1)  # noqa: SIM115 - open for the whole run
     channels = config.model.channels
-    train = TrainingImages.from_paths(args.train, config.degradations, channels)
+    train = TrainingImages.from_paths(args.train, config.degradations, channels, args.scales)
     train.cache_bytes = int(args.cache_gb * 2**30)
     if args.prepare:
         prepared = time.monotonic()
@@ -317,6 +339,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=0, help="0: the recipe's 30,000")
     parser.add_argument("--crop-size", type=int, default=0, help="0: the recipe's 256")
     parser.add_argument("--batch-size", type=int, default=0, help="0: the recipe's 16")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="use every training image at each of these sizes (e.g. 1 0.7 0.5: also "
+        "Lanczos-downscaled, cleaner copies); default 1",
+    )
     parser.add_argument(
         "--fit-after",
         type=float,

@@ -495,6 +495,27 @@ def test_mixed_halftones_draw_one_of_ten_methods_per_crop():
         Trainer(config, images_for(tiny_config()))  # Floyd-Steinberg data, mixed recipe
 
 
+@pytest.mark.parametrize(
+    ("name", "members"),
+    [
+        ("ordered", ["halftone bayer-4x4", "halftone bayer-8x8"]),
+        (
+            "floyd-steinberg-scans",
+            ["halftone floyd-steinberg", "halftone floyd-steinberg serpentine"],
+        ),
+    ],
+)
+def test_named_halftone_sets_draw_their_members(name, members):
+    config = tiny_config(halftone_method=name)
+    assert [d.label for d in config.degradations] == members
+    assert config.degradation_label == f"halftone {name} (2 methods)"
+    data = TrainingImages(smooth_images(2), config.degradations)
+    data.sample(np.random.default_rng(0), 16, 32)
+    assert {key[-1] for key in data._cache} == {0, 1}
+    with pytest.raises(ValueError, match="unknown halftone method"):
+        tiny_config(halftone_method="bayer-16x16")
+
+
 def test_degraded_image_cache_is_bounded():
     config = tiny_config(halftone_method="mixed")
     one = smooth_images(1)[0].nbytes
@@ -546,6 +567,9 @@ def test_cli_trains_a_resunet_with_a_pixel_loss(image_folder, tmp_path, capsys):
         "train",
         "--data",
         str(image_folder),
+        "--scales",
+        "1",
+        "0.5",
         "--out",
         str(out),
         "--task",
@@ -577,6 +601,7 @@ def test_cli_trains_a_resunet_with_a_pixel_loss(image_folder, tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "with l1 loss: 2 iterations" in capsys.readouterr().out
+    assert load_checkpoint(out).metadata["data"].endswith("at scales 1, 0.5")
     meta = load_checkpoint(out).metadata
     assert meta["architecture"]["widths"] == [4, 8] and meta["architecture"]["base"] == "bin"
     assert meta["architecture"]["bits"] == 4
@@ -584,3 +609,20 @@ def test_cli_trains_a_resunet_with_a_pixel_loss(image_folder, tmp_path, capsys):
         main([*args[:-6], "--widths", "4,x"])
     assert exit_info.value.code == 2
     assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_from_paths_adds_downscaled_copies_and_names_them(tmp_path):
+    images = smooth_images(2, size=48)
+    for index, image in enumerate(images):
+        iio.imwrite(tmp_path / f"{index}.png", image)
+    config = tiny_config()
+    data = TrainingImages.from_paths([tmp_path], config.degradations, scales=(1.0, 0.5))
+    height, width = images[0].shape[:2]
+    assert len(data) == 4
+    assert data.images[2].shape[:2] == (round(height / 2), round(width / 2))
+    assert np.array_equal(data.images[0], images[0])
+    assert "at scales 1, 0.5" in data.description
+    # a Lanczos-downscaled smooth image keeps its mean brightness
+    assert abs(float(data.images[2].mean()) - float(images[0].mean())) < 2.0
+    with pytest.raises(ValueError, match="scales"):
+        TrainingImages.from_paths([tmp_path], config.degradations, scales=(1.5,))

@@ -35,13 +35,19 @@ from ._validation import (
     integer_bit_depth,
     plane_indices,
 )
-from .vocabulary import HALFTONE_BLUR_SIGMA, HALFTONE_METHODS, MIXED_HALFTONES
+from .vocabulary import (
+    HALFTONE_BLUR_SIGMA,
+    HALFTONE_METHODS,
+    HALFTONE_SET_NAMES,
+    MIXED_HALFTONES,
+)
 
 __all__ = [
     "FLOAT_MAX_BITS",
     "HALFTONE_BLUR_SIGMA",
     "HALFTONE_METHODS",
     "HALFTONE_MIX",
+    "HALFTONE_SETS",
     "MIXED_HALFTONES",
     "METADATA_KEY",
     "Degradation",
@@ -67,6 +73,15 @@ HALFTONE_MIX: tuple[tuple[str, bool], ...] = (
     ("bayer-4x4", False),
     ("bayer-8x8", False),
 )
+
+#: The members of each of :data:`~napari_compand.vocabulary.HALFTONE_SET_NAMES`, as
+#: ``(method, serpentine)``: what a model trained on that set draws from.
+HALFTONE_SETS: dict[str, tuple[tuple[str, bool], ...]] = {
+    MIXED_HALFTONES: HALFTONE_MIX,
+    "ordered": (("bayer-4x4", False), ("bayer-8x8", False)),
+    "floyd-steinberg-scans": (("floyd-steinberg", False), ("floyd-steinberg", True)),
+}
+assert tuple(HALFTONE_SETS) == HALFTONE_SET_NAMES
 
 #: Key of this package's entry in napari layer metadata.
 METADATA_KEY = "napari_compand"

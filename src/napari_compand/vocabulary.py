@@ -18,6 +18,7 @@ __all__ = [
     "LIMITS",
     "DIFFUSION_METHODS",
     "HALFTONE_METHODS",
+    "HALFTONE_SET_NAMES",
     "MIXED_HALFTONES",
     "Arch",
     "Base",
@@ -47,6 +48,12 @@ HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + tuple(f"bayer-{n}x{n}" f
 
 #: Name of the halftone mix in training recipes (see ``degrade.HALFTONE_MIX``).
 MIXED_HALFTONES = "mixed"
+
+#: Named sets of halftones a training recipe can draw from, one per crop (the
+#: ``halftone_method`` of a config, besides a single method; ``degrade.HALFTONE_SETS``
+#: lists their members): the ten-halftone mix, the ordered (Bayer 4x4 and 8x8) dithers,
+#: and Floyd–Steinberg in both scan orders.
+HALFTONE_SET_NAMES: tuple[str, ...] = (MIXED_HALFTONES, "ordered", "floyd-steinberg-scans")
 
 #: Gaussian blur sigma (pixels) that best restores Floyd–Steinberg halftones of
 #: natural images (a sweep on Set5 + Set14): the classical baseline and the base

@@ -27,6 +27,7 @@ from ..models import RESUNET_SIZES, ModelConfig
 from ..training import Progress, StateChange, TrainingConfig, TrainingImages, TrainingQueue
 from ..vocabulary import (
     HALFTONE_METHODS,
+    HALFTONE_SET_NAMES,
     LIMITS,
     MIXED_HALFTONES,
     Arch,
@@ -143,10 +144,11 @@ class TrainWidget(WidgetActions, Container):
         self._bits = SpinBox(label="bits", **_range("bits"), value=defaults.bits)
         self._method = ComboBox(
             label="halftone",
-            choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
+            choices=(*HALFTONE_METHODS, *HALFTONE_SET_NAMES),
             value=defaults.halftone_method,
             tooltip=f"{MIXED_HALFTONES}: one of ten common halftones per crop, for a model "
-            "that restores halftones of unknown origin",
+            "that restores halftones of unknown origin; ordered: Bayer 4x4 and 8x8; "
+            "floyd-steinberg-scans: raster and serpentine",
         )
         self._loss_layers = Select(
             label="losses",

@@ -19,6 +19,7 @@ from ..vocabulary import (
     BIT_BASES,
     HALFTONE_BLUR_SIGMA,
     HALFTONE_METHODS,
+    HALFTONE_SET_NAMES,
     LIMITS,
     MIXED_HALFTONES,
     Arch,
@@ -52,6 +53,15 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--val-data", nargs="+", type=Path, help="validation image files/folders")
     train.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        metavar="S",
+        help="use each training image at each of these sizes, 0 < S <= 1 (e.g. 1 0.7 0.5 adds "
+        "Lanczos-downscaled copies: more variety, cleaner JPEG targets); default 1",
+    )
+    train.add_argument(
         "--out", type=Path, required=True, help="checkpoint file to write (.safetensors)"
     )
     train.add_argument("--resume", type=Path, help="continue this checkpoint (same recipe)")
@@ -73,10 +83,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     recipe.add_argument(
         "--halftone-method",
-        choices=(*HALFTONE_METHODS, MIXED_HALFTONES),
+        choices=(*HALFTONE_METHODS, *HALFTONE_SET_NAMES),
         metavar="METHOD",
-        help=f"one of {', '.join(HALFTONE_METHODS)}, or {MIXED_HALFTONES} (one of ten "
-        "common halftones per crop)",
+        help=f"one of {', '.join(HALFTONE_METHODS)}, or a set drawn from per crop: "
+        f"{MIXED_HALFTONES} (ten common halftones), ordered (Bayer 4x4 and 8x8), "
+        "floyd-steinberg-scans (raster and serpentine)",
     )
     recipe.add_argument("--loss-layer", choices=[m.value for m in LossLayer])
     recipe.add_argument(
@@ -241,7 +252,9 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     try:
-        data = TrainingImages.from_paths(args.data, config.degradations, config.model.channels)
+        data = TrainingImages.from_paths(
+            args.data, config.degradations, config.model.channels, args.scales
+        )
         val = None
         if args.val_data:
             val = TrainingImages.from_paths(

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..degrade import (
     HALFTONE_METHODS,
-    HALFTONE_MIX,
+    HALFTONE_SETS,
     MIXED_HALFTONES,
     Degradation,
     DegradationMode,
@@ -36,8 +36,10 @@ class TrainingConfig:
     bits
         Input bit depth for ``expand`` (1..7).
     halftone_method
-        Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``), or
-        ``mixed``: one of :data:`~napari_compand.degrade.HALFTONE_MIX` per crop.
+        Halftoning method for ``inverse-halftone`` (see ``HALFTONE_METHODS``), or a
+        set of them, one drawn per crop (:data:`~napari_compand.degrade.HALFTONE_SETS`):
+        ``mixed`` (ten common halftones), ``ordered`` (Bayer 4x4 and 8x8),
+        ``floyd-steinberg-scans`` (raster and serpentine).
     loss_layer
         VGG19 layer of the perceptual loss (:class:`~napari_compand.losses.LossLayer`).
     loss_after_relu
@@ -115,10 +117,10 @@ class TrainingConfig:
                 f"({type(self.model).__name__})"
             )
         _bounded("bits", self.bits)
-        if self.halftone_method not in (*HALFTONE_METHODS, MIXED_HALFTONES):
+        if self.halftone_method not in (*HALFTONE_METHODS, *HALFTONE_SETS):
             raise ValueError(
                 f"unknown halftone method {self.halftone_method!r}; "
-                f"valid methods: {', '.join(HALFTONE_METHODS)}, {MIXED_HALFTONES}"
+                f"valid methods: {', '.join((*HALFTONE_METHODS, *HALFTONE_SETS))}"
             )
         _bounded("crop_size", self.crop_size)
         _bounded("batch_size", self.batch_size)
@@ -160,10 +162,10 @@ class TrainingConfig:
         """The degradations that make the network's inputs (one per crop, drawn evenly)."""
         if self.task is Task.EXPAND:
             return (Degradation(DegradationMode.QUANTIZE, bits=self.bits),)
-        if self.halftone_method == MIXED_HALFTONES:
+        if self.halftone_method in HALFTONE_SETS:
             return tuple(
                 Degradation(DegradationMode.HALFTONE, method=m, serpentine=s)
-                for m, s in HALFTONE_MIX
+                for m, s in HALFTONE_SETS[self.halftone_method]
             )
         return (Degradation(DegradationMode.HALFTONE, method=self.halftone_method),)
 
@@ -174,9 +176,11 @@ class TrainingConfig:
 
     @property
     def degradation_label(self) -> str:
-        """``3-bit``, ``halftone floyd-steinberg`` or ``halftone mix (10 methods)``."""
+        """``3-bit``, ``halftone floyd-steinberg``, ``halftone mix (10 methods)`` or
+        ``halftone ordered (2 methods)``."""
         if len(self.degradations) > 1:
-            return f"halftone mix ({len(self.degradations)} methods)"
+            name = "mix" if self.halftone_method == MIXED_HALFTONES else self.halftone_method
+            return f"halftone {name} ({len(self.degradations)} methods)"
         return self.degradation.label
 
     @property

@@ -25,7 +25,7 @@ from skimage.util import img_as_ubyte
 from .._io import collect_images, read_image, to_uint8_channels
 from ..degrade import Degradation
 
-__all__ = ["TrainingImages", "batch_rng", "to_tensor"]
+__all__ = ["TrainingImages", "batch_rng", "downscaled", "to_tensor"]
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -97,11 +97,24 @@ class TrainingImages:
         paths: Sequence[str | Path],
         degradation: Degradation | Sequence[Degradation],
         channels: int = 3,
+        scales: Sequence[float] = (1.0,),
     ) -> TrainingImages:
-        """Images from files and folders (see :func:`napari_compand._io.collect_images`)."""
+        """Images from files and folders (see :func:`napari_compand._io.collect_images`).
+
+        ``scales``: each image is used at each of these sizes (1.0: as read; below 1:
+        downscaled with a Lanczos filter, which also averages away JPEG blocks and chroma
+        subsampling, so the smaller copies are cleaner targets).
+        """
         files = collect_images(paths)
+        scales = tuple(float(s) for s in scales)
+        if not scales or any(not 0.0 < s <= 1.0 for s in scales):
+            raise ValueError(f"scales must lie in (0, 1], got {scales}")
+        images = [to_uint8_channels(read_image(f), channels) for f in files]
         description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
-        return cls([read_image(f) for f in files], degradation, channels, description)
+        if scales != (1.0,):
+            images = [downscaled(image, s) for s in scales for image in images]
+            description += " at scales " + ", ".join(f"{s:g}" for s in scales)
+        return cls(images, degradation, channels, description)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -227,6 +240,20 @@ class TrainingImages:
             inputs.append(degraded[y : y + size, x : x + size])
             targets.append(clean[y : y + size, x : x + size])
         return to_tensor(np.stack(inputs)), to_tensor(np.stack(targets))
+
+
+def downscaled(image: np.ndarray, scale: float) -> np.ndarray:
+    """uint8 ``image`` (H, W[, C]) resized by ``scale`` (<= 1) with a Lanczos filter;
+    1.0: unchanged."""
+    from PIL import Image
+
+    if scale == 1.0:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return downscaled(image[..., 0], scale)[..., None]
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
 
 
 def _pad_to(image: np.ndarray, size: int) -> np.ndarray:

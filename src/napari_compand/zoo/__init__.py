@@ -19,6 +19,7 @@ registered with :func:`register_session_model` and named ``session/<file stem>``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -195,11 +196,13 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
 
     ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
     inverse-halftoning input when it is known (layer metadata). For any other
-    halftone than raster Floyd–Steinberg, the default is whichever of
-    ``resunet-mix`` and the Floyd–Steinberg default scored higher on it (their
-    Set5 + Set14 scores stored at packaging): ``resunet-mix`` for most, because
-    the Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke,
-    Stucki, Sierra and Atkinson halftones.
+    halftone than raster Floyd–Steinberg, the default is the shipped
+    inverse-halftoning model that scored highest on it (the Set5 + Set14 scores
+    on :data:`HALFTONE_SCORES` stored at packaging; models without one for that
+    halftone do not compete): ``resunet-mix`` for most, because the
+    Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke, Stucki,
+    Sierra and Atkinson halftones, and specialists such as ``resunet-ordered``
+    (Bayer dithers) where they ship.
 
     Raises
     ------
@@ -216,11 +219,18 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
         task is Task.INVERSE_HALFTONE
         and halftone is not None
         and (halftone.method, bool(halftone.serpentine)) != floyd_steinberg
-        and (mixed := task.model_name(MIXED_HALFTONE_VARIANT)) in _shipped()
     ):
-        if default is None:
-            return mixed
-        return max((mixed, default), key=lambda name: _halftone_psnr(name, halftone))
+        scored = [
+            name
+            for name in _shipped()
+            if name.startswith(task.value + "/") and _halftone_psnr(name, halftone) > -math.inf
+        ]
+        if default is not None:
+            scored.append(default)  # it competes (and wins ties) even if not scored
+        elif (mixed := task.model_name(MIXED_HALFTONE_VARIANT)) in _shipped():
+            scored.append(mixed)
+        if scored:
+            return max(reversed(scored), key=lambda name: _halftone_psnr(name, halftone))
     if default is not None:
         return default
     raise KeyError(
