@@ -52,6 +52,15 @@ def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
     return []
 
 
+#: How a card names a model trained on a named set of halftones (training.config).
+HALFTONE_SET_WORDS = {
+    "mixed": "of ten common halftones, one drawn per training crop",
+    "ordered": "of ordered dithers (Bayer 4x4 and 8x8), one drawn per training crop",
+    "floyd-steinberg-scans": "of Floyd–Steinberg halftones in raster and serpentine scan, "
+    "one drawn per training crop",
+}
+
+
 def card(model: zoo.ZooModel) -> str:
     meta = model.metadata
     recipe = meta["recipe"]
@@ -61,7 +70,12 @@ def card(model: zoo.ZooModel) -> str:
         f"{model.bits}-bit → 8-bit expansion (Eq. 2 input)"
         if model.task == "expand"
         else f"inverse halftoning ({meta.get('halftone_method', 'floyd-steinberg')})"
-    ).replace("(mixed)", "of ten common halftones, one drawn per training crop")
+    )
+    for name, words in HALFTONE_SET_WORDS.items():
+        what = what.replace(f"({name})", words)
+    if len(meta.get("halftone_methods", [])) > 1:
+        first = meta["halftone_methods"][0].removeprefix("halftone ")
+        what += f"; the first table scores its first halftone, {first}"
     if recipe.get("perceptual_weight", 1.0):
         loss = f"VGG19 {meta['loss_layer']} (after ReLU, embedded Caffe weights)"
         if recipe.get("pixel_weight"):

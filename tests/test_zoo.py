@@ -9,6 +9,7 @@ import pytest
 
 from napari_compand import zoo
 from napari_compand.checkpoints import load_checkpoint
+from napari_compand.degrade import HALFTONE_SETS
 from napari_compand.evaluation import classical_baseline
 from napari_compand.inference import load_model
 
@@ -31,8 +32,8 @@ def test_required_models_ship_small_with_full_metadata():
             colour = model.name.removesuffix(zoo.GREY_SUFFIX)
             assert zoo.grey_partner(colour) == model.name
             assert model.metadata["architecture"]["channels"] == 1
-        else:  # the ten-halftone model
-            assert model.metadata["recipe"]["halftone_method"] == "mixed"
+        else:  # the ten-halftone model and the specialists for named sets of halftones
+            assert model.metadata["recipe"]["halftone_method"] in HALFTONE_SETS
         assert model.metadata["recipe"]["perceptual_weight"] == 0  # PSNR-oriented pixel loss
     for model in zoo.shipped():
         assert model.path.stat().st_size <= 8 * 2**20, model.name  # <= 8 MB each
@@ -125,11 +126,23 @@ def test_the_default_follows_a_known_halftone_method():
 
     fs = Degradation("halftone", method="floyd-steinberg")
     assert zoo.default_model("inverse-halftone", halftone=fs) == "inverse-halftone/resunet"
-    for method in ("stucki", "jarvis-judice-ninke", "bayer-8x8"):
+    for method in ("stucki", "jarvis-judice-ninke"):
         other = Degradation("halftone", method=method)
         assert (
             zoo.default_model("inverse-halftone", halftone=other) == "inverse-halftone/resunet-mix"
         )
+    # the specialists win their own halftones
+    for method in ("bayer-4x4", "bayer-8x8"):
+        bayer = Degradation("halftone", method=method)
+        assert (
+            zoo.default_model("inverse-halftone", halftone=bayer)
+            == "inverse-halftone/resunet-ordered"
+        )
+    serpentine = Degradation("halftone", method="floyd-steinberg", serpentine=True)
+    assert (
+        zoo.default_model("inverse-halftone", halftone=serpentine)
+        == "inverse-halftone/resunet-fs-scans"
+    )
     candidates = [
         m.name
         for m in zoo.shipped()
