@@ -12,6 +12,7 @@ from pathlib import Path
 
 from napari_compand import zoo
 from napari_compand.evaluation import classical_baseline
+from napari_compand.vocabulary import HALFTONE_SETS_IN_WORDS
 
 OUT = Path(__file__).resolve().parent / "models.md"
 
@@ -52,15 +53,6 @@ def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
     return []
 
 
-#: How a card names a model trained on a named set of halftones (training.config).
-HALFTONE_SET_WORDS = {
-    "mixed": "of ten common halftones, one drawn per training crop",
-    "ordered": "of ordered dithers (Bayer 4x4 and 8x8), one drawn per training crop",
-    "floyd-steinberg-scans": "of Floyd–Steinberg halftones in raster and serpentine scan, "
-    "one drawn per training crop",
-}
-
-
 def card(model: zoo.ZooModel) -> str:
     meta = model.metadata
     recipe = meta["recipe"]
@@ -71,8 +63,8 @@ def card(model: zoo.ZooModel) -> str:
         if model.task == "expand"
         else f"inverse halftoning ({meta.get('halftone_method', 'floyd-steinberg')})"
     )
-    for name, words in HALFTONE_SET_WORDS.items():
-        what = what.replace(f"({name})", words)
+    for name, words in HALFTONE_SETS_IN_WORDS.items():
+        what = what.replace(f"({name})", f"of {words}, one drawn per training crop")
     if len(meta.get("halftone_methods", [])) > 1:
         first = meta["halftone_methods"][0].removeprefix("halftone ")
         what += f"; the first table scores its first halftone, {first}"

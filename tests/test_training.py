@@ -601,8 +601,8 @@ def test_cli_trains_a_resunet_with_a_pixel_loss(image_folder, tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "with l1 loss: 2 iterations" in capsys.readouterr().out
-    assert load_checkpoint(out).metadata["data"].endswith("at scales 1, 0.5")
     meta = load_checkpoint(out).metadata
+    assert meta["data"].endswith("at scales 1, 0.5")
     assert meta["architecture"]["widths"] == [4, 8] and meta["architecture"]["base"] == "bin"
     assert meta["architecture"]["bits"] == 4
     with pytest.raises(SystemExit) as exit_info:

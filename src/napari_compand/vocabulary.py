@@ -19,6 +19,7 @@ __all__ = [
     "DIFFUSION_METHODS",
     "HALFTONE_METHODS",
     "HALFTONE_SET_NAMES",
+    "HALFTONE_SETS_IN_WORDS",
     "MIXED_HALFTONES",
     "Arch",
     "Base",
@@ -53,7 +54,12 @@ MIXED_HALFTONES = "mixed"
 #: ``halftone_method`` of a config, besides a single method; ``degrade.HALFTONE_SETS``
 #: lists their members): the ten-halftone mix, the ordered (Bayer 4x4 and 8x8) dithers,
 #: and Floyd–Steinberg in both scan orders.
-HALFTONE_SET_NAMES: tuple[str, ...] = (MIXED_HALFTONES, "ordered", "floyd-steinberg-scans")
+HALFTONE_SETS_IN_WORDS: dict[str, str] = {
+    MIXED_HALFTONES: "ten common halftones",
+    "ordered": "Bayer 4x4 and 8x8 ordered dithers",
+    "floyd-steinberg-scans": "Floyd–Steinberg halftones in raster and serpentine scan",
+}
+HALFTONE_SET_NAMES: tuple[str, ...] = tuple(HALFTONE_SETS_IN_WORDS)
 
 #: Gaussian blur sigma (pixels) that best restores Floyd–Steinberg halftones of
 #: natural images (a sweep on Set5 + Set14): the classical baseline and the base

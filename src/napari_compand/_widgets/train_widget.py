@@ -28,6 +28,7 @@ from ..training import Progress, StateChange, TrainingConfig, TrainingImages, Tr
 from ..vocabulary import (
     HALFTONE_METHODS,
     HALFTONE_SET_NAMES,
+    HALFTONE_SETS_IN_WORDS,
     LIMITS,
     MIXED_HALFTONES,
     Arch,
@@ -146,9 +147,9 @@ class TrainWidget(WidgetActions, Container):
             label="halftone",
             choices=(*HALFTONE_METHODS, *HALFTONE_SET_NAMES),
             value=defaults.halftone_method,
-            tooltip=f"{MIXED_HALFTONES}: one of ten common halftones per crop, for a model "
-            "that restores halftones of unknown origin; ordered: Bayer 4x4 and 8x8; "
-            "floyd-steinberg-scans: raster and serpentine",
+            tooltip="a set draws one of its halftones per crop: "
+            + "; ".join(f"{name}: {words}" for name, words in HALFTONE_SETS_IN_WORDS.items())
+            + f" ({MIXED_HALFTONES}: for halftones of unknown origin)",
         )
         self._loss_layers = Select(
             label="losses",

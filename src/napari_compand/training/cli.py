@@ -20,8 +20,8 @@ from ..vocabulary import (
     HALFTONE_BLUR_SIGMA,
     HALFTONE_METHODS,
     HALFTONE_SET_NAMES,
+    HALFTONE_SETS_IN_WORDS,
     LIMITS,
-    MIXED_HALFTONES,
     Arch,
     Base,
     Device,
@@ -86,8 +86,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         choices=(*HALFTONE_METHODS, *HALFTONE_SET_NAMES),
         metavar="METHOD",
         help=f"one of {', '.join(HALFTONE_METHODS)}, or a set drawn from per crop: "
-        f"{MIXED_HALFTONES} (ten common halftones), ordered (Bayer 4x4 and 8x8), "
-        "floyd-steinberg-scans (raster and serpentine)",
+        + ", ".join(f"{name} ({words})" for name, words in HALFTONE_SETS_IN_WORDS.items()),
     )
     recipe.add_argument("--loss-layer", choices=[m.value for m in LossLayer])
     recipe.add_argument(

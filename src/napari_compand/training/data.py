@@ -109,9 +109,10 @@ class TrainingImages:
         scales = tuple(float(s) for s in scales)
         if not scales or any(not 0.0 < s <= 1.0 for s in scales):
             raise ValueError(f"scales must lie in (0, 1], got {scales}")
-        images = [to_uint8_channels(read_image(f), channels) for f in files]
+        images = [read_image(f) for f in files]
         description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
-        if scales != (1.0,):
+        if scales != (1.0,):  # downscaled as uint8 (the constructor converts the rest)
+            images = [to_uint8_channels(image, channels) for image in images]
             images = [downscaled(image, s) for s in scales for image in images]
             description += " at scales " + ", ".join(f"{s:g}" for s in scales)
         return cls(images, degradation, channels, description)
