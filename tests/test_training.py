@@ -525,6 +525,34 @@ def test_degraded_image_cache_is_bounded():
     assert len(data._cache) <= 3 and data._cached_bytes <= 3 * one
 
 
+def test_grey_versions_count_their_own_clean_image_in_the_cache():
+    config = tiny_config(halftone_method="floyd-steinberg")
+    data = TrainingImages(smooth_images(1), config.degradations)
+    colour = data.pair(0)
+    assert data._cached_bytes == colour.degraded.nbytes  # its clean image is the source's
+    grey = data.pair(0, grey=True)
+    assert data._cached_bytes == colour.degraded.nbytes + grey.degraded.nbytes + grey.clean.nbytes
+
+
+def test_freed_memory_is_handed_back_while_versions_are_made(monkeypatch):
+    from napari_compand.training import data as data_module
+
+    calls = []
+    monkeypatch.setattr(data_module, "release_freed_memory", lambda: calls.append(1))
+    config = tiny_config(halftone_method="mixed")
+    data = TrainingImages(smooth_images(1), config.degradations)
+    data.release_every = 4
+    for kind in range(10):
+        data.pair(0, kind=kind)
+    assert len(calls) == 2  # after the 4th and the 8th new version
+    data.pair(0, kind=9)  # cached: nothing new made
+    assert len(calls) == 2
+    assert data.prepare(threads=1) == 80  # one release per 4 versions made, one at the end
+    assert len(calls) == 80 // 4 + 1
+    monkeypatch.undo()
+    data_module.release_freed_memory()  # the real one runs here without error
+
+
 def test_prepare_degrades_every_version_ahead_and_batches_stay_the_same():
     config = tiny_config(halftone_method="mixed")
     prepared = TrainingImages(smooth_images(2), config.degradations)

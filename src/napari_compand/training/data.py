@@ -9,7 +9,10 @@ a resumed run sees exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +45,13 @@ def batch_rng(seed: int, rank: int, iteration: int) -> np.random.Generator:
 class _Flipped:
     clean: np.ndarray
     degraded: np.ndarray
+    #: whether ``clean`` is an array of its own (a grey version), not a view of a source image
+    owns_clean: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        """The memory this version holds beyond the source images."""
+        return self.degraded.nbytes + (self.clean.nbytes if self.owns_clean else 0)
 
 
 class TrainingImages:
@@ -59,9 +69,13 @@ class TrainingImages:
     description
         Where the images came from (recorded in checkpoints).
     cache_bytes
-        Degraded images are kept up to about this many bytes (oldest dropped
-        first) and made again when needed.
+        Degraded images (and the grey versions' clean images) are kept up to about
+        this many bytes (oldest dropped first) and made again when needed.
     """
+
+    #: After this many newly degraded versions, freed memory is handed back to the system
+    #: (:func:`release_freed_memory`).
+    release_every: int = 64
 
     def __init__(
         self,
@@ -85,6 +99,7 @@ class TrainingImages:
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[tuple, _Flipped] = OrderedDict()
         self._cached_bytes = 0
+        self._made_since_release = 0
 
     @property
     def degradation(self) -> Degradation:
@@ -168,10 +183,11 @@ class TrainingImages:
             for key, pair in zip(
                 keys, pool.map(lambda k: self._degraded_pair(*k), keys), strict=True
             ):
-                if self._cached_bytes + pair.degraded.nbytes > self.cache_bytes:
+                if self._cached_bytes + pair.nbytes > self.cache_bytes:
                     pool.shutdown(wait=False, cancel_futures=True)
                     break
                 self._remember(key, pair)
+        release_freed_memory()
         return len(self._cache)
 
     def _degraded_pair(
@@ -183,13 +199,14 @@ class TrainingImages:
             clean = clean[:, ::-1]
         if flip_v:
             clean = clean[::-1]
-        # the flipped clean image stays a view; only the degraded one is stored
-        if grey and self.channels == 3:
+        if grey and self.channels == 3:  # a grey version: its clean image is new too
             plane = img_as_ubyte(rgb2gray(clean))
             degraded = degradation.apply(plane)
             clean = np.repeat(plane[..., None], 3, axis=-1)
             degraded = np.repeat(degraded[..., None], 3, axis=-1)
-        elif self.channels == 1:
+            return _Flipped(clean, degraded, owns_clean=True)
+        # the flipped clean image stays a view; only the degraded one is stored
+        if self.channels == 1:
             degraded = degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
         else:
             degraded = degradation.apply(np.ascontiguousarray(clean), rgb=True)
@@ -198,10 +215,14 @@ class TrainingImages:
     def _remember(self, key: tuple, pair: _Flipped) -> _Flipped:
         """Cache ``pair``, dropping the oldest versions beyond :attr:`cache_bytes`."""
         self._cache[key] = pair
-        self._cached_bytes += pair.degraded.nbytes
+        self._cached_bytes += pair.nbytes
         while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
-            self._cached_bytes -= dropped.degraded.nbytes
+            self._cached_bytes -= dropped.nbytes
+        self._made_since_release += 1
+        if self._made_since_release >= self.release_every:
+            self._made_since_release = 0
+            release_freed_memory()
         return pair
 
     def sample(
@@ -255,6 +276,22 @@ def downscaled(image: np.ndarray, scale: float) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+def release_freed_memory() -> None:
+    """Hand memory that has been freed back to the operating system (glibc's
+    ``malloc_trim(0)``; elsewhere nothing).
+
+    Degrading many images of a few hundred kB each, with short-lived temporaries between
+    the versions kept, fragments glibc's heap: freed space between cached versions stays
+    part of the process. Measured on 40 BSDS500 images at three scales with the two Bayer
+    halftones (600 batches), the process grew by 1.69 GiB for 0.69 GiB of cached versions
+    without this and by 0.73 GiB with it; a 300-image run grew past 20 GiB and was killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(AttributeError, OSError):  # not glibc: no malloc_trim
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
