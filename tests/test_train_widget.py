@@ -142,6 +142,21 @@ def test_recipe_controls_reach_the_configs(widget):
     assert config.model.base.value == "none"
 
 
+def test_smaller_copies_reach_the_training_images(widget, tmp_path):
+    import imageio.v3 as iio
+
+    for i, image in enumerate(smooth_images(2)):
+        iio.imwrite(tmp_path / f"{i}.png", image)
+    widget._source.value = "folder"
+    widget._folder.value = str(tmp_path)
+    ((config, _),) = widget.configs()
+    assert len(widget._image_source(config)()) == 2
+    widget._copies.value = True
+    images = widget._image_source(config)()
+    assert len(images) == 6 and "at scales 1, 0.7, 0.5" in images.description
+    assert images.images[4].shape[0] == round(images.images[0].shape[0] * 0.5)
+
+
 def test_widget_cli_and_config_share_one_recipe(widget):
     """Bounds and defaults are declared once (vocabulary.LIMITS, ModelConfig) and read
     by the config, the command line and the widget."""

@@ -24,7 +24,14 @@ from .._device import available_devices
 from .._io import check_output, unused_path
 from ..checkpoints import export_weights
 from ..models import RESUNET_SIZES, ModelConfig
-from ..training import Progress, StateChange, TrainingConfig, TrainingImages, TrainingQueue
+from ..training import (
+    SCALE_COPIES,
+    Progress,
+    StateChange,
+    TrainingConfig,
+    TrainingImages,
+    TrainingQueue,
+)
 from ..vocabulary import (
     HALFTONE_METHODS,
     HALFTONE_SET_NAMES,
@@ -190,6 +197,12 @@ class TrainWidget(WidgetActions, Container):
             value=0.3,
             tooltip="share of grey training crops, so the model also restores grey images",
         )
+        self._copies = CheckBox(
+            text="also at 0.7 and 0.5 of their size",
+            value=False,
+            tooltip="train on each image also downscaled (Lanczos): more detail per pixel "
+            "and cleaner targets from JPEGs; the zoo's defaults gained 0.06-0.13 dB from it",
+        )
         self._schedule = ComboBox(
             label="lr schedule", choices=[s.value for s in LrSchedule], value="cosine"
         )
@@ -231,6 +244,7 @@ class TrainWidget(WidgetActions, Container):
                 self._depth,
                 self._residual,
                 self._grey,
+                self._copies,
                 self._schedule,
                 self._device,
                 self._out,
@@ -348,17 +362,20 @@ class TrainWidget(WidgetActions, Container):
     def _image_source(self, config: TrainingConfig):
         """A function (run in the worker) that builds the training images."""
         channels = config.model.channels
+        scales = SCALE_COPIES if self._copies.value else (1.0,)
         if self._source.value == SOURCE_FOLDER:
             folder = Path(self._folder.value)
             if not folder.is_dir():
                 raise ValueError(f"choose a folder of training images (got {folder})")
-            return lambda: TrainingImages.from_paths([folder], config.degradations, channels)
+            return lambda: TrainingImages.from_paths(
+                [folder], config.degradations, channels, scales
+            )
         layers = list(self._layers.value)
         if not layers:
             raise ValueError("choose at least one image layer to train on")
         names = ", ".join(layer.name for layer in layers)
-        return lambda: TrainingImages(
-            _layer_images(layers), config.degradations, channels, f"napari layers: {names}"
+        return lambda: TrainingImages.at_scales(
+            _layer_images(layers), config.degradations, channels, f"napari layers: {names}", scales
         )
 
     def _on_update(self, item: tuple) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 _HOMES = {
     "TrainingConfig": "config",
     "TrainingImages": "data",
+    "SCALE_COPIES": "data",
     "Progress": "engine",
     "StateChange": "engine",
     "Trainer": "engine",

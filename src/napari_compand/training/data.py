@@ -28,7 +28,11 @@ from skimage.util import img_as_ubyte
 from .._io import collect_images, read_image, to_uint8_channels
 from ..degrade import Degradation
 
-__all__ = ["TrainingImages", "batch_rng", "downscaled", "to_tensor"]
+__all__ = ["SCALE_COPIES", "TrainingImages", "batch_rng", "downscaled", "to_tensor"]
+
+#: The sizes the zoo's defaults were last trained at (each image also at 0.7 and 0.5 of its
+#: size): the Train widget's "smaller copies" and the CLI's ``--scales 1 0.7 0.5``.
+SCALE_COPIES = (1.0, 0.7, 0.5)
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -121,11 +125,25 @@ class TrainingImages:
         subsampling, so the smaller copies are cleaner targets).
         """
         files = collect_images(paths)
+        description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
+        return cls.at_scales(
+            [read_image(f) for f in files], degradation, channels, description, scales
+        )
+
+    @classmethod
+    def at_scales(
+        cls,
+        images: Sequence[np.ndarray],
+        degradation: Degradation | Sequence[Degradation],
+        channels: int = 3,
+        description: str = "arrays",
+        scales: Sequence[float] = (1.0,),
+    ) -> TrainingImages:
+        """``images`` used at each of ``scales`` (see :meth:`from_paths`); the description
+        names the scales."""
         scales = tuple(float(s) for s in scales)
         if not scales or any(not 0.0 < s <= 1.0 for s in scales):
             raise ValueError(f"scales must lie in (0, 1], got {scales}")
-        images = [read_image(f) for f in files]
-        description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
         if scales != (1.0,):  # downscaled as uint8 (the constructor converts the rest)
             images = [to_uint8_channels(image, channels) for image in images]
             images = [downscaled(image, s) for s in scales for image in images]
