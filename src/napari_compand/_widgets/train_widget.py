@@ -374,8 +374,12 @@ class TrainWidget(WidgetActions, Container):
         if not layers:
             raise ValueError("choose at least one image layer to train on")
         names = ", ".join(layer.name for layer in layers)
-        return lambda: TrainingImages.at_scales(
-            _layer_images(layers), config.degradations, channels, f"napari layers: {names}", scales
+        return lambda: TrainingImages(
+            _layer_images(layers),
+            config.degradations,
+            channels,
+            f"napari layers: {names}",
+            scales=scales,
         )
 
     def _on_update(self, item: tuple) -> None:

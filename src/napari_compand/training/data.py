@@ -75,6 +75,11 @@ class TrainingImages:
     cache_bytes
         Degraded images (and the grey versions' clean images) are kept up to about
         this many bytes (oldest dropped first) and made again when needed.
+    scales
+        Each image is used at each of these sizes (1.0: as given; below 1: downscaled
+        with a Lanczos filter, which also averages away JPEG blocks and chroma
+        subsampling, so the smaller copies are cleaner targets); the description names
+        them.
     """
 
     #: After this many newly degraded versions, freed memory is handed back to the system
@@ -88,10 +93,18 @@ class TrainingImages:
         channels: int = 3,
         description: str = "arrays",
         cache_bytes: int = 4 * 2**30,
+        scales: Sequence[float] = (1.0,),
     ) -> None:
         if len(images) == 0:
             raise ValueError("no training images given")
-        self.images = [to_uint8_channels(image, channels) for image in images]
+        scales = tuple(float(s) for s in scales)
+        if not scales or any(not 0.0 < s <= 1.0 for s in scales):
+            raise ValueError(f"scales must lie in (0, 1], got {scales}")
+        images = [to_uint8_channels(image, channels) for image in images]
+        if scales != (1.0,):
+            images = [downscaled(image, s) for s in scales for image in images]
+            description += " at scales " + ", ".join(f"{s:g}" for s in scales)
+        self.images = images
         degradations = (
             (degradation,) if isinstance(degradation, Degradation) else tuple(degradation)
         )
@@ -118,37 +131,12 @@ class TrainingImages:
         channels: int = 3,
         scales: Sequence[float] = (1.0,),
     ) -> TrainingImages:
-        """Images from files and folders (see :func:`napari_compand._io.collect_images`).
-
-        ``scales``: each image is used at each of these sizes (1.0: as read; below 1:
-        downscaled with a Lanczos filter, which also averages away JPEG blocks and chroma
-        subsampling, so the smaller copies are cleaner targets).
-        """
+        """Images from files and folders (see :func:`napari_compand._io.collect_images`),
+        used at each of ``scales`` (see the class)."""
         files = collect_images(paths)
         description = ", ".join(str(p) for p in paths) + f" ({len(files)} images)"
-        return cls.at_scales(
-            [read_image(f) for f in files], degradation, channels, description, scales
-        )
-
-    @classmethod
-    def at_scales(
-        cls,
-        images: Sequence[np.ndarray],
-        degradation: Degradation | Sequence[Degradation],
-        channels: int = 3,
-        description: str = "arrays",
-        scales: Sequence[float] = (1.0,),
-    ) -> TrainingImages:
-        """``images`` used at each of ``scales`` (see :meth:`from_paths`); the description
-        names the scales."""
-        scales = tuple(float(s) for s in scales)
-        if not scales or any(not 0.0 < s <= 1.0 for s in scales):
-            raise ValueError(f"scales must lie in (0, 1], got {scales}")
-        if scales != (1.0,):  # downscaled as uint8 (the constructor converts the rest)
-            images = [to_uint8_channels(image, channels) for image in images]
-            images = [downscaled(image, s) for s in scales for image in images]
-            description += " at scales " + ", ".join(f"{s:g}" for s in scales)
-        return cls(images, degradation, channels, description)
+        images = [read_image(f) for f in files]
+        return cls(images, degradation, channels, description, scales=scales)
 
     def __len__(self) -> int:
         return len(self.images)
