@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import sys
 from pathlib import Path
 
-__all__ = ["avoid_llvm_clash"]
+__all__ = ["avoid_llvm_clash", "release_freed_memory"]
 
 
 def avoid_llvm_clash() -> bool:
@@ -29,3 +31,21 @@ def avoid_llvm_clash() -> bool:
         return False
     sys.modules["triton"] = None  # type: ignore[assignment]
     return True
+
+
+def release_freed_memory() -> None:
+    """Hand memory that has been freed back to the operating system (glibc's
+    ``malloc_trim(0)``; elsewhere nothing).
+
+    Many short-lived arrays of a few hundred kB, allocated by several threads,
+    fragment glibc's heap: freed space between the arrays still held stays part of
+    the process. Measured without it: restoring an 8192x8192 RGB image tile by tile
+    peaked at 3.7 GiB (``benchmarks/bench_inference.py``); degrading 40 BSDS500
+    images at three scales with the two Bayer halftones grew the training process
+    by 1.69 GiB for 0.69 GiB of cached versions (0.73 GiB with it), and a 300-image
+    run grew past 20 GiB and was killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(AttributeError, OSError):  # not glibc: no malloc_trim
+        ctypes.CDLL(None).malloc_trim(0)

@@ -36,9 +36,7 @@ unchanged.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Generator
@@ -50,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._compat import release_freed_memory
 from ._device import resolve_device
 from ._steps import Cancelled, Progress, drive
 from ._validation import check_image, dtype_max, guess_rgb
@@ -664,32 +663,7 @@ def _restore_plane(array, output, plane, network, plan, device, batch_size, auto
         finished = rows[r + 1][0] - y0 if r + 1 < len(rows) else y1 - y0
         _store(band[:finished], target[y0 : y0 + finished], array.dtype, scale)
         pending = band[finished:]
-        _release_freed_memory()
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (``None`` elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _load_malloc_trim()
-
-
-def _release_freed_memory() -> None:
-    """Give memory freed by finished tiles back to the system.
-
-    Tiles of several sizes, allocated by several threads, fragment glibc's
-    arenas, and a large image's resident memory would keep growing (measured:
-    3.7 GiB peak for an 8192x8192 RGB image without this, see
-    ``benchmarks/bench_inference.py``).
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+        release_freed_memory()
 
 
 def _same_width(group):

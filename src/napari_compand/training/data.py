@@ -9,10 +9,7 @@ a resumed run sees exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +22,7 @@ import torch
 from skimage.color import rgb2gray
 from skimage.util import img_as_ubyte
 
+from .._compat import release_freed_memory
 from .._io import collect_images, read_image, to_uint8_channels
 from ..degrade import Degradation
 
@@ -282,22 +280,6 @@ def downscaled(image: np.ndarray, scale: float) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-
-
-def release_freed_memory() -> None:
-    """Hand memory that has been freed back to the operating system (glibc's
-    ``malloc_trim(0)``; elsewhere nothing).
-
-    Degrading many images of a few hundred kB each, with short-lived temporaries between
-    the versions kept, fragments glibc's heap: freed space between cached versions stays
-    part of the process. Measured on 40 BSDS500 images at three scales with the two Bayer
-    halftones (600 batches), the process grew by 1.69 GiB for 0.69 GiB of cached versions
-    without this and by 0.73 GiB with it; a 300-image run grew past 20 GiB and was killed.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(AttributeError, OSError):  # not glibc: no malloc_trim
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
