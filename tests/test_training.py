@@ -25,6 +25,7 @@ from napari_compand.training import (
     TrainingConfig,
     TrainingImages,
     Validation,
+    best_path,
 )
 
 from .helpers import smooth_images
@@ -154,22 +155,63 @@ def test_updates_and_validation(tmp_path):
     data = images_for(config)
     updates = list(Trainer(config, data, tmp_path / "m.safetensors", val_data=data).run())
     kinds = [type(u).__name__ if not isinstance(u, StateChange) else u.state for u in updates]
+    validation = [u for u in updates if isinstance(u, Validation)]
+    improved = ["best"] if validation[1].psnr > validation[0].psnr else []
     assert kinds == [
         "started",
         "Progress",
         "Progress",
         "Validation",
+        "best",  # the first validation is the best so far
         "checkpoint",
         "Progress",
         "Progress",
         "Validation",
+        *improved,
         "finished",
     ]
     progress = [u for u in updates if isinstance(u, Progress)]
     assert [p.iteration for p in progress] == [1, 2, 3, 4]
     assert progress[-1].eta_s == 0 and all(p.images_per_s > 0 for p in progress)
-    validation = [u for u in updates if isinstance(u, Validation)]
     assert all(0 < v.psnr < 60 and 0 < v.ssim <= 1 for v in validation)
+
+
+def test_the_best_validation_keeps_its_weights(tmp_path, monkeypatch):
+    config = tiny_config(iterations=6, validate_every=2)
+    data = images_for(config)
+    out = tmp_path / "m.safetensors"
+    scores = iter([20.0, 25.0, 22.0])  # iterations 2, 4, 6: the best is in the middle
+    weights = {}
+    measure = Trainer.validate
+
+    def scripted(self):
+        result = replace(measure(self), psnr=next(scores))
+        self.history[-1]["psnr"] = result.psnr
+        weights[result.iteration] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return result
+
+    monkeypatch.setattr(Trainer, "validate", scripted)
+    updates = list(Trainer(config, data, out, val_data=data).run())
+    best = [u for u in updates if isinstance(u, StateChange) and u.state == "best"]
+    assert [u.iteration for u in best] == [2, 4]
+    assert best[-1].path == best_path(out) == tmp_path / "m-best.safetensors"
+    assert "25.00 dB, the best so far" in best[-1].message
+    kept = load_checkpoint(best_path(out))
+    assert kept.metadata["best"] == {
+        "iteration": 4,
+        "psnr": 25.0,
+        "ssim": pytest.approx(kept.metadata["validation"][1]["ssim"]),
+    }
+    assert kept.optimizer_state is None  # weights to use, not a run to resume
+    assert all(torch.equal(kept.model_state[k], v) for k, v in weights[4].items())
+    last = load_checkpoint(out).model_state
+    assert not all(torch.equal(last[k], v) for k, v in weights[4].items())
+
+
+def test_no_best_file_without_validation(tmp_path):
+    config = tiny_config(iterations=2)
+    list(Trainer(config, images_for(config), tmp_path / "m.safetensors").run())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
 
 
 def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -387,6 +429,20 @@ def test_cli_train_then_resume(image_folder, tmp_path, capsys):
     )
     meta = load_checkpoint(out).metadata
     assert meta["iterations_done"] == 3 and meta["bits"] == 3
+
+
+def test_cli_reports_and_protects_the_best_validation_file(image_folder, tmp_path, capsys):
+    out = tmp_path / "v.safetensors"
+    best_path(out).write_bytes(b"a file of the user's")
+    run = tiny_cli(image_folder, out, "--iterations", "2", "--val-data", str(image_folder))
+    assert main(run) == 2
+    assert "v-best.safetensors exists already" in capsys.readouterr().err
+    assert best_path(out).read_bytes() == b"a file of the user's"
+    best_path(out).unlink()
+    assert main(run) == 0
+    printed = capsys.readouterr().out
+    assert f"best validation: {best_path(out)} (iteration " in printed
+    assert load_checkpoint(best_path(out)).metadata["best"]["iteration"] in (1, 2)
 
 
 def test_cli_train_errors_are_clear(image_folder, tmp_path, capsys):

@@ -22,6 +22,7 @@ _HOMES = {
     "TrainingQueue": "engine",
     "TrainingUpdate": "engine",
     "Validation": "engine",
+    "best_path": "engine",
     "Device": "..vocabulary",
     "LrSchedule": "..vocabulary",
     "Task": "..vocabulary",

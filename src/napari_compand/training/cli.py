@@ -268,7 +268,7 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        started, last_loss, last_val = time.perf_counter(), float("nan"), None
+        started, last_loss, last_val, best = time.perf_counter(), float("nan"), None, None
         _stop_on_signals(trainer)
         try:
             for update in trainer.run():
@@ -283,6 +283,8 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
                             f"iteration {update.iteration}: validation PSNR "
                             f"{update.psnr:.2f} dB, SSIM {update.ssim:.4f}"
                         )
+                elif isinstance(update, StateChange) and update.state == "best":
+                    best = update
                 elif isinstance(update, StateChange) and update.state == "checkpoint":
                     bar.write(f"checkpoint: {update.path} (iteration {update.iteration})")
                 elif isinstance(update, StateChange) and update.state == "stopped":
@@ -307,6 +309,8 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
             if last_val is not None:
                 summary += f", validation PSNR {last_val.psnr:.2f} dB / SSIM {last_val.ssim:.4f}"
             print(f"{summary}\ncheckpoint: {args.out}")
+            if best is not None:
+                print(f"best validation: {best.path} (iteration {best.iteration}, {best.message})")
         if dist.is_initialized():
             # every rank reaches the end before any tears the group down: a rank that leaves
             # while rank 0 still saves and validates can make gloo abort the other
@@ -319,8 +323,10 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
 
 def _check_out(args: argparse.Namespace) -> None:
     """Before any training: ``--out`` is a new ``.safetensors`` file (or ``--overwrite``,
-    or the ``--resume`` file itself) in a writable folder, and not one of the inputs."""
+    or the ``--resume`` file itself) in a writable folder, and not one of the inputs; with
+    ``--val-data`` the same holds for its best-validation file (``<out>-best``)."""
     from .._io import check_output, collect_images
+    from .engine import best_path
 
     out = args.out
     if out.suffix.lower() != ".safetensors":
@@ -330,6 +336,13 @@ def _check_out(args: argparse.Namespace) -> None:
         inputs.append(args.init)
     in_place = args.resume is not None and out.exists() and out.resolve() == args.resume.resolve()
     check_output(out, inputs, overwrite=args.overwrite or in_place, what="--out")
+    if args.val_data:  # a resumed run keeps improving on its own best file
+        check_output(
+            best_path(out),
+            inputs,
+            overwrite=args.overwrite or in_place,
+            what="the best-validation checkpoint next to --out",
+        )
 
 
 def _stop_on_signals(trainer) -> None:

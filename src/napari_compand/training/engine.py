@@ -10,6 +10,10 @@ continues with the same weights, optimizer state and iteration count, and since
 the batch of iteration ``i`` depends only on ``(seed, rank, i)`` it produces the
 same model as an uninterrupted run.
 
+With validation images, the weights of the best validation so far are also kept,
+in :func:`best_path` of ``out`` (``model-best.safetensors``; a ``best`` update
+says when it changes).
+
 Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
 DistributedDataParallel, every process draws its own batches, and only rank 0
 writes files and reports validation.
@@ -49,6 +53,7 @@ __all__ = [
     "TrainingQueue",
     "TrainingUpdate",
     "Validation",
+    "best_path",
     "recipe_of",
 ]
 
@@ -104,15 +109,27 @@ class Validation:
 
 @dataclass(frozen=True)
 class StateChange:
-    """``started``, ``checkpoint`` (file written), ``stopped`` or ``finished``."""
+    """``started``, ``checkpoint`` (file written), ``best`` (a validation beat every earlier
+    one; its weights are in :func:`best_path`), ``stopped`` or ``finished``."""
 
-    state: Literal["started", "checkpoint", "stopped", "finished"]
+    state: Literal["started", "checkpoint", "best", "stopped", "finished"]
     iteration: int
     path: Path | None = None
     message: str = ""
 
 
 TrainingUpdate = Progress | Validation | StateChange
+
+
+def best_path(out: str | Path) -> Path:
+    """Where a run writing ``out`` keeps the weights of its best validation.
+
+    >>> best_path("runs/model.safetensors").name
+    'model-best.safetensors'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}-best{out.suffix}")
+
 
 # Settings a resumed run must share with the run it continues.
 _RESUME_KEYS = (
@@ -150,7 +167,8 @@ class Trainer:
         Checkpoint file to write (``None``: keep the model in memory only).
     val_data
         Validation images; PSNR/SSIM on their centre crops every
-        ``config.validate_every`` iterations and at the end.
+        ``config.validate_every`` iterations and at the end. The weights of the
+        best one are kept in :func:`best_path` of ``out``.
     resume
         Checkpoint to continue from (same recipe; ``config.iterations`` may be larger).
     init
@@ -306,7 +324,16 @@ class Trainer:
             if self._val_batch is not None and (
                 last or (config.validate_every and self.iteration % config.validate_every == 0)
             ):
-                yield self.validate()
+                validation = self.validate()
+                yield validation
+                best = self._save_if_best(validation)
+                if best is not None:
+                    yield StateChange(
+                        "best",
+                        self.iteration,
+                        best,
+                        f"validation PSNR {validation.psnr:.2f} dB, the best so far",
+                    )
             if (
                 not last
                 and config.checkpoint_every
@@ -377,6 +404,22 @@ class Trainer:
         if not self.writes_files:
             return None
         return save_checkpoint(self.out, self.model, self.metadata(), self.optimizer)
+
+    def _save_if_best(self, validation: Validation) -> Path | None:
+        """Keep the weights of a validation that beats every earlier one of the run.
+
+        Long runs on few images overfit: their last weights can be worse on unseen
+        images than earlier ones (measured: the 1-bit default's GPU stage fell from
+        18.74 to 18.24 dB on Set5 + Set14 while gaining 1.46 dB on its training
+        images). The best validation's weights (no optimizer state) go to
+        :func:`best_path` of ``out``, with ``"best"`` (iteration, PSNR, SSIM) in
+        their metadata.
+        """
+        earlier = [record["psnr"] for record in self.history[:-1]]
+        if not self.writes_files or (earlier and validation.psnr <= max(earlier)):
+            return None
+        best = {"iteration": validation.iteration, "psnr": validation.psnr, "ssim": validation.ssim}
+        return save_checkpoint(best_path(self.out), self.model, {**self.metadata(), "best": best})
 
     def _warm_start(self, checkpoint: Checkpoint) -> None:
         source, mine = checkpoint.model_config, self.config.model
