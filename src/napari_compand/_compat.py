@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["avoid_llvm_clash", "release_freed_memory"]
@@ -45,7 +46,17 @@ def release_freed_memory() -> None:
     by 1.69 GiB for 0.69 GiB of cached versions (0.73 GiB with it), and a 300-image
     run grew past 20 GiB and was killed.
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``None`` elsewhere)."""
     if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(AttributeError, OSError):  # not glibc: no malloc_trim
-        ctypes.CDLL(None).malloc_trim(0)
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # not glibc
+        return None
