@@ -3,10 +3,15 @@
 Both train the same U-Net with the same perceptual loss and Adam on batches of
 the same size; the bare loop reuses one ready-made batch (no data pipeline, no
 updates, no bookkeeping), so ``ratio = bare time / our time`` measures what the
-engine costs on top of PyTorch (target >= 0.9).
+engine costs on top of PyTorch (target >= 0.9). Both run in the engine's mixed precision
+(:func:`~napari_compand._device.training_autocast`).
+
+A second table times the engine on the zoo defaults' network (ResUNet M, pixel MSE) with
+mixed precision (bf16 autocast on CUDA and on CPUs with native bf16) and without
+(``--no-amp``): ``speed-up = float32 time / mixed time``.
 
 Run: ``python benchmarks/bench_training.py [--layers conv1_1 conv5_1] [--iterations 4]``.
-Prints the device, per-layer seconds per iteration, images/s and the ratio.
+Prints the device, per-layer seconds per iteration, images/s and the ratios.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import numpy as np
 import torch
 from skimage import data as samples
 
-from napari_compand._device import resolve_device
+from napari_compand._device import cpu_has_native_bf16, resolve_device, training_autocast
+from napari_compand.degrade import Degradation
 from napari_compand.losses import PerceptualLoss
-from napari_compand.models import ModelConfig, build_model
+from napari_compand.models import RESUNET_SIZES, ModelConfig, build_model
 from napari_compand.training import Progress, Trainer, TrainingConfig, TrainingImages
 
 
@@ -42,7 +48,8 @@ def bare_seconds(config: TrainingConfig, images: TrainingImages) -> float:
     inputs, targets = inputs.to(device), targets.to(device)
     stamps = []
     for _ in range(config.iterations):
-        loss = loss_fn(model(inputs), targets)
+        with training_autocast(device, config.amp):
+            loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -69,7 +76,8 @@ def main() -> None:
     print(
         f"device: {device} ({torch.get_num_threads()} threads), U-Net ngf={args.ngf} "
         f"depth={args.depth} cap={args.max_channels} ({params:.1f}M parameters), "
-        f"batch {args.batch_size} x {args.crop_size}^2, amp={args.amp and device.type == 'cuda'}"
+        f"batch {args.batch_size} x {args.crop_size}^2, amp={args.amp} "
+        f"(bf16 on {device.type}: {device.type == 'cuda' or cpu_has_native_bf16()})"
     )
     print("| loss layer | engine s/it | bare s/it | engine img/s | ratio (bare/engine) |")
     print("|---|---|---|---|---|")
@@ -95,6 +103,35 @@ def main() -> None:
             f"| {layer} | {ours:.3f} | {bare:.3f} | {args.batch_size / ours:.1f} | "
             f"{bare / ours:.2f} |"
         )
+    images = TrainingImages(
+        [samples.astronaut(), samples.coffee(), samples.chelsea()], Degradation(bits=3)
+    )
+    images.sample(np.random.default_rng(0), 64, args.crop_size)
+    widths, blocks = RESUNET_SIZES["M"]
+    resunet = ModelConfig(arch="resunet", widths=widths, blocks=blocks, base="bin", bits=3)
+    seconds = {}
+    for amp in (False, True):
+        config = TrainingConfig(
+            task="expand",
+            bits=3,
+            perceptual_weight=0.0,
+            pixel_weight=1.0,
+            iterations=args.iterations + 1,
+            batch_size=args.batch_size,
+            crop_size=args.crop_size,
+            validate_every=0,
+            checkpoint_every=0,
+            device=args.device,
+            amp=amp,
+            model=resunet,
+        )
+        seconds[amp] = engine_seconds(config, images)
+    print("\n| ResUNet M, pixel MSE | float32 s/it | mixed s/it | speed-up (float32/mixed) |")
+    print("|---|---|---|---|")
+    print(
+        f"| 3-bit expansion | {seconds[False]:.3f} | {seconds[True]:.3f} | "
+        f"{seconds[False] / seconds[True]:.2f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     if engine.__version__ == "0+unknown":  # running from a source tree that is not installed
         engine.__version__ = _source_version()
-    settings = {**RECIPE, **JOBS[name], "device": args.device, "seed": args.seed}
+    settings = {**RECIPE, **JOBS[name], "device": args.device, "seed": args.seed, "amp": args.amp}
     settings.update(
         iterations=args.iterations or settings["iterations"],
         validate_every=args.validate_every,
@@ -386,6 +386,12 @@ def main() -> None:
         "a larger size may warm-start from a smaller model",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--no-amp",
+        dest="amp",
+        action="store_false",
+        help="float32 throughout (default: bf16 autocast on CUDA and on CPUs with native bf16)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-images", type=int, default=50)

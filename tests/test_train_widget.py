@@ -150,11 +150,20 @@ def test_smaller_copies_reach_the_training_images(widget, tmp_path):
     widget._source.value = "folder"
     widget._folder.value = str(tmp_path)
     ((config, _),) = widget.configs()
-    assert len(widget._image_source(config)()) == 2
+    images, validation = widget._image_source(config)()
+    assert len(images) == 2 and validation is None
     widget._copies.value = True
-    images = widget._image_source(config)()
+    images, _ = widget._image_source(config)()
     assert len(images) == 6 and "at scales 1, 0.7, 0.5" in images.description
     assert images.images[4].shape[0] == round(images.images[0].shape[0] * 0.5)
+    # a held-out file is neither trained on nor copied; it is validated at its own size
+    widget._held_out.value = 1
+    images, validation = widget._image_source(config)()
+    assert len(images) == 3 and len(validation) == 1
+    assert "0.png" in images.description and "1.png" in validation.description
+    widget._held_out.value = 2
+    with pytest.raises(ValueError, match="leave none of the 2 images"):
+        widget._image_source(config)
 
 
 def test_widget_cli_and_config_share_one_recipe(widget):
@@ -228,3 +237,41 @@ def test_unused_path_skips_companions(tmp_path):
     (tmp_path / "m_2.x").touch()  # a companion of m_2
     companions = lambda p: (p.with_suffix(".x"),)  # noqa: E731
     assert unused_path(tmp_path / "m.safetensors", companions) == tmp_path / "m_3.safetensors"
+
+
+def test_held_out_images_keep_the_best_weights(widget, qtbot, tmp_path):
+    from napari_compand.checkpoints import read_metadata
+
+    widget._held_out.value = 1
+    widget._iterations.value = 4
+    ((config, _),) = widget.configs()
+    assert config.validate_every == 1  # ten validations per run, at least one per iteration
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=120_000)  # worker finished
+    best = tmp_path / "model-best.safetensors"
+    assert widget.best_paths == [best]
+    meta = read_metadata(best)
+    scores = [v["psnr"] for v in read_metadata(tmp_path / "model.safetensors")["validation"]]
+    assert len(scores) == 4 and meta["best"]["psnr"] == max(scores)
+    assert meta["best"]["iteration"] == 1 + scores.index(max(scores))
+    assert "the last 1 of their 2 planes" in meta["validation_data"]
+    assert "without the last 1" in meta["data"]
+    light = load_checkpoint(best)
+    assert light.optimizer_state is None
+    assert all(t.dtype == torch.float16 for t in light.model_state.values())
+    assert not (tmp_path / "model.resume-best.safetensors").exists()  # only while training
+    assert best.resolve() in session_models()
+    assert "best validation: model-best.safetensors (" in widget._status.value
+    # the next run proposes a name whose best file is free too, and a kept best is protected
+    assert widget._out.value == tmp_path / "model_2.safetensors"
+    widget._out.value = tmp_path / "other.safetensors"
+    (tmp_path / "other-best.safetensors").write_bytes(b"the user's file")
+    assert widget.start() is None
+    assert "other-best.safetensors exists already" in widget._status.value
+    assert (tmp_path / "other-best.safetensors").read_bytes() == b"the user's file"
+
+
+def test_too_many_held_out_images_are_refused(widget):
+    widget._held_out.value = 2  # the fixture's two layers hold two planes
+    assert widget.start() is None
+    assert "leave none of the 2 image planes" in widget._status.value

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from napari_compand._device import resolve_device
 from napari_compand.checkpoints import CheckpointError, export_weights, load_checkpoint
 from napari_compand.cli import main
+from napari_compand.metrics import psnr
 from napari_compand.models import ModelConfig
 from napari_compand.training import (
     Progress,
@@ -148,6 +149,41 @@ def test_loss_falls_in_a_tiny_training_run():
     losses = [u.loss for u in trainer.run() if isinstance(u, Progress)]
     assert len(losses) == 60
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_mixed_precision_on_the_cpu(native_bf16, monkeypatch):
+    """amp trains in bf16 on a CPU that computes it natively (not on one that emulates
+    it, nor with amp off); the weights stay float32 and validation scores in float32."""
+    from napari_compand import _device
+
+    monkeypatch.setattr(_device, "cpu_has_native_bf16", lambda: native_bf16)
+    config = tiny_config(loss_layer="conv1_1", perceptual_weight=0.0, pixel_weight=1.0)
+    data = images_for(config)
+    seen: list[torch.dtype] = []
+    for amp in (True, False):
+        trainer = Trainer(replace(config, amp=amp), data, val_data=data)
+        seen.clear()
+        first = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        hook = first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        trainer.step(*data.sample(np.random.default_rng(0), 4, 32))
+        assert seen == [torch.bfloat16 if amp and native_bf16 else torch.float32]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+        seen.clear()
+        scored = trainer.validate()
+        assert seen[0] == torch.float32
+        hook.remove()
+        inputs, targets = trainer._val_batch
+        with torch.inference_mode():
+            restored = trainer.model.eval()(inputs).clamp(0, 1)
+        expected = np.mean(
+            [psnr(_uint8(t), _uint8(r), rgb=True) for t, r in zip(targets, restored, strict=True)]
+        )
+        assert scored.psnr == pytest.approx(expected, abs=1e-9)
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def test_updates_and_validation(tmp_path):

@@ -21,8 +21,8 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_info
 
 from .._device import available_devices
-from .._io import check_output, unused_path
-from ..checkpoints import export_weights
+from .._io import check_output, collect_images, read_image, unused_path
+from ..checkpoints import export_weights, read_metadata
 from ..models import RESUNET_SIZES, ModelConfig
 from ..training import (
     SCALE_COPIES,
@@ -31,6 +31,7 @@ from ..training import (
     TrainingConfig,
     TrainingImages,
     TrainingQueue,
+    best_path,
 )
 from ..vocabulary import (
     HALFTONE_METHODS,
@@ -98,17 +99,47 @@ def resumable_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.resume{out.suffix}")
 
 
-def check_outputs(outputs: list[Path], replace: bool) -> None:
-    """Before training: every checkpoint and its resumable state are new files in a
+def companions(out: Path, validated: bool = False) -> tuple[Path, ...]:
+    """The files a run into ``out`` writes beside it: its :func:`resumable_path` and, with
+    held-out images (``validated``), the weights of its best validation
+    (:func:`~napari_compand.training.best_path`: ``model-best.safetensors``) and the
+    full-precision copy the run keeps while it trains."""
+    files = (resumable_path(out),)
+    if validated:
+        files += (best_path(out), best_path(resumable_path(out)))
+    return files
+
+
+def check_outputs(outputs: list[Path], replace: bool, validated: bool = False) -> None:
+    """Before training: every checkpoint and its :func:`companions` are new files in a
     writable folder, unless ``replace`` (:class:`~napari_compand._io.OutputError`)."""
     for out in outputs:
-        for path in (out, resumable_path(out)):
+        for path in (out, *companions(out, validated)):
             check_output(path, overwrite=replace, how_to_replace=f"tick '{REPLACE_TEXT}'")
 
 
 def _unused_output(out: Path) -> Path:
     """``out``, or the first ``<stem>_N.safetensors`` whose files do not exist yet."""
-    return unused_path(out, lambda p: (resumable_path(p),))
+    return unused_path(out, lambda p: companions(p, validated=True))
+
+
+def held_out_split(images: list, held_out: int, what: str = "images") -> tuple[list, list]:
+    """``(training, validation)``: the last ``held_out`` of ``images`` are kept for validation.
+
+    Raises
+    ------
+    ValueError
+        If fewer than one image would be left to train on.
+    """
+    if held_out < 0:
+        raise ValueError(f"held-out images must be 0 or more, got {held_out}")
+    if held_out and held_out >= len(images):
+        raise ValueError(
+            f"{held_out} held-out images leave none of the {len(images)} {what} to train on; "
+            "hold out fewer"
+        )
+    cut = len(images) - held_out
+    return images[:cut], images[cut:]
 
 
 def _train_job(queue_holder: list, make_queue, weights: list[Path]):
@@ -116,7 +147,10 @@ def _train_job(queue_holder: list, make_queue, weights: list[Path]):
 
     Each run trains into its :func:`resumable_path`; when it finishes or stops, its
     weights are exported (fp16, without optimizer state) to ``weights[index]``, the
-    light file that Restore and Compare load, and the update names that file.
+    light file that Restore and Compare load, and the update names that file. With
+    held-out images, the weights of the best validation are exported the same way to
+    :func:`~napari_compand.training.best_path` of ``weights[index]`` (a ``best`` update
+    naming it follows the last one).
     """
     queue = make_queue()
     queue_holder.append(queue)
@@ -124,8 +158,20 @@ def _train_job(queue_holder: list, make_queue, weights: list[Path]):
         saved = isinstance(update, StateChange) and update.state in ("finished", "stopped")
         if saved and update.path is not None:
             path = export_weights(update.path, weights[index], half=True)
-            update = StateChange(update.state, update.iteration, path, update.message)
+            yield index, StateChange(update.state, update.iteration, path, update.message)
+            kept = best_path(update.path)
+            if kept.exists():
+                best = export_weights(kept, best_path(weights[index]), half=True)
+                kept.unlink()  # the full-precision copy the run kept while it trained
+                yield index, StateChange("best", update.iteration, best, "best validation")
+            continue
         yield index, update
+
+
+def _best_in_words(path: Path) -> str:
+    """``model-best.safetensors (31.20 dB at iteration 700)``."""
+    best = read_metadata(path)["best"]
+    return f"{path.name} ({best['psnr']:.2f} dB at iteration {best['iteration']})"
 
 
 class TrainWidget(WidgetActions, Container):
@@ -197,6 +243,16 @@ class TrainWidget(WidgetActions, Container):
             value=0.3,
             tooltip="share of grey training crops, so the model also restores grey images",
         )
+        self._held_out = SpinBox(
+            label="held-out images",
+            min=0,
+            max=10_000,
+            value=0,
+            tooltip="the last N images (files in name order, or layer planes) are not "
+            "trained on: the model is scored on them ten times per run and the weights of "
+            "its best score are also saved, as <name>-best.safetensors (long runs on few "
+            "images can get worse on new ones)",
+        )
         self._copies = CheckBox(
             text="also at 0.7 and 0.5 of their size",
             value=False,
@@ -244,6 +300,7 @@ class TrainWidget(WidgetActions, Container):
                 self._depth,
                 self._residual,
                 self._grey,
+                self._held_out,
                 self._copies,
                 self._schedule,
                 self._device,
@@ -259,6 +316,8 @@ class TrainWidget(WidgetActions, Container):
         self.native.layout().addWidget(self.loss_plot)
         self.worker: GeneratorWorker | None = None
         self.finished_paths: list[Path] = []
+        #: The weights of each run's best validation (with held-out images).
+        self.best_paths: list[Path] = []
         self._queue_holder: list[TrainingQueue] = []
         self._source.changed.connect(self._sync_controls)
         self._task.changed.connect(self._sync_controls)
@@ -308,21 +367,30 @@ class TrainWidget(WidgetActions, Container):
                 lr_schedule=self._schedule.value,
                 device=self._device.value,
                 model=model,
+                **self._validation_interval(),
             )
             runs.append((config, out))
         return runs
+
+    def _validation_interval(self) -> dict[str, int]:
+        """With held-out images: ten validations per run (else the config's default)."""
+        if not self._held_out.value:
+            return {}
+        return {"validate_every": max(1, self._iterations.value // 10)}
 
     def start(self) -> GeneratorWorker | None:
         """Start training in a thread worker; returns the worker."""
         try:
             runs = self.configs()
-            check_outputs([out for _, out in runs], self._replace.value)
+            validated = self._held_out.value > 0
+            check_outputs([out for _, out in runs], self._replace.value, validated)
             make_images = self._image_source(runs[0][0])
         except (TypeError, ValueError, OSError) as err:
             self._fail(str(err))
             return None
         self._queue_holder = []
         self.finished_paths = []
+        self.best_paths = []
         self._total = sum(config.iterations for config, _ in runs)
         self._done_before = 0
         self.progress.max = self._total
@@ -330,7 +398,8 @@ class TrainWidget(WidgetActions, Container):
         self.loss_plot.clear()
 
         def make_queue() -> TrainingQueue:
-            return TrainingQueue([(c, resumable_path(out)) for c, out in runs], make_images())
+            train, validation = make_images()
+            return TrainingQueue([(c, resumable_path(out)) for c, out in runs], train, validation)
 
         worker = create_worker(
             _train_job,
@@ -360,27 +429,54 @@ class TrainWidget(WidgetActions, Container):
         self._status.value = "stopping..."
 
     def _image_source(self, config: TrainingConfig):
-        """A function (run in the worker) that builds the training images."""
+        """A function (run in the worker) that builds ``(training, validation)`` images;
+        validation is ``None`` unless images are held out (:func:`held_out_split`)."""
         channels = config.model.channels
         scales = SCALE_COPIES if self._copies.value else (1.0,)
+        held_out = self._held_out.value
         if self._source.value == SOURCE_FOLDER:
             folder = Path(self._folder.value)
             if not folder.is_dir():
                 raise ValueError(f"choose a folder of training images (got {folder})")
-            return lambda: TrainingImages.from_paths(
-                [folder], config.degradations, channels, scales
+            if not held_out:
+                return lambda: (
+                    TrainingImages.from_paths([folder], config.degradations, channels, scales),
+                    None,
+                )
+            files = collect_images([folder])
+            train_files, val_files = held_out_split(files, held_out, f"images in {folder}")
+
+            def load(paths: list[Path], what: str, at: tuple[float, ...]) -> TrainingImages:
+                description = f"{folder}: {len(paths)} {what} images ({paths[0].name} ...)"
+                images = [read_image(p) for p in paths]
+                return TrainingImages(images, config.degradations, channels, description, scales=at)
+
+            return lambda: (
+                load(train_files, "training", scales),
+                load(val_files, "held-out", (1.0,)),
             )
         layers = list(self._layers.value)
         if not layers:
             raise ValueError("choose at least one image layer to train on")
         names = ", ".join(layer.name for layer in layers)
-        return lambda: TrainingImages(
-            _layer_images(layers),
-            config.degradations,
-            channels,
-            f"napari layers: {names}",
-            scales=scales,
-        )
+        planes = _layer_images(layers)  # views, no copies
+        train, validation = held_out_split(planes, held_out, "image planes of the chosen layers")
+
+        def build() -> tuple[TrainingImages, TrainingImages | None]:
+            source = f"napari layers: {names}"
+            if not validation:
+                return TrainingImages(
+                    train, config.degradations, channels, source, scales=scales
+                ), None
+            held = f"the last {len(validation)} of their {len(planes)} planes"
+            images = TrainingImages(
+                train, config.degradations, channels, f"{source}, without {held}", scales=scales
+            )
+            return images, TrainingImages(
+                validation, config.degradations, channels, f"{source}, {held}"
+            )
+
+        return build
 
     def _on_update(self, item: tuple) -> None:
         index, update = item
@@ -396,6 +492,9 @@ class TrainWidget(WidgetActions, Container):
         elif isinstance(update, StateChange):
             if update.state == "started":
                 self.loss_plot.start_curve()
+            elif update.state == "best" and update.message == "best validation":
+                self.best_paths.append(update.path)
+                register_session_model(update.path)
             elif update.state in ("finished", "stopped") and update.path is not None:
                 self._done_before += config.iterations
                 self.finished_paths.append(update.path)
@@ -430,5 +529,9 @@ class TrainWidget(WidgetActions, Container):
                 f"saved: {saved}; resumable state (napari-compand train --resume): "
                 + ", ".join(resumable_path(p).name for p in self.finished_paths)
             )
+            if self.best_paths:
+                self._status.value += "; best validation: " + ", ".join(
+                    _best_in_words(p) for p in self.best_paths
+                )
             # the next run proposes a new name instead of replacing this one
             self._out.value = _unused_output(Path(self._out.value))

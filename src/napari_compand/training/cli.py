@@ -119,7 +119,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         dest="amp",
         action="store_false",
         default=None,
-        help="no mixed precision on CUDA",
+        help="no mixed precision (default: bf16 on CUDA and on CPUs with native bf16)",
     )
     recipe.add_argument("--validate-every", type=int)
     recipe.add_argument("--checkpoint-every", type=int)

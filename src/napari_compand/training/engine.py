@@ -36,7 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .. import __version__
-from .._device import resolve_device
+from .._device import resolve_device, training_autocast
 from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
@@ -239,11 +239,10 @@ class Trainer:
             self.network = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.cuda else None
             )
-        self._autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.cuda and config.amp
-            else nullcontext()
-        )
+        self._autocast = training_autocast(self.device, config.amp)
+        # validation scores in float32 on the CPU: bf16's 8-bit mantissa would blur the
+        # 40-50 dB scores of the high-bit models that keep-best compares
+        self._val_autocast = self._autocast if self.cuda else nullcontext()
         self._val_batch = None
         if val_data is not None and self.rank == 0:  # only rank 0 reports validation
             self._val_batch = val_data.center_crops(VALIDATION_CROP, validation_images)
@@ -354,7 +353,7 @@ class Trainer:
         with torch.inference_mode():
             for start in range(0, len(inputs), chunk):
                 batch = self._to_device(inputs[start : start + chunk])
-                with self._autocast:
+                with self._val_autocast:
                     outputs.append(self.model(batch).float().clamp(0, 1).cpu())
         self.model.train()
         predicted = _to_uint8(torch.cat(outputs))
