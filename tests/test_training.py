@@ -163,6 +163,7 @@ def test_mixed_precision_on_the_cpu(native_bf16, monkeypatch):
     seen: list[torch.dtype] = []
     for amp in (True, False):
         trainer = Trainer(replace(config, amp=amp), data, val_data=data)
+        assert trainer.mixed_precision == (amp and native_bf16)
         seen.clear()
         first = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
         hook = first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
@@ -446,7 +447,9 @@ def test_cli_train_then_resume(image_folder, tmp_path, capsys):
         main(tiny_cli(image_folder, out, "--iterations", "2", "--task", "expand", "--bits", "3"))
         == 0
     )
-    assert "trained expand (3-bit) with conv1_1 loss: 2 iterations" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trained expand (3-bit) with conv1_1 loss: 2 iterations" in printed
+    assert "training on cpu" in printed  # and the precision, where it is bf16
     assert (
         main(
             [

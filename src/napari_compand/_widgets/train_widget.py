@@ -492,6 +492,7 @@ class TrainWidget(WidgetActions, Container):
         elif isinstance(update, StateChange):
             if update.state == "started":
                 self.loss_plot.start_curve()
+                self._status.value = f"{config.loss_name}: {update.message}"
             elif update.state == "best" and update.message == "best validation":
                 self.best_paths.append(update.path)
                 register_session_model(update.path)

@@ -283,6 +283,9 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
                             f"iteration {update.iteration}: validation PSNR "
                             f"{update.psnr:.2f} dB, SSIM {update.ssim:.4f}"
                         )
+                elif isinstance(update, StateChange) and update.state == "started":
+                    if rank == 0:
+                        bar.write(update.message)
                 elif isinstance(update, StateChange) and update.state == "best":
                     best = update
                 elif isinstance(update, StateChange) and update.state == "checkpoint":

@@ -240,6 +240,8 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.cuda else None
             )
         self._autocast = training_autocast(self.device, config.amp)
+        #: Whether steps run in bf16 mixed precision (``config.amp`` where the device has it).
+        self.mixed_precision = not isinstance(self._autocast, nullcontext)
         # validation scores in float32 on the CPU: bf16's 8-bit mantissa would blur the
         # 40-50 dB scores of the high-bit models that keep-best compares
         self._val_autocast = self._autocast if self.cuda else nullcontext()
@@ -287,7 +289,10 @@ class Trainer:
     def run(self) -> Iterator[TrainingUpdate]:
         """Train to ``config.iterations``; yields :data:`TrainingUpdate` objects."""
         config = self.config
-        yield StateChange("started", self.iteration, message=f"training on {self.device}")
+        precision = " in bf16 mixed precision" if self.mixed_precision else ""
+        yield StateChange(
+            "started", self.iteration, message=f"training on {self.device}{precision}"
+        )
         seconds_per_iteration: float | None = None
         while self.iteration < config.iterations:
             if self._stop.is_set():
