@@ -24,7 +24,6 @@ import torch
 from skimage import data as samples
 
 from napari_compand._device import cpu_has_native_bf16, resolve_device, training_autocast
-from napari_compand.degrade import Degradation
 from napari_compand.losses import PerceptualLoss
 from napari_compand.models import RESUNET_SIZES, ModelConfig, build_model
 from napari_compand.training import Progress, Trainer, TrainingConfig, TrainingImages
@@ -79,59 +78,47 @@ def main() -> None:
         f"batch {args.batch_size} x {args.crop_size}^2, amp={args.amp} "
         f"(bf16 on {device.type}: {device.type == 'cuda' or cpu_has_native_bf16()})"
     )
+    timed = {
+        "iterations": args.iterations + 1,
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "validate_every": 0,
+        "checkpoint_every": 0,
+        "device": args.device,
+    }
     print("| loss layer | engine s/it | bare s/it | engine img/s | ratio (bare/engine) |")
     print("|---|---|---|---|---|")
     for layer in args.layers:
-        config = TrainingConfig(
-            loss_layer=layer,
-            iterations=args.iterations + 1,
-            batch_size=args.batch_size,
-            crop_size=args.crop_size,
-            validate_every=0,
-            checkpoint_every=0,
-            device=args.device,
-            amp=args.amp,
-            model=model,
-        )
-        images = TrainingImages(
-            [samples.astronaut(), samples.coffee(), samples.chelsea()], config.degradation
-        )
-        images.sample(np.random.default_rng(0), 64, args.crop_size)  # degrade all flips once
+        config = TrainingConfig(loss_layer=layer, amp=args.amp, model=model, **timed)
+        images = sample_images(config)
         bare = bare_seconds(config, images)
         ours = engine_seconds(config, images)
         print(
             f"| {layer} | {ours:.3f} | {bare:.3f} | {args.batch_size / ours:.1f} | "
             f"{bare / ours:.2f} |"
         )
-    images = TrainingImages(
-        [samples.astronaut(), samples.coffee(), samples.chelsea()], Degradation(bits=3)
-    )
-    images.sample(np.random.default_rng(0), 64, args.crop_size)
     widths, blocks = RESUNET_SIZES["M"]
     resunet = ModelConfig(arch="resunet", widths=widths, blocks=blocks, base="bin", bits=3)
-    seconds = {}
-    for amp in (False, True):
-        config = TrainingConfig(
-            task="expand",
-            bits=3,
-            perceptual_weight=0.0,
-            pixel_weight=1.0,
-            iterations=args.iterations + 1,
-            batch_size=args.batch_size,
-            crop_size=args.crop_size,
-            validate_every=0,
-            checkpoint_every=0,
-            device=args.device,
-            amp=amp,
-            model=resunet,
-        )
-        seconds[amp] = engine_seconds(config, images)
+    pixel = {"task": "expand", "bits": 3, "perceptual_weight": 0.0, "pixel_weight": 1.0}
+    configs = {
+        amp: TrainingConfig(amp=amp, model=resunet, **pixel, **timed) for amp in (False, True)
+    }
+    images = sample_images(configs[False])
+    seconds = {amp: engine_seconds(config, images) for amp, config in configs.items()}
     print("\n| ResUNet M, pixel MSE | float32 s/it | mixed s/it | speed-up (float32/mixed) |")
     print("|---|---|---|---|")
     print(
-        f"| 3-bit expansion | {seconds[False]:.3f} | {seconds[True]:.3f} | "
-        f"{seconds[False] / seconds[True]:.2f} |"
+        f"| 3-bit expansion | {seconds[False]:.3f} | {seconds[True]:.3f} | {seconds[False] / seconds[True]:.2f} |"
     )
+
+
+def sample_images(config: TrainingConfig) -> TrainingImages:
+    """Three skimage photos, every flip already degraded (no degradation is timed)."""
+    images = TrainingImages(
+        [samples.astronaut(), samples.coffee(), samples.chelsea()], config.degradations
+    )
+    images.sample(np.random.default_rng(0), 64, config.crop_size)
+    return images
 
 
 if __name__ == "__main__":
