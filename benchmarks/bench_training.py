@@ -107,9 +107,8 @@ def main() -> None:
     seconds = {amp: engine_seconds(config, images) for amp, config in configs.items()}
     print("\n| ResUNet M, pixel MSE | float32 s/it | mixed s/it | speed-up (float32/mixed) |")
     print("|---|---|---|---|")
-    print(
-        f"| 3-bit expansion | {seconds[False]:.3f} | {seconds[True]:.3f} | {seconds[False] / seconds[True]:.2f} |"
-    )
+    fp32, mixed = seconds[False], seconds[True]
+    print(f"| 3-bit expansion | {fp32:.3f} | {mixed:.3f} | {fp32 / mixed:.2f} |")
 
 
 def sample_images(config: TrainingConfig) -> TrainingImages:
