@@ -126,17 +126,19 @@ def card(model: zoo.ZooModel) -> str:
             for label, key, _ in rows
             if key.endswith("grey") and key in theirs
         ]
-    x8 = any(key.endswith(" x8") for key in evaluation)  # the 8x self-ensemble, in bin
+    # self-ensembles, in bin: 2 views (what restore does for expansion) and 8
+    ensembles = [n for n in (2, 8) if any(key.endswith(f" x{n}") for key in evaluation)]
+    titles = {2: "2 views (restore's default), in bin", 8: "x8 self-ensemble, in bin"}
     table = [
-        "| images | model | in bin | "
-        + ("x8 self-ensemble, in bin | " if x8 else "")
+        f"| images | model{', 1 view' if ensembles else ''} | in bin | "
+        + "".join(f"{titles[n]} | " for n in ensembles)
         + f"{classical} |",
-        "|---|---|---|---|" + ("---|" if x8 else ""),
+        "|---|---|---|---|" + "---|" * len(ensembles),
     ]
     for label, key, scores in rows:
         table.append(
             f"| {label} | {_scores(scores, key)} | {_scores(scores, key + ' consistent')} "
-            + (f"| {_scores(scores, key + ' x8')} " if x8 else "")
+            + "".join(f"| {_scores(scores, f'{key} x{n}')} " for n in ensembles)
             + f"| {_scores(scores, key + ' baseline ' + classical)} |"
         )
     halftones = next((v for k, v in evaluation.items() if k.endswith(" halftones")), None)

@@ -13,8 +13,10 @@ Example::
         --eval bsds/test=../shared/data/bsds/test --x8 set5+set14
 
 ``--x8 SET`` also scores expansion models with the 8x self-ensemble (in bin) on that
-set, colour and grey (key ``"<SET>[ grey] x8"``). ``--zoo NAME ...`` with ``--x8`` adds
-those scores to models that are shipped already, keeping everything else.
+set, colour and grey (key ``"<SET>[ grey] x8"``); ``--x2 SET`` with the 2 views that
+``restore`` averages for them by default (key ``"<SET>[ grey] x2"``). ``--zoo NAME ...``
+with ``--x2``/``--x8`` adds those scores to models that are shipped already, keeping
+everything else. The scores without a suffix are the network's alone (one view).
 
 Every score is the model's own network's (``grey_partner=False``): a colour model's
 grey rows are not those of its grey partner (``<name>-grey``), which has its own.
@@ -78,11 +80,18 @@ def main() -> None:
         help="also score expansion models with the 8x self-ensemble on this evaluation set",
     )
     parser.add_argument(
+        "--x2",
+        action="append",
+        default=[],
+        metavar="SET",
+        help="also score expansion models with restore's default 2 views on this set",
+    )
+    parser.add_argument(
         "--zoo",
         nargs="+",
         default=[],
         metavar="NAME",
-        help="shipped models to add the --x8 scores to (nothing else changes)",
+        help="shipped models to add the --x2 / --x8 scores to (nothing else changes)",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads (1 beside a training run)"
@@ -100,8 +109,10 @@ def main() -> None:
         for name, colour in sets.items()
     }
     ZOO.mkdir(parents=True, exist_ok=True)
+    ensembles = {2: args.x2, 8: args.x8}
     for name in args.zoo:
-        add_x8(name, {key: tones[key] for key in args.x8})
+        for views, set_names in ensembles.items():
+            add_ensemble_scores(name, {key: tones[key] for key in set_names}, views)
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -131,8 +142,11 @@ def main() -> None:
                 evaluation[f"{key} baseline {classical}"] = base.as_dict()
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
         if meta["task"] == "expand":
-            for set_name in args.x8:
-                evaluation.update(x8_scores(model, degradation, tones[set_name], set_name, name))
+            for views, set_names in ensembles.items():
+                for set_name in set_names:
+                    evaluation.update(
+                        ensemble_scores(model, degradation, tones[set_name], set_name, name, views)
+                    )
         if args.halftones and meta["task"] == "inverse-halftone":
             evaluation[f"{args.halftones} halftones"] = halftone_scores(
                 model, sets[args.halftones], name
@@ -172,22 +186,23 @@ def _save_weights(checkpoint, path: Path, meta: dict) -> None:
     save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
 
 
-def x8_scores(model, degradation: Degradation, tones: tuple, set_name: str, name: str) -> dict:
-    """Scores with the 8x self-ensemble, in bin, for each ``(tone, images)`` of ``tones``
-    (colour and grey): ``{"<set>[ grey] x8": ...}``."""
-    ensemble = {
-        "x8": model_restorer(model, consistent=True, self_ensemble=True, grey_partner=False)
-    }
+def ensemble_scores(
+    model, degradation: Degradation, tones: tuple, set_name: str, name: str, views: int
+) -> dict:
+    """Scores with a self-ensemble of ``views`` views, in bin, for each ``(tone, images)``
+    of ``tones`` (colour and grey): ``{"<set>[ grey] x<views>": ...}``."""
+    suffix = f"x{views}"
+    restorer = model_restorer(model, consistent=True, self_ensemble=views, grey_partner=False)
     found = {}
     for tone, images in tones:
-        scores = evaluate_many(images, degradation, ensemble)["x8"]
-        found[f"{set_name}{tone} x8"] = scores.as_dict()
-        print(f"{name:34s} {set_name + tone + ' x8':26s} {scores.psnr:6.2f} dB", flush=True)
+        scores = evaluate_many(images, degradation, {suffix: restorer})[suffix]
+        found[f"{set_name}{tone} {suffix}"] = scores.as_dict()
+        print(f"{name:34s} {set_name + tone + ' ' + suffix:26s} {scores.psnr:6.2f} dB", flush=True)
     return found
 
 
-def add_x8(name: str, sets: dict[str, tuple]) -> None:
-    """Add :func:`x8_scores` to the metadata of shipped expansion model ``name``."""
+def add_ensemble_scores(name: str, sets: dict[str, tuple], views: int) -> None:
+    """Add :func:`ensemble_scores` to the metadata of shipped expansion model ``name``."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -200,7 +215,7 @@ def add_x8(name: str, sets: dict[str, tuple]) -> None:
     for set_name, set_tones in sets.items():
         meta["evaluation"] = {
             **meta["evaluation"],
-            **x8_scores(model, degradation, set_tones, set_name, name),
+            **ensemble_scores(model, degradation, set_tones, set_name, name, views),
         }
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)

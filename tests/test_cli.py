@@ -12,6 +12,7 @@ from skimage import data
 
 from napari_compand.cli import main
 from napari_compand.degrade import halftone, quantize
+from napari_compand.inference import restore
 from napari_compand.metrics import psnr
 
 
@@ -105,6 +106,29 @@ def test_restore_consistent_keeps_pixels_in_their_bins(tmp_path):
     np.testing.assert_array_equal(quantize(restored, 3), low)
     args[3] = "inverse-halftone/conv1_1"
     assert main([*args, "--consistent"]) == 2
+
+
+def test_restore_self_ensemble_views(tmp_path):
+    folder = tmp_path / "low"
+    folder.mkdir()
+    low = quantize(data.astronaut()[:96, :128], 3)
+    iio.imwrite(folder / "astro.png", low)
+    out = tmp_path / "restored"
+    args = ["restore", str(folder), "--model", "expand-3bit/resunet", "--out", str(out)]
+    assert main(args) == 0  # the model's default: 2 views
+    np.testing.assert_array_equal(
+        iio.imread(out / "astro_expand-3bit_resunet.png"),
+        restore(low, "expand-3bit/resunet", self_ensemble=2),
+    )
+    assert main([*args, "--self-ensemble"]) == 0  # the flag alone: 8
+    np.testing.assert_array_equal(
+        iio.imread(out / "astro_expand-3bit_resunet_x8.png"),
+        restore(low, "expand-3bit/resunet", self_ensemble=8),
+    )
+    assert main([*args, "--self-ensemble", "1"]) == 0
+    assert (out / "astro_expand-3bit_resunet_x1.png").is_file()
+    with pytest.raises(SystemExit):  # argparse: 3 is not a choice
+        main([*args, "--self-ensemble", "3"])
 
 
 def test_restore_unknown_model_is_a_clear_error(photo_dir, tmp_path, capsys):

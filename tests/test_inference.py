@@ -14,6 +14,7 @@ from napari_compand.evaluation import baseline
 from napari_compand.inference import (
     LoadedModel,
     RestorationCancelled,
+    default_views,
     least_tile_size,
     load_model,
     restore,
@@ -243,29 +244,44 @@ def test_consistent_needs_an_expansion_model(astronaut_ht):
         restore(np.zeros((32, 32, 3), np.uint8), _small(), consistent=True)
 
 
-def test_self_ensemble_averages_the_eight_rotations_and_flips():
-    model = _small()
+@pytest.mark.parametrize(
+    ("setting", "views"),
+    [(True, [(k, f) for k in range(4) for f in (False, True)]), (2, [(0, False), (1, False)])],
+)
+def test_self_ensemble_averages_rotations_and_flips(setting, views):
+    model = _small()  # no task recorded: one view by default
     image = np.random.default_rng(1).random((64, 96, 3)).astype(np.float32)
     manual = np.zeros_like(image)
-    for k in range(4):
-        for flip in (False, True):
-            view = np.rot90(image, k)
-            view = view[:, ::-1] if flip else view
-            out = restore(np.ascontiguousarray(view), model, rgb=True)
-            out = out[:, ::-1] if flip else out
-            manual += np.rot90(out, -k)
-    ensembled = restore(image, model, rgb=True, self_ensemble=True)
-    np.testing.assert_allclose(ensembled, manual / 8, atol=1e-5)
+    for k, flip in views:
+        view = np.rot90(image, k)
+        view = view[:, ::-1] if flip else view
+        out = restore(np.ascontiguousarray(view), model, rgb=True)
+        out = out[:, ::-1] if flip else out
+        manual += np.rot90(out, -k)
+    ensembled = restore(image, model, rgb=True, self_ensemble=setting)
+    np.testing.assert_allclose(ensembled, manual / len(views), atol=1e-5)
     assert np.abs(ensembled - restore(image, model, rgb=True)).max() > 1e-3
+    np.testing.assert_array_equal(
+        restore(image, model, rgb=True), restore(image, model, rgb=True, self_ensemble=False)
+    )
 
 
-def test_self_ensemble_helps_expansion():
+def test_self_ensemble_helps_expansion_and_two_views_are_its_default():
     clean = data.astronaut()[:128, :192]
     low = quantize(clean, 2, rgb=True)
-    plain = restore(low, "expand-2bit/conv1_1")
-    ensembled = restore(low, "expand-2bit/conv1_1", self_ensemble=True)
-    assert ensembled.dtype == np.uint8 and ensembled.shape == clean.shape
-    assert psnr(clean, ensembled, rgb=True) > psnr(clean, plain, rgb=True)
+    model = "expand-2bit/resunet"
+    one, default = restore(low, model, self_ensemble=1), restore(low, model)
+    np.testing.assert_array_equal(default, restore(low, model, self_ensemble=2))
+    eight = restore(low, model, self_ensemble=True)
+    assert eight.dtype == np.uint8 and eight.shape == clean.shape
+    assert psnr(clean, one, rgb=True) < psnr(clean, default, rgb=True)
+    assert psnr(clean, one, rgb=True) < psnr(clean, eight, rgb=True)
+    # inverse halftoning keeps one view: a turned error diffusion is another halftone
+    assert default_views(load_model("inverse-halftone/resunet")) == 1
+    assert default_views(load_model(model)) == 2
+    for wrong in (3, 0, "x8"):
+        with pytest.raises(ValueError, match="averages 1, 2 or 8 views"):
+            restore(low, model, self_ensemble=wrong)
 
 
 # --- in-bin expansion models (Base.BIN) at 8 and 16 bits ---------------------------

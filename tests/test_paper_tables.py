@@ -39,6 +39,10 @@ def test_plan_lists_baselines_then_models_with_their_in_bin_variant():
     assert in_bin.consistent and not plain.consistent
     ensembled = paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=True)[-1]
     assert ensembled.label == f"{EX3} x8 in bin" and ensembled.consistent
+    pair = paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=2)[-1]
+    assert pair.label == f"{EX3} x2 in bin"
+    with pytest.raises(ValueError, match="1, 2 or 8 views"):
+        paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=4)
 
 
 def test_plan_places_layer_models_and_halftone_baselines():

@@ -64,6 +64,18 @@ def test_restore_widget_picks_expansion_for_3bit_layers(viewer, qtbot):
     np.testing.assert_array_equal(
         viewer.layers[name].data, restore(low, "expand-3bit/conv1_1", consistent=True)
     )
+    # two views are the default; another count is named in the layer
+    assert widget._ensemble.value == 2
+    widget._ensemble.value = 1
+    assert widget.run() is not None
+    wait_for(qtbot, widget)
+    single = "astronaut [3-bit] [expand 3-bit conv1_1, in bin, 1 view]"
+    qtbot.waitUntil(lambda: single in viewer.layers)
+    np.testing.assert_array_equal(
+        viewer.layers[single].data,
+        restore(low, "expand-3bit/conv1_1", consistent=True, self_ensemble=1),
+    )
+    assert np.abs(viewer.layers[single].data.astype(int) - viewer.layers[name].data).max() > 0
 
 
 def test_restore_widget_reports_a_bad_checkpoint(viewer, qtbot, tmp_path):

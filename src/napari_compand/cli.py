@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .vocabulary import HALFTONE_METHODS, Task
+from .vocabulary import ENSEMBLE_VIEWS, HALFTONE_METHODS, Task
 
 if TYPE_CHECKING:
     from .degrade import Degradation
@@ -131,8 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument(
         "--self-ensemble",
-        action="store_true",
-        help="average over the 8 rotations/flips (8x time; helps expansion, not halftones)",
+        nargs="?",
+        type=int,
+        const=8,
+        choices=sorted(ENSEMBLE_VIEWS),
+        metavar="VIEWS",
+        help="average this many rotated/flipped views: 1, 2 or 8 (the flag alone: 8; default: "
+        "the model's own, 2 for expansion, 1 for halftones, whose error diffusion has a "
+        "direction); N views take N times the time",
     )
     _add_overwrite(restore)
     restore.set_defaults(func=_run_restore)
@@ -160,8 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--self-ensemble",
-        action="store_true",
-        help="also score expansion models averaged over 8 rotations/flips, in bin (8x time)",
+        nargs="?",
+        type=int,
+        const=8,
+        choices=(2, 8),
+        metavar="VIEWS",
+        help="also score expansion models averaged over 2 or 8 rotated/flipped views, in bin "
+        "(the flag alone: 8; 2 is what restore does by default)",
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--csv", type=Path, help="also write the results as CSV")
@@ -261,7 +272,8 @@ def _run_restore(args: argparse.Namespace) -> int:
     slugs = {}
     for path in files:
         slug = models[chosen[path]].name.replace("/", "_")
-        slug += ("_consistent" if args.consistent else "") + ("_x8" if args.self_ensemble else "")
+        slug += "_consistent" if args.consistent else ""
+        slug += "" if args.self_ensemble is None else f"_x{args.self_ensemble}"
         slugs[path] = slug
     outputs = plan_outputs(
         files,

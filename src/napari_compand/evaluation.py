@@ -107,15 +107,18 @@ def model_restorer(
     model: Any,
     *,
     consistent: bool = False,
-    self_ensemble: bool = False,
+    self_ensemble: bool | int | None = False,
     device: str = "auto",
     grey_partner: bool = True,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``uint8 degraded -> uint8 restored`` with a network, for :func:`evaluate`.
 
     ``model`` is anything :func:`~napari_compand.inference.restore` accepts;
-    ``(Y, X, 3)`` images are colour, 2D images grey. ``grey_partner=False``
-    scores the model's own network on grey images, not its zoo partner's.
+    ``(Y, X, 3)`` images are colour, 2D images grey. By default it scores the network
+    alone (one view); ``self_ensemble`` 2 or 8 averages that many views, ``None`` as
+    many as :func:`~napari_compand.inference.restore` does by default (2 for expansion).
+    ``grey_partner=False`` scores the model's own network on grey images, not its zoo
+    partner's.
     """
     from .inference import load_model, restore
 

@@ -32,7 +32,7 @@ from . import zoo
 from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, keep_in_bin
 from .evaluation import Scores, baseline, evaluate_many, grey_version, model_restorer
 from .inference import load_model
-from .vocabulary import Task
+from .vocabulary import ENSEMBLE_VIEWS, Task
 
 __all__ = [
     "PAPER",
@@ -121,7 +121,7 @@ def plan(
     models: Sequence[str] | None = None,
     *,
     consistent: bool = True,
-    self_ensemble: bool = False,
+    self_ensemble: bool | int = False,
     device: str = "auto",
 ) -> list[Method]:
     """The methods to measure: baselines first, then models, per degradation.
@@ -137,13 +137,17 @@ def plan(
     consistent
         Also score each expansion model *in bin* (:func:`~napari_compand.degrade.keep_in_bin`).
     self_ensemble
-        Also score each expansion model averaged over 8 rotations/flips and in bin
-        (``x8 in bin``; 8x the time).
+        Also score each expansion model averaged over 8 (``True`` or 8) or 2 views
+        (:data:`~napari_compand.vocabulary.ENSEMBLE_VIEWS`), in bin (``x8 in bin``,
+        ``x2 in bin``; that many times the time). Rows without it are the network alone.
     device
         Where the networks run.
     """
     if task is not None and task not in {t.value for t in Task}:
         raise ValueError(f"unknown task {task!r}; choose expand or inverse-halftone")
+    views = 8 if self_ensemble is True else int(self_ensemble or 1)
+    if views not in ENSEMBLE_VIEWS:
+        raise ValueError(f"self_ensemble averages 1, 2 or 8 views, got {self_ensemble!r}")
     depths = sorted(set(bits or range(1, 6)))
     for depth in depths:
         if not 1 <= depth <= 7:
@@ -164,11 +168,11 @@ def plan(
                 methods.append(_model_row(model, "", degradation, plain))
                 if consistent:  # the same network output, clamped: no second forward pass
                     methods.append(_model_row(model, " in bin", degradation, _in_bin(plain, depth)))
-                if self_ensemble:
+                if views > 1:
                     ensembled = model_restorer(
-                        model, consistent=True, self_ensemble=True, device=device
+                        model, consistent=True, self_ensemble=views, device=device
                     )
-                    methods.append(_model_row(model, " x8 in bin", degradation, ensembled))
+                    methods.append(_model_row(model, f" x{views} in bin", degradation, ensembled))
     if task is None or task == Task.INVERSE_HALFTONE:
         methods += [
             Method("halftone as-is", _HALFTONE, baseline("as-is", _HALFTONE)),

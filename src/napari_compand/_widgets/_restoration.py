@@ -16,7 +16,9 @@ from .._validation import guess_rgb
 from ..degrade import METADATA_KEY, Degradation, detect_degradation
 from ..inference import (
     LoadedModel,
+    RestoreOptions,
     TileSizeWarning,
+    default_views,
     fit_warning,
     load_model,
     restore_steps,
@@ -126,9 +128,10 @@ def start_restoration(
         mismatch = fit_warning(loaded, layer_degradation(source))
         if mismatch is not None:
             show_warning(f"{source.name!r}: {mismatch}; restoring anyway")
-    suffix = (", in bin" if settings.get("consistent") else "") + (
-        ", x8" if settings.get("self_ensemble") else ""
-    )
+    views = RestoreOptions(self_ensemble=settings.get("self_ensemble")).self_ensemble
+    suffix = ", in bin" if settings.get("consistent") else ""
+    if views is not None and views != default_views(loaded):  # name what is not the default
+        suffix += f", {views} view" + ("s" if views > 1 else "")
     name = f"{source.name} [{output_label(loaded)}{suffix}]"
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("always", TileSizeWarning)
