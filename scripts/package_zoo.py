@@ -112,7 +112,8 @@ def main() -> None:
     ensembles = {2: args.x2, 8: args.x8}
     for name in args.zoo:
         for views, set_names in ensembles.items():
-            add_ensemble_scores(name, {key: tones[key] for key in set_names}, views)
+            if set_names:
+                add_ensemble_scores(name, {key: tones[key] for key in set_names}, views)
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
