@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -94,13 +95,18 @@ def test_restore_folder_with_a_zoo_model(tmp_path, capsys):
     assert "[2/2]" in capsys.readouterr().out
 
 
-def test_restore_consistent_keeps_pixels_in_their_bins(tmp_path):
+def _three_bit_folder(tmp_path, model: str) -> tuple[np.ndarray, Path, list[str]]:
+    """A folder with one 3-bit image: ``(the image, the output folder, restore's args)``."""
     folder = tmp_path / "low"
     folder.mkdir()
     low = quantize(data.astronaut()[:96, :128], 3)
     iio.imwrite(folder / "astro.png", low)
     out = tmp_path / "restored"
-    args = ["restore", str(folder), "--model", "expand-3bit/conv1_1", "--out", str(out)]
+    return low, out, ["restore", str(folder), "--model", model, "--out", str(out)]
+
+
+def test_restore_consistent_keeps_pixels_in_their_bins(tmp_path):
+    low, out, args = _three_bit_folder(tmp_path, "expand-3bit/conv1_1")
     assert main([*args, "--consistent"]) == 0
     restored = iio.imread(out / "astro_expand-3bit_conv1_1_consistent.png")
     np.testing.assert_array_equal(quantize(restored, 3), low)
@@ -109,12 +115,7 @@ def test_restore_consistent_keeps_pixels_in_their_bins(tmp_path):
 
 
 def test_restore_self_ensemble_views(tmp_path):
-    folder = tmp_path / "low"
-    folder.mkdir()
-    low = quantize(data.astronaut()[:96, :128], 3)
-    iio.imwrite(folder / "astro.png", low)
-    out = tmp_path / "restored"
-    args = ["restore", str(folder), "--model", "expand-3bit/resunet", "--out", str(out)]
+    low, out, args = _three_bit_folder(tmp_path, "expand-3bit/resunet")
     assert main(args) == 0  # the model's default: 2 views
     np.testing.assert_array_equal(
         iio.imread(out / "astro_expand-3bit_resunet.png"),
