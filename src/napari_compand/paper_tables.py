@@ -31,8 +31,8 @@ import numpy as np
 from . import zoo
 from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, keep_in_bin
 from .evaluation import Scores, baseline, evaluate_many, grey_version, model_restorer
-from .inference import load_model
-from .vocabulary import ENSEMBLE_VIEWS, Task
+from .inference import RestoreOptions, load_model
+from .vocabulary import Task
 
 __all__ = [
     "PAPER",
@@ -145,9 +145,8 @@ def plan(
     """
     if task is not None and task not in {t.value for t in Task}:
         raise ValueError(f"unknown task {task!r}; choose expand or inverse-halftone")
-    views = 8 if self_ensemble is True else int(self_ensemble or 1)
-    if views not in ENSEMBLE_VIEWS:
-        raise ValueError(f"self_ensemble averages 1, 2 or 8 views, got {self_ensemble!r}")
+    # restore's own reading of the setting (True: 8, False: 1) and its check
+    views = RestoreOptions(self_ensemble=self_ensemble).self_ensemble or 1
     depths = sorted(set(bits or range(1, 6)))
     for depth in depths:
         if not 1 <= depth <= 7:

@@ -149,8 +149,9 @@ def _train_job(queue_holder: list, make_queue, weights: list[Path]):
     weights are exported (fp16, without optimizer state) to ``weights[index]``, the
     light file that Restore and Compare load, and the update names that file. With
     held-out images, the weights of the best validation are exported the same way to
-    :func:`~napari_compand.training.best_path` of ``weights[index]`` (a ``best`` update
-    naming it follows the last one).
+    :func:`~napari_compand.training.best_path` of ``weights[index]``; the one ``best``
+    update, after the last, names that file (the run's own ``best`` updates name a
+    full-precision copy that is removed here, so they are not passed on).
     """
     queue = make_queue()
     queue_holder.append(queue)
@@ -164,8 +165,8 @@ def _train_job(queue_holder: list, make_queue, weights: list[Path]):
                 best = export_weights(kept, best_path(weights[index]), half=True)
                 kept.unlink()  # the full-precision copy the run kept while it trained
                 yield index, StateChange("best", update.iteration, best, "best validation")
-            continue
-        yield index, update
+        elif not (isinstance(update, StateChange) and update.state == "best"):
+            yield index, update
 
 
 def _best_in_words(path: Path) -> str:
@@ -493,7 +494,7 @@ class TrainWidget(WidgetActions, Container):
             if update.state == "started":
                 self.loss_plot.start_curve()
                 self._status.value = f"{config.loss_name}: {update.message}"
-            elif update.state == "best" and update.message == "best validation":
+            elif update.state == "best":
                 self.best_paths.append(update.path)
                 register_session_model(update.path)
             elif update.state in ("finished", "stopped") and update.path is not None:
