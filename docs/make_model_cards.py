@@ -126,9 +126,10 @@ def card(model: zoo.ZooModel) -> str:
             for label, key, _ in rows
             if key.endswith("grey") and key in theirs
         ]
-    # self-ensembles, in bin: 2 views (what restore does for expansion) and 8
+    # self-ensembles (expansion in bin): 2 views (what restore does) and 8
     ensembles = [n for n in (2, 8) if any(key.endswith(f" x{n}") for key in evaluation)]
-    titles = {2: "2 views (restore's default), in bin", 8: "x8 self-ensemble, in bin"}
+    in_bin = ", in bin" if model.task == "expand" else ""
+    titles = {2: f"2 views (restore's default){in_bin}", 8: f"x8 self-ensemble{in_bin}"}
     table = [
         f"| images | model{', 1 view' if ensembles else ''} | in bin | "
         + "".join(f"{titles[n]} | " for n in ensembles)
@@ -143,17 +144,22 @@ def card(model: zoo.ZooModel) -> str:
         )
     halftones = next((v for k, v in evaluation.items() if k.endswith(" halftones")), None)
     if halftones:
+        two = any("x2" in s for s in halftones.values())
         table += [
             "",
-            "| halftone (Set5+Set14, colour) | model | best Gaussian (sigma) | gain |",
-            "|---|---|---|---|",
+            "| halftone (Set5+Set14, colour) | model, 1 view | "
+            + ("2 views (restore's default) | " if two else "")
+            + "best Gaussian (sigma) | gain |",
+            "|---|---|---|---|" + ("---|" if two else ""),
         ]
         for label, s in halftones.items():
             blur = s["best_gaussian"]
-            gain = s["psnr"] - blur["psnr"]
+            default = s.get("x2", s)  # what restore gives by default
+            gain = default["psnr"] - blur["psnr"]
             table.append(
                 f"| {label.removeprefix('halftone ')} | {s['psnr']:.2f} dB / {s['ssim']:.3f} "
-                f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
+                + (f"| {_scores(s, 'x2')} " if two else "")
+                + f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
             )
     channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"
     paper = evaluation.get("paper (COCO)")

@@ -12,11 +12,12 @@ Example::
         --eval set5+set14=../shared/data/eval/set5,../shared/data/eval/set14 \\
         --eval bsds/test=../shared/data/bsds/test --x8 set5+set14
 
-``--x8 SET`` also scores expansion models with the 8x self-ensemble (in bin) on that
-set, colour and grey (key ``"<SET>[ grey] x8"``); ``--x2 SET`` with the 2 views that
-``restore`` averages for them by default (key ``"<SET>[ grey] x2"``). ``--zoo NAME ...``
-with ``--x2``/``--x8`` adds those scores to models that are shipped already, keeping
-everything else. The scores without a suffix are the network's alone (one view).
+``--x8 SET`` also scores the models with the 8-view self-ensemble on that set, colour
+and grey (key ``"<SET>[ grey] x8"``; expansion in bin); ``--x2 SET`` with the 2 views that
+``restore`` averages by default (key ``"<SET>[ grey] x2"``; with ``--halftones`` also per
+halftone). ``--zoo NAME ...`` with ``--x2``/``--x8`` adds those scores to models that are
+shipped already, keeping everything else. The scores without a suffix are the network's
+alone (one view).
 
 Every score is the model's own network's (``grey_partner=False``): a colour model's
 grey rows are not those of its grey partner (``<name>-grey``), which has its own.
@@ -37,7 +38,6 @@ from napari_compand.evaluation import (
     baseline,
     best_gaussian,
     classical_baseline,
-    evaluate,
     evaluate_many,
     grey_version,
     model_restorer,
@@ -77,14 +77,14 @@ def main() -> None:
         action="append",
         default=[],
         metavar="SET",
-        help="also score expansion models with the 8x self-ensemble on this evaluation set",
+        help="also score the models with 8 views (self-ensemble) on this evaluation set",
     )
     parser.add_argument(
         "--x2",
         action="append",
         default=[],
         metavar="SET",
-        help="also score expansion models with restore's default 2 views on this set",
+        help="also score the models with restore's default 2 views on this set",
     )
     parser.add_argument(
         "--zoo",
@@ -114,6 +114,8 @@ def main() -> None:
         for views, set_names in ensembles.items():
             if set_names:
                 add_ensemble_scores(name, {key: tones[key] for key in set_names}, views)
+        if args.halftones and args.x2:
+            add_halftone_scores(name, sets[args.halftones])
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -142,15 +144,14 @@ def main() -> None:
                 base = found[classical]
                 evaluation[f"{key} baseline {classical}"] = base.as_dict()
                 print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
-        if meta["task"] == "expand":
-            for views, set_names in ensembles.items():
-                for set_name in set_names:
-                    evaluation.update(
-                        ensemble_scores(model, degradation, tones[set_name], set_name, name, views)
-                    )
+        for views, set_names in ensembles.items():
+            for set_name in set_names:
+                evaluation.update(
+                    ensemble_scores(model, degradation, tones[set_name], set_name, name, views)
+                )
         if args.halftones and meta["task"] == "inverse-halftone":
             evaluation[f"{args.halftones} halftones"] = halftone_scores(
-                model, sets[args.halftones], name
+                model, sets[args.halftones], name, views=2 if args.x2 else 1
             )
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
@@ -190,10 +191,11 @@ def _save_weights(checkpoint, path: Path, meta: dict) -> None:
 def ensemble_scores(
     model, degradation: Degradation, tones: tuple, set_name: str, name: str, views: int
 ) -> dict:
-    """Scores with a self-ensemble of ``views`` views, in bin, for each ``(tone, images)``
-    of ``tones`` (colour and grey): ``{"<set>[ grey] x<views>": ...}``."""
+    """Scores with a self-ensemble of ``views`` views (expansion in bin) for each
+    ``(tone, images)`` of ``tones`` (colour and grey): ``{"<set>[ grey] x<views>": ...}``."""
     suffix = f"x{views}"
-    restorer = model_restorer(model, consistent=True, self_ensemble=views, grey_partner=False)
+    expand = model.task == "expand"
+    restorer = model_restorer(model, consistent=expand, self_ensemble=views, grey_partner=False)
     found = {}
     for tone, images in tones:
         scores = evaluate_many(images, degradation, {suffix: restorer})[suffix]
@@ -203,7 +205,7 @@ def ensemble_scores(
 
 
 def add_ensemble_scores(name: str, sets: dict[str, tuple], views: int) -> None:
-    """Add :func:`ensemble_scores` to the metadata of shipped expansion model ``name``."""
+    """Add :func:`ensemble_scores` to the metadata of shipped model ``name``."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -222,19 +224,45 @@ def add_ensemble_scores(name: str, sets: dict[str, tuple], views: int) -> None:
     print(f"-> {path}", flush=True)
 
 
-def halftone_scores(model, images: list, name: str) -> dict:
-    """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX``, with its best Gaussian."""
+def add_halftone_scores(name: str, images: list) -> None:
+    """Score shipped inverse-halftoning model ``name`` on every halftone again, now with
+    restore's default 2 views too (:func:`halftone_scores`), keeping everything else."""
+    from napari_compand import zoo
+
+    path = zoo.path_of(name)
+    if path is None:
+        raise SystemExit(f"no shipped model {name!r}")
+    checkpoint = load_checkpoint(path)
+    meta = dict(checkpoint.metadata)
+    if meta["task"] != "inverse-halftone":
+        return
+    key = next(k for k in meta["evaluation"] if k.endswith(" halftones"))
+    table = halftone_scores(load_model(path), images, name, views=2)
+    meta["evaluation"] = {**meta["evaluation"], key: table}
+    _save_weights(checkpoint, path, meta)
+    print(f"-> {path}", flush=True)
+
+
+def halftone_scores(model, images: list, name: str, views: int = 1) -> dict:
+    """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX`` (the network alone, and with
+    ``views`` views under ``"x<views>"`` when more than 1), with its best Gaussian."""
     table = {}
     for method, serpentine in HALFTONE_MIX:
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
-        scores = evaluate(images, degradation, model_restorer(model, grey_partner=False))
+        restorers = {"": model_restorer(model, grey_partner=False)}
+        if views > 1:
+            restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
+        found = evaluate_many(images, degradation, restorers)
+        scores = found[""]
         sigma, blur = best_gaussian(images, degradation)
         table[degradation.label] = {
             **scores.as_dict(),
+            **{key: found[key].as_dict() for key in restorers if key},
             "best_gaussian": {**blur.as_dict(), "sigma": sigma},
         }
+        more = "".join(f", {key} {found[key].psnr:.2f} dB" for key in restorers if key)
         print(
-            f"{name:34s} {degradation.label:36s} {scores.psnr:6.2f} dB "
+            f"{name:34s} {degradation.label:36s} {scores.psnr:6.2f} dB{more} "
             f"(best Gaussian {blur.psnr:.2f} dB, sigma {sigma})",
             flush=True,
         )

@@ -15,6 +15,7 @@ from napari_compand.inference import (
     LoadedModel,
     RestorationCancelled,
     default_views,
+    ensemble_views,
     least_tile_size,
     load_model,
     restore,
@@ -276,12 +277,40 @@ def test_self_ensemble_helps_expansion_and_two_views_are_its_default():
     assert eight.dtype == np.uint8 and eight.shape == clean.shape
     assert psnr(clean, one, rgb=True) < psnr(clean, default, rgb=True)
     assert psnr(clean, one, rgb=True) < psnr(clean, eight, rgb=True)
-    # inverse halftoning keeps one view: a turned error diffusion is another halftone
-    assert default_views(load_model("inverse-halftone/resunet")) == 1
     assert default_views(load_model(model)) == 2
     for wrong in (3, 0, "x8"):
         with pytest.raises(ValueError, match="averages 1, 2 or 8 views"):
             restore(low, model, self_ensemble=wrong)
+
+
+def test_inverse_halftoning_views_are_pixel_shifts():
+    """A halftoning model's views are shifted copies (error diffusion has a direction, so
+    a turned halftone is another halftone), mapped back and averaged where they exist."""
+    network = _small()
+    model = LoadedModel(network, "test halftone model", {"task": "inverse-halftone"})
+    image = np.random.default_rng(2).random((64, 96, 3)).astype(np.float32)
+    one = restore(image, model, rgb=True, self_ensemble=1)
+    shifted_in = np.pad(image, ((1, 0), (1, 0), (0, 0)), mode="reflect")[:64, :96]
+    shifted_out = restore(shifted_in, model, rgb=True, self_ensemble=1)[1:, 1:]
+    two = restore(image, model, rgb=True, self_ensemble=2)
+    np.testing.assert_array_equal(two, restore(image, model, rgb=True))  # 2: the default
+    manual = one.copy()
+    manual[:-1, :-1] = (one[:-1, :-1] + shifted_out) / 2  # the last row/column: one view
+    np.testing.assert_allclose(two, manual, atol=1e-5)
+    assert np.abs(two - one).max() > 1e-3
+    assert [v.turns for v in ensemble_views(model, 8)] == [0] * 8  # never turned
+    assert len(set(ensemble_views(model, 8))) == 8
+    turned = ensemble_views(load_model("expand-2bit/resunet"), 2)
+    assert [(v.turns, v.dy, v.dx) for v in turned] == [(0, 0, 0), (1, 0, 0)]
+
+
+def test_shifted_views_help_a_real_halftone(astronaut_ht):
+    clean = data.astronaut()[:256, :256]
+    halftoned = astronaut_ht[:256, :256]
+    model = "inverse-halftone/resunet"
+    one = psnr(clean, restore(halftoned, model, self_ensemble=1), rgb=True)
+    two = psnr(clean, restore(halftoned, model), rgb=True)
+    assert two > one + 0.01, (one, two)
 
 
 # --- in-bin expansion models (Base.BIN) at 8 and 16 bits ---------------------------

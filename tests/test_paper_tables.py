@@ -43,6 +43,8 @@ def test_plan_lists_baselines_then_models_with_their_in_bin_variant():
     assert pair.label == f"{EX3} x2 in bin"
     with pytest.raises(ValueError, match="1, 2 or 8 views"):
         paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=4)
+    shifted = paper_tables.plan(task="inverse-halftone", models=[IH], self_ensemble=2)[-1]
+    assert shifted.label == f"{IH} x2" and not shifted.consistent
 
 
 def test_plan_places_layer_models_and_halftone_baselines():

@@ -30,7 +30,8 @@ def test_restore_widget_follows_metadata_and_adds_layer(viewer, qtbot):
     widget._model.value = "inverse-halftone/conv1_1"
     assert widget._bits.native.isHidden()
     assert widget._consistent.native.isHidden()  # only for expansion
-    assert widget._ensemble.native.isHidden()
+    assert not widget._ensemble.native.isHidden()  # shifted copies for halftones
+    assert widget._ensemble.value == 2
     assert widget.run() is not None
     wait_for(qtbot, widget)
     name = "astronaut [halftone floyd-steinberg] [inverse halftone conv1_1]"

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .vocabulary import ENSEMBLE_VIEWS, HALFTONE_METHODS, Task
+from .vocabulary import HALFTONE_METHODS, VIEW_COUNTS, Task
 
 if TYPE_CHECKING:
     from .degrade import Degradation
@@ -134,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         type=int,
         const=8,
-        choices=sorted(ENSEMBLE_VIEWS),
+        choices=VIEW_COUNTS,
         metavar="VIEWS",
-        help="average this many rotated/flipped views: 1, 2 or 8 (the flag alone: 8; default: "
-        "the model's own, 2 for expansion, 1 for halftones, whose error diffusion has a "
-        "direction); N views take N times the time",
+        help="average the restorations of this many views: 1, 2 (default) or 8 (the flag "
+        "alone); turned and mirrored copies for expansion, copies shifted by a pixel or a "
+        "few for halftones (error diffusion has a direction); N views take N times the time",
     )
     _add_overwrite(restore)
     restore.set_defaults(func=_run_restore)
@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         const=8,
         choices=(2, 8),
         metavar="VIEWS",
-        help="also score expansion models averaged over 2 or 8 rotated/flipped views, in bin "
-        "(the flag alone: 8; 2 is what restore does by default)",
+        help="also score every model averaged over 2 or 8 views (expansion in bin; the flag "
+        "alone: 8; 2 is what restore does by default)",
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--csv", type=Path, help="also write the results as CSV")

@@ -22,6 +22,7 @@ like the paper's tables.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,9 +138,10 @@ def plan(
     consistent
         Also score each expansion model *in bin* (:func:`~napari_compand.degrade.keep_in_bin`).
     self_ensemble
-        Also score each expansion model averaged over 8 (``True`` or 8) or 2 views
-        (:data:`~napari_compand.vocabulary.ENSEMBLE_VIEWS`), in bin (``x8 in bin``,
-        ``x2 in bin``; that many times the time). Rows without it are the network alone.
+        Also score each model averaged over 8 (``True`` or 8) or 2 views
+        (:data:`~napari_compand.vocabulary.ENSEMBLE_VIEWS`; expansion models in bin:
+        ``x8 in bin``, ``x2 in bin``; inverse halftoning ``x8``, ``x2``), for that many
+        times the time. Rows without it are the network alone.
     device
         Where the networks run.
     """
@@ -185,6 +187,9 @@ def plan(
             if model.task == Task.INVERSE_HALFTONE:
                 restorer = model_restorer(model, device=device)
                 methods.append(_model_row(model, "", _HALFTONE, restorer))
+                if views > 1:
+                    ensembled = model_restorer(model, self_ensemble=views, device=device)
+                    methods.append(_model_row(model, f" x{views}", _HALFTONE, ensembled))
     if models and not any(m.loss_layer for m in methods):
         raise ValueError(
             "none of the given models matches the task and bits asked for "
@@ -324,7 +329,8 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
     note = (
         f"Mean over {images} images{source}. {grey}colour: PSNR over all RGB values, SSIM "
         "averaged over channels. *in bin*: output clamped into the quantization bin of each "
-        "input pixel (Eq. 2); *x8*: averaged over the 8 rotations and flips."
+        "input pixel (Eq. 2); *x2*, *x8*: averaged over that many views (expansion: turns "
+        "and flips; inverse halftoning: copies shifted by 1-3 pixels)."
     )
     return "\n\n".join(blocks + [note]) + "\n"
 
@@ -398,7 +404,7 @@ def read_csv(path: str | Path) -> list[Result]:
                     degradation,
                     None,
                     row["loss_layer"] or None,
-                    _variant(row["method"].removesuffix(" x8 in bin").removesuffix(" in bin")),
+                    _variant(re.sub(r"( x\d+)?( in bin)?$", "", row["method"])),
                     row["in_bin"] == "1",
                 )
             scores = Scores(float(row["psnr_db"]), float(row["ssim"]), int(row["images"]))

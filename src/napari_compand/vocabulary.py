@@ -10,10 +10,12 @@ import its name from here.
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 __all__ = [
     "BAYER_SIZES",
     "ENSEMBLE_VIEWS",
+    "VIEW_COUNTS",
     "BIT_BASES",
     "HALFTONE_BLUR_SIGMA",
     "LIMITS",
@@ -29,6 +31,7 @@ __all__ = [
     "LrSchedule",
     "PixelLoss",
     "Task",
+    "View",
 ]
 
 #: Error-diffusion methods (kernels in :mod:`napari_compand._diffusion`).
@@ -70,16 +73,6 @@ HALFTONE_BLUR_SIGMA = 1.2
 #: Inclusive ``(low, high)`` bounds of every bounded training and model setting:
 #: the configs check them, the Train widget's spin boxes and the command line's
 #: help show them (one source for all three).
-#: The views a self-ensemble averages, by their number: ``(quarter turns, mirrored)`` of each.
-#: 1: the image alone; 2: the image and its quarter turn (the expansion models' default:
-#: +0.07 to +0.16 dB on Set5 + Set14 for twice the time, most of what all 8 give); 8: every
-#: rotation and flip.
-ENSEMBLE_VIEWS: dict[int, tuple[tuple[int, bool], ...]] = {
-    1: ((0, False),),
-    2: ((0, False), (1, False)),
-    8: tuple((turns, mirrored) for turns in range(4) for mirrored in (False, True)),
-}
-
 LIMITS: dict[str, tuple[float, float]] = {
     "bits": (1, 7),
     "crop_size": (16, 4096),
@@ -219,3 +212,42 @@ class LossLayer(str, Enum):
     CONV3_1 = "conv3_1"
     CONV4_1 = "conv4_1"
     CONV5_1 = "conv5_1"
+
+
+class View(NamedTuple):
+    """One view of a self-ensemble: the image shifted ``dy`` pixels down and ``dx`` right
+    (edge rows reflected in), then turned ``turns`` quarter turns, then mirrored left to
+    right if ``mirrored``; its restoration is mapped back before the views are averaged."""
+
+    turns: int = 0
+    mirrored: bool = False
+    dy: int = 0
+    dx: int = 0
+
+
+#: How many views a self-ensemble may average (``restore(self_ensemble=N)``).
+VIEW_COUNTS: tuple[int, ...] = (1, 2, 8)
+
+#: The views a self-ensemble averages, by task and number (:data:`VIEW_COUNTS`).
+#: Quantization has no direction, so expansion averages turned and mirrored copies: 2 is
+#: the image and its quarter turn (+0.07 to +0.16 dB over 1 on Set5 + Set14), 8 every
+#: rotation and flip. Error diffusion runs left to right, so a turned halftone is another
+#: halftone (Floyd–Steinberg with a quarter turn: 30.54 -> 29.03 dB); inverse halftoning
+#: averages copies shifted by whole pixels, which meet the network's down-sampling grid at
+#: another phase: 2 is the image and its one-pixel diagonal shift (+0.04 to +0.06 dB),
+#: 8 eight shifts within 3 pixels (+0.08 on Floyd–Steinberg).
+ENSEMBLE_VIEWS: dict[Task, dict[int, tuple[View, ...]]] = {
+    Task.EXPAND: {
+        1: (View(),),
+        2: (View(), View(turns=1)),
+        8: tuple(View(turns, mirrored) for turns in range(4) for mirrored in (False, True)),
+    },
+    Task.INVERSE_HALFTONE: {
+        1: (View(),),
+        2: (View(), View(dy=1, dx=1)),
+        8: tuple(
+            View(dy=dy, dx=dx)
+            for dy, dx in ((0, 0), (1, 1), (0, 1), (1, 0), (2, 2), (3, 3), (2, 3), (3, 2))
+        ),
+    },
+}
