@@ -5,14 +5,14 @@
   tiling, no dtype conversion, no blending): ``ratio = bare time / our time``.
   On the 4096x4096 image the default tiles (1024 px, 256 px overlap) compute
   about 1.8x the pixels, which the ratio shows.
-* The cost of the self-ensembles (2 views, the expansion default, and 8 rotations/flips
-  per tile) against one view of the same 768x512 image: ``ratio = ensemble time / one
+* The cost of the self-ensembles (2 views, the default, and 8 per tile: turns and flips
+  for expansion, pixel shifts for halftones) against one view of the same 768x512 image: ``ratio = ensemble time / one
   view's time`` (2 and 8 expected).
 * The default model of each task (and, for inverse halftoning, the default for
   halftones other than Floyd–Steinberg) against the paper U-Net it replaced
   (``inverse-halftone/conv1_1-pixel``, ``expand-3bit/conv1_1``,
   ``expand-4bit/conv1_1``) on a 768x512 RGB image: seconds per image with the default
-  options (for expansion the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
+  options (the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
   ``ratio = default time / paper U-Net time`` (one view, its default when it shipped).
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
