@@ -6,8 +6,8 @@
   On the 4096x4096 image the default tiles (1024 px, 256 px overlap) compute
   about 1.8x the pixels, which the ratio shows.
 * The cost of the self-ensembles (2 views, the default, and 8 per tile: turns and flips
-  for expansion, pixel shifts for halftones) against one view of the same 768x512 image: ``ratio = ensemble time / one
-  view's time`` (2 and 8 expected).
+  for expansion, pixel shifts for halftones) against one view of the same 768x512 image:
+  ``ratio = ensemble time / one view's time`` (2 and 8 expected).
 * The default model of each task (and, for inverse halftoning, the default for
   halftones other than Floyd–Steinberg) against the paper U-Net it replaced
   (``inverse-halftone/conv1_1-pixel``, ``expand-3bit/conv1_1``,
