@@ -110,12 +110,9 @@ def main() -> None:
     }
     ZOO.mkdir(parents=True, exist_ok=True)
     ensembles = {2: args.x2, 8: args.x8}
+    halftone_images = sets[args.halftones] if args.halftones and args.x2 else None
     for name in args.zoo:
-        for views, set_names in ensembles.items():
-            if set_names:
-                add_ensemble_scores(name, {key: tones[key] for key in set_names}, views)
-        if args.halftones and args.x2:
-            add_halftone_scores(name, sets[args.halftones])
+        add_shipped_scores(name, tones, ensembles, halftone_images)
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -204,8 +201,13 @@ def ensemble_scores(
     return found
 
 
-def add_ensemble_scores(name: str, sets: dict[str, tuple], views: int) -> None:
-    """Add :func:`ensemble_scores` to the metadata of shipped model ``name``."""
+def add_shipped_scores(
+    name: str, sets: dict[str, tuple], ensembles: dict[int, list[str]], halftones: list | None
+) -> None:
+    """Add the scores of ``ensembles`` (views -> set names of ``sets``) and, for an
+    inverse-halftoning model with ``halftones`` images, the per-halftone scores with 2 views
+    too (:func:`halftone_scores`) to the metadata of shipped model ``name``; file read and
+    written once, everything else kept."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -215,30 +217,16 @@ def add_ensemble_scores(name: str, sets: dict[str, tuple], views: int) -> None:
     meta = dict(checkpoint.metadata)
     degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
     model = load_model(path)
-    for set_name, set_tones in sets.items():
-        meta["evaluation"] = {
-            **meta["evaluation"],
-            **ensemble_scores(model, degradation, set_tones, set_name, name, views),
-        }
-    _save_weights(checkpoint, path, meta)
-    print(f"-> {path}", flush=True)
-
-
-def add_halftone_scores(name: str, images: list) -> None:
-    """Score shipped inverse-halftoning model ``name`` on every halftone again, now with
-    restore's default 2 views too (:func:`halftone_scores`), keeping everything else."""
-    from napari_compand import zoo
-
-    path = zoo.path_of(name)
-    if path is None:
-        raise SystemExit(f"no shipped model {name!r}")
-    checkpoint = load_checkpoint(path)
-    meta = dict(checkpoint.metadata)
-    if meta["task"] != "inverse-halftone":
-        return
-    key = next(k for k in meta["evaluation"] if k.endswith(" halftones"))
-    table = halftone_scores(load_model(path), images, name, views=2)
-    meta["evaluation"] = {**meta["evaluation"], key: table}
+    evaluation = dict(meta["evaluation"])
+    for views, set_names in ensembles.items():
+        for set_name in set_names:
+            evaluation.update(
+                ensemble_scores(model, degradation, sets[set_name], set_name, name, views)
+            )
+    if halftones is not None and meta["task"] == "inverse-halftone":
+        key = next(k for k in evaluation if k.endswith(" halftones"))
+        evaluation[key] = halftone_scores(model, halftones, name, views=2)
+    meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
 
@@ -247,11 +235,11 @@ def halftone_scores(model, images: list, name: str, views: int = 1) -> dict:
     """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX`` (the network alone, and with
     ``views`` views under ``"x<views>"`` when more than 1), with its best Gaussian."""
     table = {}
+    restorers = {"": model_restorer(model, grey_partner=False)}
+    if views > 1:
+        restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
     for method, serpentine in HALFTONE_MIX:
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
-        restorers = {"": model_restorer(model, grey_partner=False)}
-        if views > 1:
-            restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
         found = evaluate_many(images, degradation, restorers)
         scores = found[""]
         sigma, blur = best_gaussian(images, degradation)

@@ -718,12 +718,10 @@ def _ensemble_forward(
     total = count = None
     height, width = batch.shape[2:]
     for view in views:
-        shifted = view.dy or view.dx
-        if shifted:  # reflect the first rows in, push the last ones out: same size
+        batch_view = batch
+        if view.dy or view.dx:  # reflect the first rows in, push the last ones out: same size
             pad = ((0, 0), (0, 0), (view.dy, 0), (view.dx, 0))
             batch_view = np.pad(batch, pad, mode="reflect")[..., :height, :width]
-        else:
-            batch_view = batch
         batch_view = np.rot90(batch_view, view.turns, axes=(2, 3))
         batch_view = batch_view[..., ::-1] if view.mirrored else batch_view
         # a copy with positive strides (torch needs them), channels last as _forward runs it
@@ -734,12 +732,9 @@ def _ensemble_forward(
         if total is None:
             total = np.zeros(out.shape, np.float32)
             count = np.zeros((1, height, width, 1), np.float32)
-        if shifted:
-            total[:, : height - view.dy, : width - view.dx] += out[:, view.dy :, view.dx :]
-            count[:, : height - view.dy, : width - view.dx] += 1
-        else:
-            total += out
-            count += 1
+        # shifted back; a shift's last dy rows and dx columns have no restoration
+        total[:, : height - view.dy, : width - view.dx] += out[:, view.dy :, view.dx :]
+        count[:, : height - view.dy, : width - view.dx] += 1
     return total / count
 
 
