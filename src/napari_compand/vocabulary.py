@@ -200,10 +200,6 @@ class Base(str, Enum):
 BIT_BASES = (Base.MIDBIN, Base.BIN)
 
 
-#: Bases that need the input bit depth.
-BIT_BASES = (Base.MIDBIN, Base.BIN)
-
-
 class LossLayer(str, Enum):
     """The VGG19 layers of the paper's study."""
 
