@@ -199,7 +199,7 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
     halftone than raster Floyd–Steinberg, the default is the shipped
     inverse-halftoning model that scored highest on it (the Set5 + Set14 scores
     on :data:`HALFTONE_SCORES` stored at packaging; models without one for that
-    halftone do not compete): ``resunet-mix`` for five of the ten, because the
+    halftone do not compete): ``resunet-mix`` for most other halftones, because the
     Floyd–Steinberg models fall below a plain blur on Jarvis–Judice–Ninke, Stucki,
     Sierra and Atkinson halftones, and specialists such as ``resunet-ordered``
     (Bayer dithers) where they ship.
