@@ -233,12 +233,16 @@ def add_shipped_scores(
 
 def halftone_scores(model, images: list, name: str, views: int = 1) -> dict:
     """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX`` (the network alone, and with
-    ``views`` views under ``"x<views>"`` when more than 1), with its best Gaussian."""
+    ``views`` views under ``"x<views>"`` when more than 1), with its best Gaussian. A model
+    that reads a threshold map is scored on the ordered dithers only (it refuses others)."""
     table = {}
     restorers = {"": model_restorer(model, grey_partner=False)}
     if views > 1:
         restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
+    ordered_only = model.network.config.threshold_map
     for method, serpentine in HALFTONE_MIX:
+        if ordered_only and not method.startswith("bayer-"):
+            continue
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
         found = evaluate_many(images, degradation, restorers)
         scores = found[""]

@@ -115,11 +115,12 @@ JOBS: dict[str, dict] = {
         "model": IH_RESUNET,
         **PSNR_LOSS,
     },
-    # specialists for halftones the two above restore least well (routed by layer metadata)
+    # specialists for halftones the two above restore least well (routed by layer metadata);
+    # the ordered one also reads its dither's threshold map (models.with_threshold_map)
     "ih_resunet_ordered": {
         "task": "inverse-halftone",
         "halftone_method": "ordered",
-        "model": IH_RESUNET,
+        "model": {**IH_RESUNET, "threshold_map": True},
         **PSNR_LOSS,
     },
     "ih_resunet_fs_scans": {

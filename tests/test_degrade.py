@@ -379,3 +379,47 @@ def test_detect_degradation_ignores_alpha_and_clean_images():
     assert detect_degradation(data.astronaut()) is None
     assert detect_degradation(data.camera().astype(np.float64) / 255) is None
     assert detect_degradation(np.zeros((8, 8), np.uint8)) is None
+
+
+# --- ordered dithers: threshold maps and detection --------------------------------
+
+
+@pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])
+def test_dither_thresholds_are_the_thresholds_halftone_uses(method):
+    from napari_compand.degrade import dither_thresholds
+
+    image = data.camera()
+    thresholds = dither_thresholds(method, image.shape)
+    expected = np.where(image / 255 > thresholds, 255, 0)
+    np.testing.assert_array_equal(halftone(image, method), expected)
+    # an offset is where a crop starts in the matrix
+    crop = dither_thresholds(method, (20, 30), (11, 6))
+    np.testing.assert_array_equal(crop, thresholds[11:31, 6:36])
+    with pytest.raises(ValueError, match="not an ordered dither"):
+        dither_thresholds("floyd-steinberg", (4, 4))
+
+
+@pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])
+def test_detect_ordered_dither_finds_method_and_offset(method):
+    from napari_compand.degrade import detect_ordered_dither
+
+    size = int(method[-1])
+    for image in (data.camera(), data.astronaut(), data.coffee()):
+        dithered = halftone(image, method)
+        assert detect_ordered_dither(dithered) == (method, (0, 0))
+        for dy, dx in ((3, 5), (7, 2), (1, 0)):
+            found = detect_ordered_dither(dithered[dy:, dx:])
+            assert found == (method, (dy % size, dx % size)), (image.shape, dy, dx)
+        grey_float = halftone(image[..., 0] if image.ndim == 3 else image, method) / 255.0
+        assert detect_ordered_dither(grey_float[5:, 3:]) == (method, (5 % size, 3 % size))
+
+
+def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():
+    from napari_compand.degrade import detect_degradation, detect_ordered_dither
+
+    for method in ("floyd-steinberg", "atkinson", "stucki", "jarvis-judice-ninke"):
+        assert detect_ordered_dither(halftone(data.astronaut(), method)) is None
+        assert detect_degradation(halftone(data.camera(), method)).method == "floyd-steinberg"
+    assert detect_ordered_dither(halftone(data.camera(), "bayer-8x8")[:12, :40]) is None
+    for method in ("bayer-4x4", "bayer-8x8"):  # detect_degradation names the dither
+        assert detect_degradation(halftone(data.astronaut(), method)).method == method

@@ -415,3 +415,44 @@ def test_a_grey_partner_must_fit_its_colour_model(zoo_pair, tmp_path):
     zoo_pair["expand-3bit/pair-grey"] = zoo.ZooModel("expand-3bit/pair-grey", path, meta)
     with pytest.raises(CheckpointError, match="cannot be the grey partner"):
         load_model("expand-3bit/pair")  # not loaded before: each test writes its own files
+
+
+class _EchoMap(torch.nn.Module):
+    """A stand-in network that outputs the threshold map it is given, on every channel."""
+
+    multiple = 8
+    receptive_radius = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # restore moves the parameters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 3:4].repeat(1, 3, 1, 1)
+
+
+def _echo_model() -> Restorer:
+    model = Restorer(ModelConfig(arch="resunet", widths=(4, 8), blocks=(1, 1), threshold_map=True))
+    model.unet = _EchoMap()
+    return model.eval()
+
+
+@pytest.mark.parametrize("views", [1, 2])
+@pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])
+def test_threshold_map_models_get_the_map_of_each_tile(method, views):
+    """Tiles, shifted views and grey input all see the dither's own thresholds."""
+    from napari_compand.degrade import dither_thresholds
+
+    dithered = halftone(data.astronaut(), method)[5:300, 3:290]  # starts inside the matrix
+    expected = np.rint(dither_thresholds(method, dithered.shape[:2], (5, 3)) * 255)
+    model = _echo_model()
+    for image in (dithered, dithered[..., 1]):
+        result = restore(image, model, tile_size=64, overlap=32, self_ensemble=views)
+        planes = result if result.ndim == 2 else result[..., 0]
+        np.testing.assert_array_equal(planes, expected)
+
+
+def test_threshold_map_models_refuse_other_halftones_clearly():
+    model = _echo_model()
+    with pytest.raises(ValueError, match="does not look like a Bayer 4x4 or 8x8 dither"):
+        restore(halftone(data.camera()), model)

@@ -209,3 +209,30 @@ def test_deeper_version_computes_the_smaller_model_and_adds_blocks():
         deeper_version(small, (1, 1))
     with pytest.raises(ValueError, match="resunet"):
         deeper_version(build_model({"ngf": 8, "depth": 3, "max_channels": 16}), (1, 1))
+
+
+def test_a_threshold_map_channel_starts_ignored_and_is_checked():
+    from napari_compand.models import grey_version, with_threshold_map
+
+    plain = build_model(
+        {"arch": "resunet", "widths": (8, 16), "blocks": (1, 1), "base": "gaussian"}
+    )
+    for parameter in plain.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    mapped = with_threshold_map(plain)
+    assert mapped.config.threshold_map and mapped.config.input_channels == 4
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        expected = plain(x)
+        assert torch.equal(mapped(torch.cat([x, torch.rand(2, 1, 24, 40)], 1)), expected)
+        torch.nn.init.normal_(mapped.unet.head.weight, std=0.5)  # now the map matters
+        a = mapped(torch.cat([x, torch.zeros(2, 1, 24, 40)], 1))
+        b = mapped(torch.cat([x, torch.ones(2, 1, 24, 40)], 1))
+    assert a.shape == (2, 3, 24, 40) and not torch.allclose(a, b)
+    assert not mapped.config.same_weights_as(plain.config)
+    with pytest.raises(ValueError, match="needs the resunet"):
+        ModelConfig(threshold_map=True)
+    with pytest.raises(ValueError, match="without a threshold map"):
+        grey_version(mapped)
+    with pytest.raises(ValueError, match="without a threshold map"):
+        with_threshold_map(mapped)

@@ -52,7 +52,7 @@ def tiny_config(**changes):
 
 
 def images_for(config, count=3):
-    return TrainingImages(smooth_images(count), config.degradation, config.model.channels)
+    return TrainingImages(smooth_images(count), config.degradations, config.model.channels)
 
 
 # --- config ---------------------------------------------------------------------
@@ -749,3 +749,54 @@ def test_from_paths_adds_downscaled_copies_and_names_them(tmp_path):
     assert abs(float(data.images[2].mean()) - float(images[0].mean())) < 2.0
     with pytest.raises(ValueError, match="scales"):
         TrainingImages.from_paths([tmp_path], config.degradations, scales=(1.5,))
+
+
+# --- ordered dithers with their threshold map ----------------------------------------
+
+
+def test_threshold_map_crops_hold_the_thresholds_that_made_each_pixel():
+    """Every degraded pixel is on exactly where its clean value exceeds the map beside it."""
+    config = tiny_config(
+        halftone_method="ordered",
+        model=replace(RES_TINY, threshold_map=True),
+        perceptual_weight=0.0,
+        pixel_weight=1.0,
+    )
+    data = TrainingImages(smooth_images(3), config.degradations, 3)
+    rng = np.random.default_rng(4)
+    inputs, targets = data.sample(rng, 8, 32, grey_fraction=0.5, threshold_map=True)
+    assert inputs.shape == (8, 4, 32, 32) and targets.shape == (8, 3, 32, 32)
+    on = inputs[:, :3] > 0.5
+    clean = torch.round(targets * 255) / 255
+    assert torch.equal(on, clean > inputs[:, 3:])
+    val_inputs, val_targets = data.center_crops(32, 3, threshold_map=True)
+    assert torch.equal(
+        val_inputs[:, :3] > 0.5, torch.round(val_targets * 255) / 255 > val_inputs[:, 3:]
+    )
+    plain, _ = data.sample(np.random.default_rng(4), 8, 32, grey_fraction=0.5)
+    assert torch.equal(plain, inputs[:, :3])  # the same crops without the map
+    with pytest.raises(ValueError, match="needs ordered-dither inputs"):
+        replace(config, halftone_method="floyd-steinberg")
+
+
+def test_a_threshold_map_model_warm_starts_from_one_without(tmp_path):
+    """It starts from the plain model's result and training then reads the map."""
+    plain = tiny_config(
+        halftone_method="ordered",
+        iterations=2,
+        model=RES_TINY,
+        perceptual_weight=0.0,
+        pixel_weight=1.0,
+    )
+    source = Trainer(plain, images_for(plain), tmp_path / "plain.safetensors")
+    list(source.run())
+    mapped = replace(plain, model=replace(RES_TINY, threshold_map=True), iterations=3)
+    warm = Trainer(mapped, images_for(mapped), tmp_path / "map.safetensors", init=source.out)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        start = warm.model.eval()(torch.cat([x, torch.rand(1, 1, 32, 32)], 1))
+        assert torch.allclose(start, source.model.eval()(x), atol=1e-6)
+    list(warm.run())
+    head = warm.model.unet.head.weight.detach()
+    assert head.shape[1] == 4 and float(head[:, 3].abs().max()) > 0  # it learned to read it
+    assert load_checkpoint(warm.out).model_config.threshold_map

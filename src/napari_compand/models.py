@@ -42,6 +42,7 @@ __all__ = [
     "deeper_version",
     "grey_version",
     "pad_to_multiple",
+    "with_threshold_map",
 ]
 
 
@@ -298,6 +299,11 @@ class ModelConfig:
         Gaussian sigma in pixels for ``base="gaussian"``.
     bits
         Input bit depth for ``base="midbin"`` and ``base="bin"``.
+    threshold_map
+        ResUNet only: the network also sees the ordered dither's threshold map
+        (:func:`~napari_compand.degrade.dither_thresholds`, aligned with the
+        halftone) as one more input channel after the image's; a halftone pixel
+        is set where the original exceeds it, so the two bound each pixel's value.
     """
 
     channels: int = 3
@@ -310,6 +316,7 @@ class ModelConfig:
     base: Base = Base.NONE
     sigma: float = HALFTONE_BLUR_SIGMA
     bits: int = 3
+    threshold_map: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -337,6 +344,8 @@ class ModelConfig:
         low, high = LIMITS["blocks"]
         if not all(low <= b <= high for b in self.blocks):
             raise ValueError(f"blocks must be between {low} and {high}, got {self.blocks}")
+        if self.threshold_map and self.arch is not Arch.RESUNET:
+            raise ValueError("threshold_map needs the resunet architecture")
         if self.base is Base.GAUSSIAN and not 0 < self.sigma <= 10:
             raise ValueError(f"sigma must be in (0, 10], got {self.sigma}")
         if self.base in BIT_BASES and not LIMITS["bits"][0] <= self.bits <= LIMITS["bits"][1]:
@@ -351,9 +360,14 @@ class ModelConfig:
             return 2 ** (len(self.widths) - 1)
         return 2**self.depth
 
+    @property
+    def input_channels(self) -> int:
+        """Channels the network reads: the image's, plus one for the threshold map."""
+        return self.channels + int(self.threshold_map)
+
     def same_weights_as(self, other: ModelConfig) -> bool:
         """Whether both configs build networks with the same weights' shapes."""
-        keys = ("channels", "arch", "widths", "blocks")
+        keys = ("channels", "arch", "widths", "blocks", "threshold_map")
         if self.arch is Arch.UNET:
             keys = ("channels", "arch", "ngf", "depth", "max_channels")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
@@ -374,7 +388,8 @@ class Restorer(nn.Module):
     ``out = base(x) + net(x)``, or for ``Base.BIN`` ``out = x + w * sigmoid(4 * net(x) / w)``
     with the bin width ``w = 2**(8 - bits) / 255`` (slope 1 at mid-bin: a sigmoid of the
     raw output learned about 60x slower at 4 bits). Inputs and outputs are
-    ``(N, C, H, W)`` tensors in [0, 1] (not clamped).
+    ``(N, C, H, W)`` tensors in [0, 1] (not clamped); with ``config.threshold_map``
+    the input has one more channel, the threshold map, which only the network reads.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -382,7 +397,9 @@ class Restorer(nn.Module):
         self.config = config
         channels = config.channels
         if config.arch is Arch.RESUNET:
-            self.unet: nn.Module = ResUNet(channels, channels, config.widths, config.blocks)
+            self.unet: nn.Module = ResUNet(
+                config.input_channels, channels, config.widths, config.blocks
+            )
             last = self.unet.tail
         else:
             self.unet = UNet(channels, channels, config.ngf, config.depth, config.max_channels)
@@ -425,6 +442,7 @@ class Restorer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         correction = self.unet(x)
+        x = x[:, : self.config.channels]  # the image, without a threshold map
         if self.config.base is Base.BIN:
             width = self.bin_width
             return x + width * torch.sigmoid(correction * (4 / width))
@@ -471,8 +489,11 @@ def grey_version(model: Restorer) -> Restorer:
     >>> grey_version(colour).config.channels
     1
     """
-    if model.config.channels != 3:
-        raise ValueError(f"grey_version needs a 3-channel model, got {model.config.channels}")
+    if model.config.channels != 3 or model.config.threshold_map:
+        raise ValueError(
+            f"grey_version needs a 3-channel model without a threshold map, got "
+            f"{model.config.channels} channels{' + map' if model.config.threshold_map else ''}"
+        )
     grey = Restorer(replace(model.config, channels=1))
     state = {}
     modules = dict(model.named_modules())
@@ -533,3 +554,28 @@ def deeper_version(model: Restorer, blocks: tuple[int, ...]) -> Restorer:
             state[key] = torch.zeros_like(value)
     deeper.load_state_dict(state)
     return deeper.train(model.training)
+
+
+def with_threshold_map(model: Restorer) -> Restorer:
+    r"""``model`` with one more input channel for the threshold map, computing the same.
+
+    The first convolution's weights for the new channel are zero,
+    :math:`W' = [W, 0]`, so the result ignores the map until training teaches the
+    network to read it. Used to warm-start an ordered-dither model that sees its
+    halftone's thresholds (:attr:`ModelConfig.threshold_map`) from one that does not.
+
+    Examples
+    --------
+    >>> plain = build_model({"arch": "resunet", "widths": (8, 16), "blocks": (1, 1)})
+    >>> with_threshold_map(plain).config.input_channels
+    4
+    """
+    config = model.config
+    if config.arch is not Arch.RESUNET or config.threshold_map:
+        raise ValueError("with_threshold_map needs a resunet without a threshold map")
+    mapped = Restorer(replace(config, threshold_map=True))
+    state = model.state_dict()
+    head = state["unet.head.weight"]
+    state["unet.head.weight"] = torch.cat([head, torch.zeros_like(head[:, :1])], dim=1)
+    mapped.load_state_dict(state)
+    return mapped.train(model.training)

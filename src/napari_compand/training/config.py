@@ -158,6 +158,13 @@ class TrainingConfig:
             raise ValueError(
                 f"the {self.model.base.value} base needs task 'expand' and model.bits equal to bits"
             )
+        if self.model.threshold_map and not all(
+            d.method.startswith("bayer-") for d in self.degradations
+        ):
+            raise ValueError(
+                "a threshold map needs ordered-dither inputs: halftone method 'ordered', "
+                "'bayer-4x4' or 'bayer-8x8'"
+            )
 
     @property
     def degradations(self) -> tuple[Degradation, ...]:

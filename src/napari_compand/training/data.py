@@ -24,7 +24,7 @@ from skimage.util import img_as_ubyte
 
 from .._compat import release_freed_memory
 from .._io import collect_images, read_image, to_uint8_channels
-from ..degrade import Degradation
+from ..degrade import Degradation, dither_thresholds
 
 __all__ = ["SCALE_COPIES", "TrainingImages", "batch_rng", "downscaled", "to_tensor"]
 
@@ -230,15 +230,23 @@ class TrainingImages:
         return pair
 
     def sample(
-        self, rng: np.random.Generator, batch_size: int, crop: int, grey_fraction: float = 0.0
+        self,
+        rng: np.random.Generator,
+        batch_size: int,
+        crop: int,
+        grey_fraction: float = 0.0,
+        threshold_map: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1].
 
         With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
-        probability. With several degradations each crop draws one.
+        probability. With several degradations each crop draws one. With
+        ``threshold_map`` (ordered dithers only) the degraded crops get one more
+        channel: the dither's thresholds at the crop's place in the image.
         """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
+        maps = np.empty((batch_size, 1, crop, crop), np.float32) if threshold_map else None
         for n in range(batch_size):
             index = int(rng.integers(len(self.images)))
             flip_h, flip_v = bool(rng.integers(2)), bool(rng.integers(2))
@@ -250,22 +258,40 @@ class TrainingImages:
             x = int(rng.integers(clean.shape[1] - crop + 1))
             inputs[n] = degraded[y : y + crop, x : x + crop]
             targets[n] = clean[y : y + crop, x : x + crop]
-        return to_tensor(inputs), to_tensor(targets)
+            if maps is not None:
+                maps[n, 0] = self._thresholds(kind, crop, y, x)
+        return self._with_maps(to_tensor(inputs), maps), to_tensor(targets)
 
-    def center_crops(self, size: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _thresholds(self, kind: int, size: int, y: int, x: int) -> np.ndarray:
+        """The threshold map of degradation ``kind`` on a crop at ``(y, x)`` (each
+        version is dithered whole, from its top-left pixel)."""
+        return dither_thresholds(self.degradations[kind].method, (size, size), (y, x))
+
+    @staticmethod
+    def _with_maps(inputs: torch.Tensor, maps: np.ndarray | None) -> torch.Tensor:
+        return inputs if maps is None else torch.cat([inputs, torch.from_numpy(maps)], dim=1)
+
+    def center_crops(
+        self, size: int, limit: int, threshold_map: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Centre crops of the first ``limit`` images, for validation.
 
-        With several degradations, image ``i`` gets degradation ``i mod count``.
+        With several degradations, image ``i`` gets degradation ``i mod count``;
+        ``threshold_map`` as for :meth:`sample`.
         """
-        inputs, targets = [], []
+        inputs, targets, maps = [], [], []
         for index in range(min(limit, len(self.images))):
-            pair = self.pair(index, kind=index % len(self.degradations))
+            kind = index % len(self.degradations)
+            pair = self.pair(index, kind=kind)
             clean, degraded = _pad_to(pair.clean, size), _pad_to(pair.degraded, size)
             y = (clean.shape[0] - size) // 2
             x = (clean.shape[1] - size) // 2
             inputs.append(degraded[y : y + size, x : x + size])
             targets.append(clean[y : y + size, x : x + size])
-        return to_tensor(np.stack(inputs)), to_tensor(np.stack(targets))
+            if threshold_map:
+                maps.append(self._thresholds(kind, size, y, x)[None])
+        stacked = np.stack(maps) if threshold_map else None
+        return self._with_maps(to_tensor(np.stack(inputs)), stacked), to_tensor(np.stack(targets))
 
 
 def downscaled(image: np.ndarray, scale: float) -> np.ndarray:

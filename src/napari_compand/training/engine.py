@@ -40,7 +40,13 @@ from .._device import resolve_device, training_autocast
 from ..checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..losses import PerceptualLoss
 from ..metrics import psnr, ssim
-from ..models import ModelConfig, build_model, deeper_version, grey_version
+from ..models import (
+    ModelConfig,
+    build_model,
+    deeper_version,
+    grey_version,
+    with_threshold_map,
+)
 from ..vocabulary import Arch, PixelLoss, Task
 from .config import TrainingConfig
 from .data import TrainingImages, batch_rng
@@ -247,7 +253,9 @@ class Trainer:
         self._val_autocast = self._autocast if self.cuda else nullcontext()
         self._val_batch = None
         if val_data is not None and self.rank == 0:  # only rank 0 reports validation
-            self._val_batch = val_data.center_crops(VALIDATION_CROP, validation_images)
+            self._val_batch = val_data.center_crops(
+                VALIDATION_CROP, validation_images, config.model.threshold_map
+            )
 
     # -- public ------------------------------------------------------------------
 
@@ -302,7 +310,11 @@ class Trainer:
             started = time.perf_counter()
             rng = batch_rng(config.seed, self.rank, self.iteration)
             inputs, targets = self.data.sample(
-                rng, config.batch_size, config.crop_size, config.grey_fraction
+                rng,
+                config.batch_size,
+                config.crop_size,
+                config.grey_fraction,
+                config.model.threshold_map,
             )
             try:
                 loss = self.step(inputs, targets)
@@ -435,6 +447,9 @@ class Trainer:
         if _grows_into(source, mine):  # a larger ResUNet from a smaller one
             model = deeper_version(model or checkpoint.build_model(), mine.blocks)
             source = model.config
+        if mine.threshold_map and not source.threshold_map:  # learns to read the map
+            model = with_threshold_map(model or checkpoint.build_model())
+            source = model.config
         if model is not None:
             state = model.state_dict()
         if not source.same_weights_as(mine):
@@ -442,7 +457,8 @@ class Trainer:
                 f"{checkpoint.path}: its architecture {checkpoint.model_config} differs from "
                 f"this run's {mine}; warm starts need the same architecture "
                 "(the base and its bits or sigma may differ, a grey model may start "
-                "from a colour one, and a ResUNet from one with fewer blocks)"
+                "from a colour one, a ResUNet from one with fewer blocks or without "
+                "a threshold map)"
             )
         self.model.load_state_dict(state)
         self.init_source = str(checkpoint.path)
