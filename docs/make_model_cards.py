@@ -75,7 +75,7 @@ def card(model: zoo.ZooModel) -> str:
     else:
         loss = f"pixel {recipe.get('pixel_loss', 'mse').upper()} only (PSNR-oriented)"
     chain = [*meta.get("warm_starts", []), meta]
-    stages, previous_blocks = [], None
+    stages, previous_blocks, previous_map = [], None, False
     for stage in chain:
         text = _stage(stage["recipe"], stage["iterations_done"], stage["device"])
         blocks = stage["recipe"].get("model", {}).get("blocks")
@@ -85,8 +85,12 @@ def card(model: zoo.ZooModel) -> str:
                 f", grown to residual blocks {'/'.join(map(str, blocks))} "
                 "(the added blocks start as the identity)"
             )
+        if stage["recipe"].get("model", {}).get("threshold_map") and not previous_map:
+            # models.with_threshold_map: the map's input weights start at zero
+            text += ", now also reading the dither's threshold map (its weights start at zero)"
         stages.append(text)
         previous_blocks = blocks
+        previous_map = stage["recipe"].get("model", {}).get("threshold_map", False)
     total = sum(stage["iterations_done"] for stage in chain)
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",
@@ -162,6 +166,12 @@ def card(model: zoo.ZooModel) -> str:
                 + f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
             )
     channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"
+    reads_map = (
+        " (and in, one more: the dither's threshold map at each pixel, from the size and "
+        "offset that `degrade.detect_ordered_dither` finds in the halftone)"
+        if arch.get("threshold_map")
+        else ""
+    )
     paper = evaluation.get("paper (COCO)")
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:16]
     lines = [
@@ -169,7 +179,7 @@ def card(model: zoo.ZooModel) -> str:
         "",
         f"- **Task**: {what}.",
         f"- **Loss**: {loss}.",
-        f"- **Network**: {network}, {channels} in and out, predicting a "
+        f"- **Network**: {network}, {channels} in and out{reads_map}, predicting a "
         f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
         f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",

@@ -184,13 +184,20 @@ def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
     photo = data.astronaut()[:64, :64]
     iio.imwrite(inputs / "scan.png", halftone(photo))
     iio.imwrite(inputs / "low.png", quantize(photo, 4))
+    iio.imwrite(inputs / "dots.png", halftone(data.astronaut()[:128, :128], "bayer-8x8"))
     out = tmp_path / "out"
     assert main(["restore", str(inputs), "--out", str(out)]) == 0  # --model auto
     from napari_compand import zoo
+    from napari_compand.degrade import Degradation
 
     names = sorted(p.name for p in out.iterdir())
     slug = lambda name: name.replace("/", "_")  # noqa: E731
+    bayer = zoo.default_model(
+        "inverse-halftone", halftone=Degradation("halftone", method="bayer-8x8")
+    )
+    assert bayer == "inverse-halftone/resunet-ordered"  # recognised from the pixels
     assert names == [
+        f"dots_{slug(bayer)}.png",
         f"low_{slug(zoo.default_model('expand', 4))}.png",
         f"scan_{slug(zoo.default_model('inverse-halftone'))}.png",
     ]

@@ -26,7 +26,6 @@ from enum import Enum
 import numpy as np
 
 from ._diffusion import (
-    BAYER_SIZES,
     DIFFUSION_KERNELS,
     bayer_thresholds,
     diffuse_plane,
@@ -279,6 +278,10 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
 #: Largest square (pixels) of an image that :func:`detect_ordered_dither` looks at.
 DITHER_DETECTION_SIZE = 512
 
+#: The Bayer matrix sizes :func:`detect_ordered_dither` tells apart. A 2x2 dither is
+#: reported as 4x4: its pixels are those of a 4x4 dither of the image at 5 grey levels.
+DETECTED_BAYER_SIZES = (4, 8)
+
 
 def detect_ordered_dither(
     image: np.ndarray, *, rgb: bool | None = None
@@ -323,13 +326,13 @@ def detect_ordered_dither(
     array = check_image(image, unit_range=True)
     colour = guess_rgb(array, rgb)
     plane = np.asarray(array[plane_indices(array.shape, colour)[0]])
-    if min(plane.shape) < 2 * max(BAYER_SIZES):
+    if min(plane.shape) < 2 * max(DETECTED_BAYER_SIZES):
         return None
     top = max(0, (plane.shape[0] - DITHER_DETECTION_SIZE) // 2)
     left = max(0, (plane.shape[1] - DITHER_DETECTION_SIZE) // 2)
     crop = plane[top : top + DITHER_DETECTION_SIZE, left : left + DITHER_DETECTION_SIZE]
     on = crop > dtype_max(crop.dtype) / 2
-    large = max(BAYER_SIZES)
+    large = max(DETECTED_BAYER_SIZES)
     level = uniform_filter(on.astype(np.float32), large, mode="reflect")
     fits = {
         size: np.array(
@@ -341,7 +344,7 @@ def detect_ordered_dither(
                 for dy in range(size)
             ]
         )
-        for size in BAYER_SIZES
+        for size in DETECTED_BAYER_SIZES
     }
     if float(fits[large].max() - np.median(fits[large])) < 0.1:
         return None  # no offset stands out: error diffusion, noise or a flat image

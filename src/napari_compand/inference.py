@@ -414,6 +414,11 @@ def fit_warning(
     if degradation.mode is DegradationMode.HALFTONE:
         if loaded.task != Task.INVERSE_HALFTONE:
             return f"the image looks like a halftone, but {loaded.name} expands bit depth"
+        if loaded.network.config.threshold_map and not str(degradation.method).startswith("bayer-"):
+            return (
+                f"{loaded.name} restores Bayer ordered dithers only, and the image does not "
+                "look like one"
+            )
         return None
     if loaded.task != Task.EXPAND:
         return (
