@@ -424,4 +424,4 @@ def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():
     for method in ("bayer-4x4", "bayer-8x8"):  # detect_degradation names the dither
         assert detect_degradation(halftone(data.astronaut(), method)).method == method
     # a 2x2 dither is a 4x4 one of the image at 5 grey levels
-    assert detect_ordered_dither(halftone(data.camera(), "bayer-2x2")) == ("bayer-4x4", (0, 0))
+    assert detect_ordered_dither(halftone(data.camera(), "bayer-2x2"))[0] == "bayer-4x4"
