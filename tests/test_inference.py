@@ -23,7 +23,7 @@ from napari_compand.inference import (
     tiling,
 )
 from napari_compand.metrics import psnr
-from napari_compand.models import ModelConfig, Restorer
+from napari_compand.models import THRESHOLD_MAP_GAIN, ModelConfig, Restorer
 
 IH = "inverse-halftone/conv1_1"
 EX3 = "expand-3bit/conv1_1"
@@ -428,7 +428,7 @@ class _EchoMap(torch.nn.Module):
         self.unused = torch.nn.Parameter(torch.zeros(1))  # restore moves the parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 3:4].repeat(1, 3, 1, 1)
+        return (x[:, 3:4] / THRESHOLD_MAP_GAIN + 0.5).repeat(1, 3, 1, 1)  # the map, undone
 
 
 def _echo_model() -> Restorer:

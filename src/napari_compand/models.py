@@ -32,6 +32,7 @@ from .vocabulary import BIT_BASES, HALFTONE_BLUR_SIGMA, LIMITS, Arch, Base
 
 __all__ = [
     "RESUNET_SIZES",
+    "THRESHOLD_MAP_GAIN",
     "Arch",
     "Base",
     "ModelConfig",
@@ -382,6 +383,13 @@ class ModelConfig:
         return data
 
 
+#: The network reads a threshold map ``T`` as ``THRESHOLD_MAP_GAIN * (T - 0.5)``. Adam moves
+#: every weight by about the learning rate per step, so the gain makes the zero-initialised
+#: weights that read the map (:func:`with_threshold_map`) change the result 10x faster:
+#: after 800 steps at lr 1e-4 they averaged 0.003 against 0.1 for the image's.
+THRESHOLD_MAP_GAIN = 10.0
+
+
 class Restorer(nn.Module):
     """A network with an optional fixed base reconstruction.
 
@@ -441,8 +449,11 @@ class Restorer(nn.Module):
         return torch.zeros_like(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = self.config.channels
+        if self.config.threshold_map:  # centred and scaled, see THRESHOLD_MAP_GAIN
+            x = torch.cat([x[:, :channels], (x[:, channels:] - 0.5) * THRESHOLD_MAP_GAIN], 1)
         correction = self.unet(x)
-        x = x[:, : self.config.channels]  # the image, without a threshold map
+        x = x[:, :channels]  # the image, without the threshold map
         if self.config.base is Base.BIN:
             width = self.bin_width
             return x + width * torch.sigmoid(correction * (4 / width))
