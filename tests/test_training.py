@@ -800,3 +800,9 @@ def test_a_threshold_map_model_warm_starts_from_one_without(tmp_path):
     head = warm.model.unet.head.weight.detach()
     assert head.shape[1] == 4 and float(head[:, 3].abs().max()) > 0  # it learned to read it
     assert load_checkpoint(warm.out).model_config.threshold_map
+    from napari_compand.degrade import Degradation
+    from napari_compand.inference import fit_warning
+
+    error_diffusion = Degradation("halftone", method="floyd-steinberg")
+    assert "Bayer ordered dithers only" in fit_warning(warm.out, error_diffusion)
+    assert fit_warning(warm.out, Degradation("halftone", method="bayer-4x4")) is None
