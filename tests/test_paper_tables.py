@@ -152,3 +152,20 @@ def test_eval_command_errors(tmp_path, capsys):
     assert "none of the given models matches" in capsys.readouterr().err
     assert main(["eval", "--data", str(tmp_path), "--limit", "0"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_plan_leaves_out_models_that_read_a_threshold_map(tmp_path):
+    """Table III is Floyd–Steinberg, which a Bayer-only model cannot restore."""
+    from napari_compand.checkpoints import save_checkpoint
+    from napari_compand.models import ModelConfig, build_model
+
+    config = ModelConfig(arch="resunet", widths=(4, 8), blocks=(1, 1), threshold_map=True)
+    path = save_checkpoint(
+        tmp_path / "dots.safetensors",
+        build_model(config),
+        {"task": "inverse-halftone", "architecture": config.to_dict()},
+    )
+    methods = paper_tables.plan(task="inverse-halftone", models=[IH, str(path)])
+    assert [m.label for m in methods if m.loss_layer] == [IH]
+    with pytest.raises(ValueError, match="Bayer-only models cannot restore"):
+        paper_tables.plan(task="inverse-halftone", models=[str(path)])

@@ -135,6 +135,8 @@ def plan(
         Input bit depths for expansion (default 1–5); models of other depths are left out.
     models
         Zoo names or checkpoint files (default: every shipped model of the task).
+        Inverse halftoning is scored on Floyd–Steinberg (Table III), so models that
+        read a Bayer dither's threshold map are left out.
     consistent
         Also score each expansion model *in bin* (:func:`~napari_compand.degrade.keep_in_bin`).
     self_ensemble
@@ -184,7 +186,9 @@ def plan(
             ),
         ]
         for model in loaded:
-            if model.task == Task.INVERSE_HALFTONE:
+            # Table III is Floyd–Steinberg; a model that reads a dither's threshold map
+            # restores Bayer dithers only (its card scores them)
+            if model.task == Task.INVERSE_HALFTONE and not model.network.config.threshold_map:
                 restorer = model_restorer(model, device=device)
                 methods.append(_model_row(model, "", _HALFTONE, restorer))
                 if views > 1:
@@ -193,7 +197,8 @@ def plan(
     if models and not any(m.loss_layer for m in methods):
         raise ValueError(
             "none of the given models matches the task and bits asked for "
-            f"(task {task or 'any'}, bits {', '.join(map(str, depths))})"
+            f"(task {task or 'any'}, bits {', '.join(map(str, depths))}; inverse halftoning "
+            "is scored on Floyd–Steinberg, which Bayer-only models cannot restore)"
         )
     return methods
 
