@@ -151,9 +151,12 @@ def test_the_default_follows_a_known_halftone_method():
     assert {"inverse-halftone/resunet", "inverse-halftone/resunet-mix"} <= set(candidates)
     for method, serpentine in HALFTONE_MIX[1:]:
         halftone = Degradation("halftone", method=method, serpentine=serpentine)
+        scored = {name: zoo.get(name).evaluation[zoo.HALFTONE_SCORES] for name in candidates}
+        # a model scored on some halftones only (the Bayer-only one) competes on those
         scores = {
-            name: zoo.get(name).evaluation[zoo.HALFTONE_SCORES][halftone.label]["psnr"]
-            for name in candidates
+            name: table[halftone.label]["psnr"]
+            for name, table in scored.items()
+            if halftone.label in table
         }
         chosen = zoo.default_model("inverse-halftone", halftone=halftone)
         assert scores[chosen] == max(scores.values()), halftone.label
