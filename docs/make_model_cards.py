@@ -78,19 +78,20 @@ def card(model: zoo.ZooModel) -> str:
     stages, previous_blocks, previous_map = [], None, False
     for stage in chain:
         text = _stage(stage["recipe"], stage["iterations_done"], stage["device"])
-        blocks = stage["recipe"].get("model", {}).get("blocks")
+        architecture = stage["recipe"].get("model", {})
+        blocks = architecture.get("blocks")
         if previous_blocks is not None and blocks != previous_blocks:
             # models.deeper_version: a larger ResUNet warm-started from a smaller one
             text += (
                 f", grown to residual blocks {'/'.join(map(str, blocks))} "
                 "(the added blocks start as the identity)"
             )
-        if stage["recipe"].get("model", {}).get("threshold_map") and not previous_map:
+        if architecture.get("threshold_map") and not previous_map:
             # models.with_threshold_map: the map's input weights start at zero
             text += ", now also reading the dither's threshold map (its weights start at zero)"
         stages.append(text)
         previous_blocks = blocks
-        previous_map = stage["recipe"].get("model", {}).get("threshold_map", False)
+        previous_map = architecture.get("threshold_map", False)
     total = sum(stage["iterations_done"] for stage in chain)
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",

@@ -45,6 +45,7 @@ from napari_compand.evaluation import (
 from napari_compand.inference import load_model
 from napari_compand.paper_tables import PAPER
 from napari_compand.training.config import TrainingConfig
+from napari_compand.vocabulary import ORDERED_METHODS
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
 
@@ -241,7 +242,7 @@ def halftone_scores(model, images: list, name: str, views: int = 1) -> dict:
         restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
     ordered_only = model.network.config.threshold_map
     for method, serpentine in HALFTONE_MIX:
-        if ordered_only and not method.startswith("bayer-"):
+        if ordered_only and method not in ORDERED_METHODS:
             continue
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
         found = evaluate_many(images, degradation, restorers)

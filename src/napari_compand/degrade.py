@@ -45,6 +45,7 @@ from .vocabulary import (
     HALFTONE_METHODS,
     HALFTONE_SET_NAMES,
     MIXED_HALFTONES,
+    ORDERED_METHODS,
 )
 
 __all__ = [
@@ -370,10 +371,9 @@ def dither_thresholds(
     array([[0.03125, 0.53125, 0.15625, 0.65625],
            [0.78125, 0.28125, 0.90625, 0.40625]], dtype=float32)
     """
-    if not method.startswith("bayer-") or method not in HALFTONE_METHODS:
+    if method not in ORDERED_METHODS:
         raise ValueError(
-            f"{method!r} is not an ordered dither; choose one of "
-            f"{', '.join(m for m in HALFTONE_METHODS if m.startswith('bayer-'))}"
+            f"{method!r} is not an ordered dither; choose one of {', '.join(ORDERED_METHODS)}"
         )
     return bayer_thresholds(int(method.split("x")[-1]), shape, offset)
 

@@ -61,7 +61,7 @@ from .degrade import (
     keep_in_bin,
 )
 from .models import Restorer
-from .vocabulary import ENSEMBLE_VIEWS, VIEW_COUNTS, Base, Task, View
+from .vocabulary import ENSEMBLE_VIEWS, ORDERED_METHODS, VIEW_COUNTS, Base, Task, View
 
 __all__ = [
     "ENSEMBLE_VIEWS",
@@ -414,7 +414,7 @@ def fit_warning(
     if degradation.mode is DegradationMode.HALFTONE:
         if loaded.task != Task.INVERSE_HALFTONE:
             return f"the image looks like a halftone, but {loaded.name} expands bit depth"
-        if loaded.network.config.threshold_map and not str(degradation.method).startswith("bayer-"):
+        if loaded.network.config.threshold_map and degradation.method not in ORDERED_METHODS:
             return (
                 f"{loaded.name} restores Bayer ordered dithers only, and the image does not "
                 "look like one"

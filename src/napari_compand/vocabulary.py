@@ -21,6 +21,7 @@ __all__ = [
     "LIMITS",
     "DIFFUSION_METHODS",
     "HALFTONE_METHODS",
+    "ORDERED_METHODS",
     "HALFTONE_SET_NAMES",
     "HALFTONE_SETS_IN_WORDS",
     "MIXED_HALFTONES",
@@ -48,8 +49,11 @@ DIFFUSION_METHODS: tuple[str, ...] = (
 #: Sizes of the ordered (Bayer) dither matrices.
 BAYER_SIZES: tuple[int, ...] = (2, 4, 8)
 
+#: The ordered (Bayer) dithers, one per matrix size.
+ORDERED_METHODS: tuple[str, ...] = tuple(f"bayer-{n}x{n}" for n in BAYER_SIZES)
+
 #: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
-HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + tuple(f"bayer-{n}x{n}" for n in BAYER_SIZES)
+HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + ORDERED_METHODS
 
 #: Name of the halftone mix in training recipes (see ``degrade.HALFTONE_MIX``).
 MIXED_HALFTONES = "mixed"

@@ -20,7 +20,17 @@ from ..degrade import (
     DegradationMode,
 )
 from ..models import ModelConfig
-from ..vocabulary import BIT_BASES, LIMITS, Arch, Device, LossLayer, LrSchedule, PixelLoss, Task
+from ..vocabulary import (
+    BIT_BASES,
+    LIMITS,
+    ORDERED_METHODS,
+    Arch,
+    Device,
+    LossLayer,
+    LrSchedule,
+    PixelLoss,
+    Task,
+)
 
 __all__ = ["Device", "LrSchedule", "PixelLoss", "Task", "TrainingConfig"]
 
@@ -159,7 +169,7 @@ class TrainingConfig:
                 f"the {self.model.base.value} base needs task 'expand' and model.bits equal to bits"
             )
         if self.model.threshold_map and not all(
-            d.method.startswith("bayer-") for d in self.degradations
+            d.method in ORDERED_METHODS for d in self.degradations
         ):
             raise ValueError(
                 "a threshold map needs ordered-dither inputs: halftone method 'ordered', "
