@@ -16,6 +16,28 @@ from napari_compand.vocabulary import HALFTONE_SETS_IN_WORDS
 
 OUT = Path(__file__).resolve().parent / "models.md"
 
+#: The training machines' folders that the metadata names, in words (the photo folders and
+#: the BSDS500 val split are made by scripts/training_photos.py).
+DATA_FOLDERS = {
+    "../shared/data/bsds/": "BSDS500 ",
+    "/tmp/dev/bsds/": "BSDS500 ",
+    "runs/val80": "the first 80 BSDS500 val images",
+    "runs/held20": "the last 20 BSDS500 val images",
+    "runs/wp16t": "16 photographs of Debian's lomiri-wallpapers (quartered)",
+    "runs/wp40t": (
+        "40 photographs of Debian's lomiri-wallpapers, mate-backgrounds and "
+        "plasma-workspace-wallpapers (quartered)"
+    ),
+}
+
+
+def _data_in_words(folders: str) -> str:
+    """``"../shared/data/bsds/train, runs/wp16t (344 images)"`` -> ``"BSDS500 train, 16
+    photographs of Debian's lomiri-wallpapers (quartered) (344 images)"``."""
+    for folder, words in DATA_FOLDERS.items():
+        folders = folders.replace(folder, words)
+    return folders
+
 
 def _scores(evaluation: dict, key: str) -> str:
     s = evaluation.get(key)
@@ -183,7 +205,8 @@ def card(model: zoo.ZooModel) -> str:
         f"- **Network**: {network}, {channels} in and out{reads_map}, predicting a "
         f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
-        f"- **Data**: {meta.get('data', '?')}; validation {meta.get('validation_data', '?')}.",
+        f"- **Data**: {_data_in_words(meta.get('data', '?'))}; "
+        f"validation {_data_in_words(meta.get('validation_data', '?'))}.",
         *_partner_lines(model, partner),
         "- **Training** (each stage warm-starts from the one before):",
         *[f"  {i}. {s}" for i, s in enumerate(stages, start=1)],
