@@ -13,7 +13,7 @@ from skimage import data
 
 import napari_compand
 from napari_compand import zoo
-from napari_compand.degrade import halftone
+from napari_compand.degrade import detect_degradation, halftone
 from napari_compand.evaluation import baseline
 from napari_compand.inference import restore
 from napari_compand.metrics import psnr
@@ -38,6 +38,9 @@ for model in zoo.shipped():
     assert model.path.stat().st_size <= 8 * 2**20
 shipped = {path.name for path in (package / "zoo" / "weights").glob("*.safetensors")}
 assert len(zoo.shipped()) == len(shipped), (len(zoo.shipped()), sorted(shipped))
+# the error-diffusion detector's discriminant ships as package data
+found = detect_degradation(halftone(clean, "jarvis-judice-ninke", rgb=True))
+assert found.method == "jarvis-judice-ninke", found
 default = zoo.default_model("inverse-halftone")
 blur = psnr(clean, baseline("gaussian", None)(dots), rgb=True)
 gains = {

@@ -185,6 +185,7 @@ def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
     iio.imwrite(inputs / "scan.png", halftone(photo))
     iio.imwrite(inputs / "low.png", quantize(photo, 4))
     iio.imwrite(inputs / "dots.png", halftone(data.astronaut()[:128, :128], "bayer-8x8"))
+    iio.imwrite(inputs / "fine.png", halftone(data.astronaut()[:256, :256], "stucki"))
     out = tmp_path / "out"
     assert main(["restore", str(inputs), "--out", str(out)]) == 0  # --model auto
     from napari_compand import zoo
@@ -196,8 +197,13 @@ def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
         "inverse-halftone", halftone=Degradation("halftone", method="bayer-8x8")
     )
     assert bayer == "inverse-halftone/resunet-ordered"  # recognised from the pixels
+    stucki = zoo.default_model(
+        "inverse-halftone", halftone=Degradation("halftone", method="stucki")
+    )
+    assert stucki == "inverse-halftone/resunet-mix"  # so is the error-diffusion kernel
     assert names == [
         f"dots_{slug(bayer)}.png",
+        f"fine_{slug(stucki)}.png",
         f"low_{slug(zoo.default_model('expand', 4))}.png",
         f"scan_{slug(zoo.default_model('inverse-halftone'))}.png",
     ]

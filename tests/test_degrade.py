@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from skimage import data
 from napari_compand._diffusion import DIFFUSION_KERNELS, bayer_matrix
 from napari_compand.degrade import (
     HALFTONE_METHODS,
+    HALFTONE_MIX,
     Degradation,
     DegradationMode,
     halftone,
@@ -419,9 +421,68 @@ def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():
 
     for method in ("floyd-steinberg", "atkinson", "stucki", "jarvis-judice-ninke"):
         assert detect_ordered_dither(halftone(data.astronaut(), method)) is None
-        assert detect_degradation(halftone(data.camera(), method)).method == "floyd-steinberg"
     assert detect_ordered_dither(halftone(data.camera(), "bayer-8x8")[:12, :40]) is None
     for method in ("bayer-4x4", "bayer-8x8"):  # detect_degradation names the dither
         assert detect_degradation(halftone(data.astronaut(), method)).method == method
     # a 2x2 dither is a 4x4 one of the image at 5 grey levels
     assert detect_ordered_dither(halftone(data.camera(), "bayer-2x2"))[0] == "bayer-4x4"
+
+
+# --- error diffusion: which kernel --------------------------------------------------
+
+
+ERROR_DIFFUSION = [m for m in HALFTONE_MIX if m[0] not in ("bayer-4x4", "bayer-8x8")]
+
+
+@pytest.mark.parametrize(("method", "serpentine"), ERROR_DIFFUSION)
+def test_detect_error_diffusion_names_kernel_and_scan(method, serpentine):
+    from napari_compand.degrade import detect_degradation, detect_error_diffusion
+
+    colour = halftone(data.astronaut(), method, serpentine)
+    grey = halftone(data.camera(), method, serpentine)
+    assert detect_error_diffusion(colour) == (method, serpentine)
+    assert detect_error_diffusion(grey) == (method, serpentine)
+    assert detect_error_diffusion(grey[100:400, 50:350].astype(np.float32) / 255) == (
+        method,
+        serpentine,
+    )
+    found = detect_degradation(colour)
+    assert (found.method, found.serpentine) == (method, serpentine)
+
+
+def test_detect_error_diffusion_needs_a_halftone_with_enough_mid_tones():
+    from napari_compand.degrade import (
+        ERROR_DIFFUSION_MIN_PIXELS,
+        detect_degradation,
+        detect_error_diffusion,
+        error_diffusion_signature,
+    )
+
+    assert detect_error_diffusion(data.camera()) is None  # not two levels
+    assert detect_error_diffusion(quantize(data.camera(), 1)) is None  # 0 and 128
+    small = halftone(data.camera(), "stucki")[:96, :96]
+    assert error_diffusion_signature(small)[1] < ERROR_DIFFUSION_MIN_PIXELS
+    assert detect_error_diffusion(small) is None
+    # where the kernel cannot be told, detect_degradation says the common one
+    assert detect_degradation(small).method == "floyd-steinberg"
+
+
+def test_error_diffusion_discriminant_matches_the_signature():
+    """The shipped discriminant was fitted on the signature the code computes now."""
+    import json
+
+    from safetensors import safe_open
+
+    from napari_compand import _diffusion, degrade
+
+    path = Path(degrade.__file__).parent / "_data" / "error_diffusion.safetensors"
+    with safe_open(str(path), "np") as handle:
+        meta = json.loads(handle.metadata()["napari_compand"])
+        centroids = handle.get_tensor("centroids")
+    assert [tuple(c) for c in meta["classes"]] == ERROR_DIFFUSION
+    assert [tuple(lag) for lag in meta["lags"]] == list(_diffusion.SIGNATURE_LAGS)
+    assert meta["levels"] == list(_diffusion.SIGNATURE_LEVELS)
+    assert meta["window"] == _diffusion.SIGNATURE_WINDOW
+    assert meta["detection_size"] == degrade.DITHER_DETECTION_SIZE
+    signature, _ = degrade.error_diffusion_signature(halftone(data.camera()))
+    assert centroids.shape == (len(ERROR_DIFFUSION), signature.size)

@@ -162,6 +162,28 @@ def test_the_default_follows_a_known_halftone_method():
         assert scores[chosen] == max(scores.values()), halftone.label
 
 
+def test_a_halftone_the_model_was_not_trained_on_gets_a_warning():
+    """Floyd–Steinberg models fall below a blur on other kernels: picking one by hand for
+    such a halftone is flagged; the pick of default_model for it never is."""
+    from napari_compand.degrade import HALFTONE_MIX, Degradation
+    from napari_compand.inference import fit_warning
+
+    jjn = Degradation("halftone", method="jarvis-judice-ninke")
+    warning = fit_warning("inverse-halftone/resunet", jjn)
+    assert "jarvis-judice-ninke halftone" in warning
+    assert "trained on floyd-steinberg halftones" in warning
+    assert warning.endswith("inverse-halftone/resunet-mix restores it best")
+    serpentine = Degradation("halftone", method="floyd-steinberg", serpentine=True)
+    assert "floyd-steinberg serpentine" in fit_warning("inverse-halftone/resunet", serpentine)
+    assert fit_warning("inverse-halftone/resunet-fs-scans", serpentine) is None
+    assert fit_warning("inverse-halftone/resunet-mix", jjn) is None
+    for method, scan in HALFTONE_MIX:
+        halftone = Degradation("halftone", method=method, serpentine=scan)
+        assert (
+            fit_warning(zoo.default_model("inverse-halftone", halftone=halftone), halftone) is None
+        )
+
+
 def test_grey_partners_restore_the_grey_images_of_their_colour_models():
     """Measured at packaging: each partner beats its colour model on grey images."""
     from skimage import data

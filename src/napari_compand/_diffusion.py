@@ -208,3 +208,60 @@ def ordered_plane(src: np.ndarray, out: np.ndarray, size: int, high: float) -> N
     maxval = dtype_max(src.dtype)
     tiled = bayer_thresholds(size, src.shape)
     np.copyto(out, np.where(src / maxval > tiled, high, 0).astype(out.dtype, copy=False))
+
+
+#: Offsets ``(dy, dx)`` at which :func:`diffusion_signature` correlates a halftone's
+#: residual: the neighbourhood an error-diffusion kernel shapes (up to 3 rows down).
+SIGNATURE_LAGS: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (1, 2), (2, 1),
+    (2, -1), (1, -2), (2, 2), (2, -2), (0, 3), (3, 0), (3, 1), (3, -1),
+)  # fmt: skip
+#: Edges of the local grey levels that :func:`diffusion_signature` keeps apart: a kernel's
+#: texture changes with the level, and levels near 0 or 1 carry little of it.
+SIGNATURE_LEVELS = tuple(float(v) for v in np.linspace(0.05, 0.95, 10))
+#: Side of the box whose mean is a pixel's local grey level.
+SIGNATURE_WINDOW = 7
+
+
+def diffusion_signature(planes: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    r"""The texture statistics by which error-diffusion kernels differ.
+
+    For each binary plane ``b`` (True = on), the residual :math:`r = b - m` from its
+    local mean :math:`m` (a :data:`SIGNATURE_WINDOW` box) is correlated with itself at
+    each of :data:`SIGNATURE_LAGS`, separately for the pixels of each local level
+    (:data:`SIGNATURE_LEVELS`), over all planes together:
+    :math:`\rho_{k}(\delta) = \sum r(p)\,r(p+\delta) / \sum r(p)^2` over the pixels
+    :math:`p` of level bin :math:`k`. The signature is every :math:`\rho_k(\delta)`
+    followed by :math:`\log` of each bin's mean :math:`r^2`.
+
+    Returns
+    -------
+    signature, count
+        A float64 vector of ``bins x (lags + 1)`` values, and how many pixels fell in
+        the bins (few means little evidence: a small or nearly flat image).
+    """
+    from scipy.ndimage import uniform_filter
+
+    bins = len(SIGNATURE_LEVELS) - 1
+    products = np.zeros((bins, len(SIGNATURE_LAGS) + 1))
+    counts = np.zeros(bins)
+    pad = max(max(abs(dy), abs(dx)) for dy, dx in SIGNATURE_LAGS)
+    for plane in planes:
+        on = np.asarray(plane, dtype=np.float32)
+        h, w = on.shape
+        if min(h, w) <= 2 * pad:
+            continue
+        residual = on - uniform_filter(on, SIGNATURE_WINDOW, mode="reflect")
+        core = residual[pad : h - pad, pad : w - pad]
+        level = np.digitize((on - residual)[pad : h - pad, pad : w - pad], SIGNATURE_LEVELS) - 1
+        shifted = [core] + [
+            residual[pad + dy : h - pad + dy, pad + dx : w - pad + dx] for dy, dx in SIGNATURE_LAGS
+        ]
+        inside = (level >= 0) & (level < bins)
+        index = level[inside]
+        counts += np.bincount(index, minlength=bins)
+        for j, other in enumerate(shifted):
+            products[:, j] += np.bincount(index, (core * other)[inside], minlength=bins)
+    mean = products / np.maximum(counts, 1)[:, None]
+    correlation = mean[:, 1:] / np.maximum(mean[:, :1], 1e-9)
+    return np.concatenate([correlation.ravel(), np.log(mean[:, 0] + 1e-6)]), int(counts.sum())

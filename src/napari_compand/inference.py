@@ -54,6 +54,7 @@ from ._device import resolve_device
 from ._steps import Cancelled, Progress, drive
 from ._validation import check_image, dtype_max, guess_rgb
 from .degrade import (
+    HALFTONE_SETS,
     Degradation,
     DegradationMode,
     detect_ordered_dither,
@@ -61,7 +62,15 @@ from .degrade import (
     keep_in_bin,
 )
 from .models import Restorer
-from .vocabulary import ENSEMBLE_VIEWS, ORDERED_METHODS, VIEW_COUNTS, Base, Task, View
+from .vocabulary import (
+    ENSEMBLE_VIEWS,
+    HALFTONE_SETS_IN_WORDS,
+    ORDERED_METHODS,
+    VIEW_COUNTS,
+    Base,
+    Task,
+    View,
+)
 
 __all__ = [
     "ENSEMBLE_VIEWS",
@@ -396,6 +405,10 @@ def tile_count(
     return len(planes) * plan.count(*_plane_size(shape, rgb))
 
 
+def _halftone_in_words(degradation: Degradation) -> str:
+    return degradation.method + (" serpentine" if degradation.serpentine else "")
+
+
 def fit_warning(
     model: str | Path | Restorer | LoadedModel, degradation: Degradation | None
 ) -> str | None:
@@ -404,7 +417,11 @@ def fit_warning(
     ``degradation`` is what the data's metadata records or what
     :func:`~napari_compand.degrade.detect_degradation` finds in its pixels.
     ``None`` (nothing recognised) is a mismatch for every model: the data looks
-    neither halftoned nor quantized.
+    neither halftoned nor quantized. So is a halftone that the model was not trained
+    on (by the ``halftone_method`` of its metadata), unless it is the zoo's best model
+    for that halftone all the same (:func:`~napari_compand.zoo.default_model`): the
+    Floyd–Steinberg models restore Jarvis–Judice–Ninke, Sierra and Atkinson halftones
+    below a plain blur, Sierra Lite ones best.
     """
     loaded = load_model(model)
     if loaded.task is None:
@@ -419,6 +436,18 @@ def fit_warning(
                 f"{loaded.name} restores Bayer ordered dithers only, and the image does not "
                 "look like one"
             )
+        method = loaded.metadata.get("halftone_method")
+        trained = HALFTONE_SETS.get(method, ((method, False),)) if method else None
+        if trained and (degradation.method, degradation.serpentine) not in trained:
+            from . import zoo
+
+            best = zoo.default_model(Task.INVERSE_HALFTONE, halftone=degradation)
+            if best != loaded.name:  # else it is still the zoo's best for that halftone
+                seen = HALFTONE_SETS_IN_WORDS.get(method, f"{method} halftones")
+                return (
+                    f"the image looks like a {_halftone_in_words(degradation)} halftone, but "
+                    f"{loaded.name} was trained on {seen}; {best} restores it best"
+                )
         return None
     if loaded.task != Task.EXPAND:
         return (

@@ -190,13 +190,14 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
     (the full-resolution network with a PSNR-oriented loss), then the paper's
     U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
     ``conv1_1``. For inverse halftoning that is ``inverse-halftone/resunet``,
-    trained on raster Floyd–Steinberg halftones: an error-diffusion kernel cannot
-    be told from the pixels, and on those it scores above the ten-halftone
-    ``resunet-mix`` (the same network; see the model cards).
+    trained on raster Floyd–Steinberg halftones, the common kind, on which it
+    scores above the ten-halftone ``resunet-mix`` (the same network; see the model
+    cards).
 
     ``halftone`` is the :class:`~napari_compand.degrade.Degradation` of an
-    inverse-halftoning input when it is known (layer metadata, or a Bayer dither
-    that :func:`~napari_compand.degrade.detect_degradation` recognised). For any other
+    inverse-halftoning input when it is known (layer metadata, or the Bayer dither or
+    error-diffusion kernel that :func:`~napari_compand.degrade.detect_degradation`
+    recognised in its pixels). For any other
     halftone than raster Floyd–Steinberg, the default is the shipped
     inverse-halftoning model that scored highest on it (the Set5 + Set14 scores
     on :data:`HALFTONE_SCORES` stored at packaging; models without one for that
