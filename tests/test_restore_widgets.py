@@ -260,6 +260,13 @@ def test_restore_preselects_the_mix_model_for_other_halftones(viewer):
     widget._image.value = viewer.layers["jjn"]
     assert widget._task.value == "inverse-halftone"
     assert widget._model.value == "inverse-halftone/resunet-mix"
+    # without metadata the kernel is read from the pixels (on enough of them)
+    viewer.add_image(spec.apply(data.camera()[:256, :256]), name="unlabelled")
+    widget._image.value = viewer.layers["unlabelled"]
+    assert widget._model.value == "inverse-halftone/resunet-mix"
+    viewer.add_image(halftone(data.camera()[:256, :256]), name="fs")
+    widget._image.value = viewer.layers["fs"]
+    assert widget._model.value == zoo.default_model("inverse-halftone")
 
 
 def test_the_tile_size_stops_at_each_models_seam_free_minimum(viewer, tmp_path):
