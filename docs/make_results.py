@@ -404,7 +404,8 @@ def defaults() -> None:
         parts += [f"**{title}**, mean PSNR (dB):", "", defaults_table(data)]
     parts += [
         "**Ten halftones, Set5 + Set14 colour**, mean PSNR (dB) with restore's default 2 "
-        "views; a layer whose metadata names a halftone gets the model in bold:",
+        "views; a halftone gets the model in bold, whether its layer metadata names the "
+        "method or `degrade.detect_degradation` recognises it from the pixels:",
         "",
         halftones_table(),
     ]
