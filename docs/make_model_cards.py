@@ -191,7 +191,9 @@ def card(model: zoo.ZooModel) -> str:
     channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"
     reads_map = (
         " (and in, one more: the dither's threshold map at each pixel, from the size and "
-        "offset that `degrade.detect_ordered_dither` finds in the halftone)"
+        "offset that `degrade.detect_ordered_dither` finds in the halftone; `restore` keeps "
+        "each output pixel inside the interval its threshold allows, "
+        "`degrade.keep_in_dither`, so the result dithers back to the input)"
         if arch.get("threshold_map")
         else ""
     )

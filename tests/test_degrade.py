@@ -486,3 +486,42 @@ def test_error_diffusion_discriminant_matches_the_signature():
     assert meta["detection_size"] == degrade.DITHER_DETECTION_SIZE
     signature, _ = degrade.error_diffusion_signature(halftone(data.camera()))
     assert centroids.shape == (len(ERROR_DIFFUSION), signature.size)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_keep_in_dither_never_moves_a_pixel_away_and_dithers_back(dtype):
+    from napari_compand.degrade import keep_in_dither
+
+    photo = data.astronaut()[:96, :80]
+    if dtype is np.uint16:
+        photo = photo.astype(np.uint16) * 257
+    elif dtype is np.float32:
+        photo = photo.astype(np.float32) / 255
+    dots = halftone(photo, "bayer-8x8")[3:, 5:]
+    clean = photo[3:, 5:]
+    rng = np.random.default_rng(0)
+    high = 1.0 if dtype is np.float32 else np.iinfo(dtype).max
+    guess = np.clip(clean + rng.normal(0, 0.2 * high, clean.shape), 0, high).astype(dtype)
+    kept = keep_in_dither(guess, dots, "bayer-8x8", (3, 5))
+    assert kept.dtype == dtype
+    error = lambda x: np.abs(x.astype(np.float64) - clean)  # noqa: E731
+    assert (error(kept) <= error(guess) + 1e-6).all()
+    assert (error(kept) < error(guess)).mean() > 0.1  # many were outside their interval
+    if dtype is not np.float32:  # integer bounds: the result dithers back exactly
+        redone = halftone(np.pad(kept, ((3, 0), (5, 0), (0, 0))), "bayer-8x8")[3:, 5:]
+        np.testing.assert_array_equal(redone, dots)
+    assert keep_in_dither(clean, dots, "bayer-8x8", (3, 5)).tolist() == clean.tolist()
+
+
+def test_keep_in_dither_passes_alpha_and_checks_its_inputs():
+    from napari_compand.degrade import keep_in_dither
+
+    rgba = np.dstack([data.astronaut()[:32, :32], np.full((32, 32), 7, np.uint8)])
+    dots = halftone(rgba, "bayer-4x4", rgb=True)
+    kept = keep_in_dither(np.zeros_like(rgba), dots, "bayer-4x4", rgb=True)
+    assert (kept[..., 3] == 0).all()  # alpha of restored, unchanged
+    assert (kept[..., :3][dots[..., :3] > 0] > 0).all()  # "on" pixels lifted above T
+    with pytest.raises(ValueError, match="same shape and dtype"):
+        keep_in_dither(rgba[:16], dots, "bayer-4x4")
+    with pytest.raises(ValueError, match="not an ordered dither"):
+        keep_in_dither(rgba, dots, "floyd-steinberg")

@@ -69,6 +69,7 @@ __all__ = [
     "error_diffusion_signature",
     "halftone",
     "keep_in_bin",
+    "keep_in_dither",
     "max_bits",
     "quantize",
 ]
@@ -283,6 +284,73 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
         if np.array_equal(scaled, np.floor(scaled)) and scaled.max() < 2.0**bits:
             return Degradation(DegradationMode.QUANTIZE, bits=bits)
     return None
+
+
+def keep_in_dither(
+    restored: np.ndarray,
+    dithered: np.ndarray,
+    method: str,
+    offset: tuple[int, int] = (0, 0),
+    *,
+    rgb: bool | None = None,
+) -> np.ndarray:
+    r"""Clamp a restoration into the interval each pixel's ordered dither allows.
+
+    An ordered dither sets a pixel exactly when its value :math:`v` exceeds the
+    pixel's threshold :math:`T` (:func:`dither_thresholds`), so an "on" pixel came
+    from :math:`v > T` and an "off" one from :math:`v \le T`. Clamping the restored
+    value into that interval makes the result dither back to its input
+    (``halftone(result, method)`` gives ``dithered`` for offset ``(0, 0)``) and
+    never moves a pixel further from the true value, which lies in the same
+    interval. Integer images use the integer bounds (``floor(T * max) + 1`` and
+    ``floor(T * max)``), floats :math:`[T, 1]` and :math:`[0, T]`.
+
+    Parameters
+    ----------
+    restored
+        The restoration of ``dithered`` (same shape and dtype).
+    dithered
+        The Bayer dither: 0 or the dtype's maximum in every colour value.
+    method, offset
+        The dither's method and where the image starts in its matrix
+        (:func:`detect_ordered_dither` finds both).
+    rgb
+        Whether the last axis holds channels; alpha is returned unchanged.
+
+    Examples
+    --------
+    >>> dots = halftone(np.full((1, 4), 100, np.uint8), "bayer-4x4")
+    >>> dots
+    array([[255,   0, 255,   0]], dtype=uint8)
+    >>> dither_thresholds("bayer-4x4", (1, 4)) * 255
+    array([[  7.96875, 135.46875,  39.84375, 167.34375]], dtype=float32)
+    >>> keep_in_dither(np.full((1, 4), 140, np.uint8), dots, "bayer-4x4")
+    array([[140, 135, 140, 140]], dtype=uint8)
+    """
+    restored = check_image(restored, "restored", unit_range=True)
+    dithered = check_image(dithered, "dithered", unit_range=True)
+    if restored.shape != dithered.shape or restored.dtype != dithered.dtype:
+        raise ValueError(
+            f"restored {restored.shape} {restored.dtype} and dithered {dithered.shape} "
+            f"{dithered.dtype} must have the same shape and dtype"
+        )
+    colour = guess_rgb(dithered, rgb)
+    high = dtype_max(dithered.dtype)
+    result = restored.copy()
+    thresholds = dither_thresholds(
+        method, dithered.shape[-3:-1] if colour else dithered.shape[-2:], offset
+    ).astype(np.float64)
+    if integer_bit_depth(dithered.dtype) is None:
+        first_on, last_off = thresholds, thresholds
+    else:
+        last_off = np.floor(thresholds * high)
+        first_on = last_off + 1
+    for index in plane_indices(dithered.shape, colour):
+        on = dithered[index] > high / 2
+        low = np.where(on, first_on, 0)
+        top = np.where(on, high, last_off)
+        result[index] = np.clip(restored[index], low, top).astype(restored.dtype)
+    return result
 
 
 #: Largest square (pixels) of an image that :func:`detect_ordered_dither` looks at.

@@ -60,6 +60,7 @@ from .degrade import (
     detect_ordered_dither,
     dither_thresholds,
     keep_in_bin,
+    keep_in_dither,
 )
 from .models import Restorer
 from .vocabulary import (
@@ -235,7 +236,10 @@ class RestoreOptions:
     consistent
         Expansion models only: clamp each restored pixel into the Eq. 2 bin of
         its low-bit input (:func:`~napari_compand.degrade.keep_in_bin`), so the
-        result re-quantizes to the input. Never lowers PSNR.
+        result re-quantizes to the input. Never lowers PSNR. (Models whose output
+        is in the bin by construction always are; so is the output of a model that
+        reads a Bayer dither's threshold map inside each pixel's threshold
+        interval, :func:`~napari_compand.degrade.keep_in_dither`.)
     self_ensemble
         How many views of every tile to average, 1, 2 or 8, for that many times the
         time (:data:`ENSEMBLE_VIEWS`): for expansion the tile and its quarter turn, or
@@ -372,6 +376,8 @@ def restore_steps(
         result = keep_in_bin(result, array, config.bits, rgb=rgb)
     elif opts.consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
+    if dither is not None:  # the map model's output dithers back to its input
+        result = keep_in_dither(result, array, *dither, rgb=rgb)
     return result
 
 
