@@ -8,6 +8,15 @@ The shipped models' metadata names these folders (``runs/wp16t``, ``runs/wp40t``
   ``plasma-workspace-wallpapers`` (the photographs among them, not the drawings). Each is
   downscaled with Lanczos to 1,024 px on its long side (which also removes most of its
   JPEG artefacts) and cut into four quarters, ``<name>_<column><row>.png``.
+- Authors and licences (from the packages' ``copyright`` files and wallpaper metadata):
+  lomiri-wallpapers: Aitzol Berasategi, Trevor Freespace, Abhishek Mudgal, Jakub Mede
+  (CC BY 4.0), Peter Nerlich, Sander Klootwijk, Bolly (CC BY-SA 4.0), Lukas Baubkus
+  (CC BY-SA 3.0), Clemens Engelhardt (CC0); mate-backgrounds' nature set (GPL-2+):
+  Charles Barbin, Lennart Poettering and Andrea Cimitan, Marco Cogoni and Hylke Bons,
+  Jens Ansorg, Timothy Schellhase and Lapo Calamandrei, "blackcombwhistler07", Sergey
+  Nazarov, Jean-François Fortin Tam; plasma-workspace-wallpapers (LGPL-3): Maciej Wiklo,
+  Risto Saukonpää, Dmitri Popov, Ian Hex, Martin Klapetek, Sigi Sagi, and Nikita Babin
+  (CC BY-SA 4.0).
 - ``val80`` / ``held20``: links to the first 80 / last 20 BSDS500 val images (sorted by
   name): the first go into training, the last are the held-out images that
   ``train_zoo.py --keep-best`` validates on.
