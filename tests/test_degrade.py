@@ -511,6 +511,13 @@ def test_keep_in_dither_never_moves_a_pixel_away_and_dithers_back(dtype):
         redone = halftone(np.pad(kept, ((3, 0), (5, 0), (0, 0))), "bayer-8x8")[3:, 5:]
         np.testing.assert_array_equal(redone, dots)
     assert keep_in_dither(clean, dots, "bayer-8x8", (3, 5)).tolist() == clean.tolist()
+    # a demand for agreement that the guess does not meet leaves it as it is
+    share = np.mean(kept != guess)
+    assert keep_in_dither(guess, dots, "bayer-8x8", (3, 5), min_agreement=1 - share / 2) is guess
+    assert (
+        keep_in_dither(guess, dots, "bayer-8x8", (3, 5), min_agreement=1 - 2 * share).tolist()
+        == kept.tolist()
+    )
 
 
 def test_keep_in_dither_passes_alpha_and_checks_its_inputs():

@@ -12,6 +12,7 @@ from napari_compand.checkpoints import CheckpointError
 from napari_compand.degrade import halftone, quantize
 from napari_compand.evaluation import baseline
 from napari_compand.inference import (
+    DITHER_AGREEMENT,
     LoadedModel,
     RestorationCancelled,
     default_views,
@@ -444,14 +445,26 @@ def test_threshold_map_models_get_the_map_of_each_tile(method, views):
     from napari_compand.degrade import dither_thresholds
 
     dithered = halftone(data.astronaut(), method)[5:300, 3:290]  # starts inside the matrix
-    thresholds = dither_thresholds(method, dithered.shape[:2], (5, 3)) * 255.0
-    # the echo, rint(255 T), comes back inside each pixel's interval (keep_in_dither)
-    model = _echo_model()
+    expected = np.rint(dither_thresholds(method, dithered.shape[:2], (5, 3)) * 255)
+    model = _echo_model()  # (its echo disagrees with the dither too often to be clamped)
     for image in (dithered, dithered[..., 1]):
         result = restore(image, model, tile_size=64, overlap=32, self_ensemble=views)
-        plane, on = (result, image > 0) if result.ndim == 2 else (result[..., 0], image[..., 0] > 0)
-        expected = np.where(on, np.floor(thresholds) + 1, np.floor(thresholds))
-        np.testing.assert_array_equal(plane, expected)
+        planes = result if result.ndim == 2 else result[..., 0]
+        np.testing.assert_array_equal(planes, expected)
+
+
+def test_a_foreign_ordered_dither_is_not_clamped_to_our_thresholds():
+    """A dither by another 8x8 matrix (here ours, transposed) passes for a Bayer one, but
+    too many of its pixels disagree with our thresholds to clamp the restoration to them."""
+    from napari_compand.degrade import detect_ordered_dither, dither_thresholds
+
+    photo = data.camera()[:256, :256]
+    foreign = np.tile(dither_thresholds("bayer-8x8", (8, 8)).T, (32, 32))
+    dots = np.where(photo / 255 > foreign, 255, 0).astype(np.uint8)
+    assert detect_ordered_dither(dots) is not None
+    restored = restore(dots, "inverse-halftone/resunet-ordered")
+    assert np.mean(halftone(restored, "bayer-8x8") != dots) > 1 - DITHER_AGREEMENT
+    assert psnr(photo, restored) > psnr(photo, baseline("gaussian", None)(dots)) - 1
 
 
 @pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])

@@ -85,13 +85,15 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file into an array (H, W) or (H, W, C).
 
     The orientation tag (EXIF in JPEG/PNG, tag 274 in TIFF) is applied, so the
-    array is upright the way image viewers show the file.
+    array is upright the way image viewers show the file. A 1-bit file (the usual
+    way to store a halftone) reads as uint8 0 / 255.
     """
     path = Path(path)
     try:
         if path.suffix.lower() in _TIFF:
-            return _tiff_upright(path, np.asarray(iio.imread(path)))
-        return np.asarray(iio.imread(path, rotate=True))
+            image = _tiff_upright(path, np.asarray(iio.imread(path)))
+        else:
+            image = np.asarray(iio.imread(path, rotate=True))
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except Exception as err:  # imageio raises many kinds, with install hints for plugins
@@ -99,6 +101,7 @@ def read_image(path: str | Path) -> np.ndarray:
             f"could not read image {path}: the file is damaged, truncated or not an image "
             f"({type(err).__name__})"
         ) from err
+    return np.where(image, np.uint8(255), np.uint8(0)) if image.dtype == bool else image
 
 
 def _tiff_upright(path: Path, image: np.ndarray) -> np.ndarray:

@@ -55,7 +55,9 @@ def colour_channels(shape: tuple[int, ...], rgb: bool) -> int:
     return 1 if shape[-1] == 2 else 3
 
 
-def check_image(image: object, name: str = "image", *, unit_range: bool = False) -> np.ndarray:
+def check_image(
+    image: object, name: str = "image", *, unit_range: bool = False, halftone: bool = False
+) -> np.ndarray:
     """Return ``image`` as an ndarray or raise a message that names the problem.
 
     Parameters
@@ -66,6 +68,9 @@ def check_image(image: object, name: str = "image", *, unit_range: bool = False)
         How the argument is called in error messages.
     unit_range
         Also require float data to lie in [0, 1], the convention of this package.
+    halftone
+        Where a halftone is expected (restoring, detecting a degradation): boolean
+        data, as a 1-bit file reads, is one and comes back as uint8 0 / 255.
 
     Raises
     ------
@@ -75,6 +80,8 @@ def check_image(image: object, name: str = "image", *, unit_range: bool = False)
         For empty arrays, fewer than 2 dimensions, NaN/inf, floats outside [0, 1].
     """
     array = np.asarray(image)
+    if array.dtype == bool and halftone:
+        return np.where(array, np.uint8(255), np.uint8(0))
     if array.dtype == bool:
         raise TypeError(
             f"{name} is boolean (a mask or label image); degradations and metrics need "

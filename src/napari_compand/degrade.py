@@ -257,7 +257,7 @@ def detect_degradation(image: np.ndarray, *, rgb: bool | None = None) -> Degrada
     >>> detect_degradation(photo) is None
     True
     """
-    array = check_image(image, unit_range=True)
+    array = check_image(image, unit_range=True, halftone=True)
     colour = guess_rgb(array, rgb)
     if colour:
         array = array[..., : colour_channels(array.shape, True)]
@@ -293,6 +293,7 @@ def keep_in_dither(
     offset: tuple[int, int] = (0, 0),
     *,
     rgb: bool | None = None,
+    min_agreement: float = 0.0,
 ) -> np.ndarray:
     r"""Clamp a restoration into the interval each pixel's ordered dither allows.
 
@@ -316,6 +317,12 @@ def keep_in_dither(
         (:func:`detect_ordered_dither` finds both).
     rgb
         Whether the last axis holds channels; alpha is returned unchanged.
+    min_agreement
+        Clamp only if at least this share of the values already lies in its
+        interval, else return ``restored`` as it is: a dither by another matrix
+        than ``method``'s (which :func:`detect_ordered_dither` can take for it)
+        disagrees with these thresholds on many pixels, and clamping to them would
+        move those away from the truth.
 
     Examples
     --------
@@ -350,6 +357,8 @@ def keep_in_dither(
         low = np.where(on, first_on, 0)
         top = np.where(on, high, last_off)
         result[index] = np.clip(restored[index], low, top).astype(restored.dtype)
+    if min_agreement and np.mean(result != restored) > 1 - min_agreement:
+        return restored
     return result
 
 
@@ -401,7 +410,7 @@ def detect_ordered_dither(
     """
     from scipy.ndimage import uniform_filter
 
-    array = check_image(image, unit_range=True)
+    array = check_image(image, unit_range=True, halftone=True)
     colour = guess_rgb(array, rgb)
     plane = np.asarray(array[plane_indices(array.shape, colour)[0]])
     if min(plane.shape) < 2 * max(DETECTED_BAYER_SIZES):
@@ -441,7 +450,7 @@ ERROR_DIFFUSION_MIN_PIXELS = 30_000
 def _central_planes(image: np.ndarray, rgb: bool | None) -> list[np.ndarray]:
     """The colour planes of the first image of ``image``, their central
     :data:`DITHER_DETECTION_SIZE` square."""
-    array = check_image(image, unit_range=True)
+    array = check_image(image, unit_range=True, halftone=True)
     colour = guess_rgb(array, rgb)
     planes = plane_indices(array.shape, colour)
     planes = planes[: colour_channels(array.shape, True) if colour else 1]
