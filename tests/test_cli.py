@@ -178,6 +178,30 @@ def test_train_stops_with_a_checkpoint_on_sigterm(photo_dir, tmp_path):
     assert 0 < done < 100000
 
 
+def test_a_1_bit_halftone_file_is_restored(tmp_path):
+    """1-bit PNGs (how halftones are usually stored) read as booleans; they are halftones."""
+    from PIL import Image
+
+    from napari_compand._io import read_image
+    from napari_compand.degrade import detect_degradation
+
+    photo = data.camera()[100:228, 150:278]
+    dots = halftone(photo)
+    Image.fromarray(dots > 0).convert("1").save(tmp_path / "dots.png")
+    assert iio.imread(tmp_path / "dots.png").dtype == bool
+    read = read_image(tmp_path / "dots.png")
+    assert read.dtype == np.uint8 and (read == dots).all()
+    assert detect_degradation(dots > 0).mode.value == "halftone"  # arrays too
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "dots.png"), "--out", str(out)]) == 0
+    (restored,) = [read_image(p) for p in out.iterdir()]
+    assert restored.dtype == np.uint8 and restored.shape == photo.shape
+    from napari_compand.evaluation import baseline
+    from napari_compand.metrics import psnr
+
+    assert psnr(photo, restored) > psnr(photo, baseline("gaussian", None)(dots)) + 1
+
+
 def test_restore_auto_picks_a_model_per_image_from_its_pixels(tmp_path, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -111,6 +111,15 @@ def test_inverse_halftone_command_from_the_layers_menu(viewer, qtbot):
     out = viewer.layers[name].data
     assert out.shape == image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(layer.data, image)
+    # a boolean layer (napari's reader gives one for a 1-bit file) is a halftone too
+    bits = viewer.add_image(image > 0, name="camera bits")
+    viewer.layers.selection.active = bits
+    app.commands.execute_command(command).result()
+    qtbot.waitUntil(lambda: f"camera bits [inverse halftone {variant}]" in viewer.layers)
+    np.testing.assert_array_equal(
+        viewer.layers[f"camera bits [inverse halftone {variant}]"].data, out
+    )
+    assert bits.data.dtype == bool
 
 
 def test_compare_widget_stacks_one_plane_per_model(viewer, qtbot):
