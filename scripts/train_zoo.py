@@ -23,6 +23,11 @@ cosine schedule fitted to the time it gets, the halftone mix degraded ahead in t
         --cache-gb 24 --validate-every 1000000 --checkpoint-every 1000000 --val-images 16 \\
         --bundle $OUT
 
+The CPU photo stages train on BSDS500 train, the first 80 val images and the photographs
+of ``runs/wp40t`` (``scripts/training_photos.py`` makes those folders from Debian
+packages and BSDS500 val), validating on the last 20 val images (``runs/held20``); on a
+GPU copy those folders into the upload (wp40t is 34 MB of PNG).
+
 Long stages on BSDS500's 300 training images can overfit (the 1-bit default's GPU
 stage lost 0.50 dB on Set5 + Set14 while gaining 1.46 dB on its training images).
 ``--keep-best --validate-every 500`` exports the weights of the best validation instead
