@@ -415,9 +415,7 @@ def detect_ordered_dither(
     plane = np.asarray(array[plane_indices(array.shape, colour)[0]])
     if min(plane.shape) < 2 * max(DETECTED_BAYER_SIZES):
         return None
-    top = max(0, (plane.shape[0] - DITHER_DETECTION_SIZE) // 2)
-    left = max(0, (plane.shape[1] - DITHER_DETECTION_SIZE) // 2)
-    crop = plane[top : top + DITHER_DETECTION_SIZE, left : left + DITHER_DETECTION_SIZE]
+    crop, (top, left) = _central_square(plane)
     on = crop > dtype_max(crop.dtype) / 2
     large = max(DETECTED_BAYER_SIZES)
     level = uniform_filter(on.astype(np.float32), large, mode="reflect")
@@ -454,14 +452,16 @@ def _central_planes(image: np.ndarray, rgb: bool | None) -> list[np.ndarray]:
     colour = guess_rgb(array, rgb)
     planes = plane_indices(array.shape, colour)
     planes = planes[: colour_channels(array.shape, True) if colour else 1]
-    crops = []
-    for index in planes:
-        plane = np.asarray(array[index])
-        top = max(0, (plane.shape[0] - DITHER_DETECTION_SIZE) // 2)
-        left = max(0, (plane.shape[1] - DITHER_DETECTION_SIZE) // 2)
-        crop = plane[top : top + DITHER_DETECTION_SIZE, left : left + DITHER_DETECTION_SIZE]
-        crops.append(crop)
-    return crops
+    return [_central_square(np.asarray(array[index]))[0] for index in planes]
+
+
+def _central_square(plane: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The central :data:`DITHER_DETECTION_SIZE` square of a plane (all of a smaller
+    side), and where it starts."""
+    top = max(0, (plane.shape[0] - DITHER_DETECTION_SIZE) // 2)
+    left = max(0, (plane.shape[1] - DITHER_DETECTION_SIZE) // 2)
+    size = DITHER_DETECTION_SIZE
+    return plane[top : top + size, left : left + size], (top, left)
 
 
 def _on(planes: list[np.ndarray]) -> list[np.ndarray]:
