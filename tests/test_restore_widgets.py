@@ -270,9 +270,11 @@ def test_restore_preselects_the_mix_model_for_other_halftones(viewer):
     assert widget._task.value == "inverse-halftone"
     assert widget._model.value == "inverse-halftone/resunet-mix"
     # without metadata the kernel is read from the pixels (on enough of them)
+    assert widget._status.value == "'jjn': halftone jarvis-judice-ninke (from its metadata)"
     viewer.add_image(spec.apply(data.camera()[:256, :256]), name="unlabelled")
     widget._image.value = viewer.layers["unlabelled"]
     assert widget._model.value == "inverse-halftone/resunet-mix"
+    assert widget._status.value == "'unlabelled': halftone jarvis-judice-ninke (from its pixels)"
     viewer.add_image(halftone(data.camera()[:256, :256]), name="fs")
     widget._image.value = viewer.layers["fs"]
     assert widget._model.value == zoo.default_model("inverse-halftone")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "guess_task",
+    "degradation_note",
     "layer_degradation",
     "model_choices",
     "output_label",
@@ -51,6 +52,17 @@ def layer_degradation(layer: Image) -> Degradation | None:
         return detect_degradation(layer.data, rgb=layer.rgb)
     except (TypeError, ValueError):  # not an intensity image this package handles
         return None
+
+
+def degradation_note(layer: Image | None) -> str:
+    """What ``layer`` looks like and how that is known, for a widget's status line."""
+    if layer is None:
+        return ""
+    spec = layer_degradation(layer)
+    if spec is None:
+        return f"{layer.name!r}: no halftone or bit depth recognised; choose the task"
+    known = Degradation.from_layer_metadata(layer.metadata) is not None
+    return f"{layer.name!r}: {spec.label} (from its {'metadata' if known else 'pixels'})"
 
 
 def guess_task(layer: Image | None) -> tuple[Task, int | None] | None:

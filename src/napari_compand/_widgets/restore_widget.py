@@ -21,7 +21,13 @@ from ..checkpoints import CheckpointError
 from ..inference import least_tile_size
 from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, status_label
-from ._restoration import guess_task, layer_degradation, model_choices, start_restoration
+from ._restoration import (
+    degradation_note,
+    guess_task,
+    layer_degradation,
+    model_choices,
+    start_restoration,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -157,6 +163,7 @@ class RestoreWidget(WidgetActions, Container):
             if bits is not None:
                 self._bits.value = bits
         self._refresh_models()
+        self._status.value = degradation_note(self._image.value)  # why these choices
 
     def _refresh_models(self, *_: object) -> None:
         self._model.reset_choices()
