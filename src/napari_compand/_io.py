@@ -22,6 +22,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
+from ._validation import check_image, halftone_from_bool
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "OutputError",
@@ -101,7 +103,7 @@ def read_image(path: str | Path) -> np.ndarray:
             f"could not read image {path}: the file is damaged, truncated or not an image "
             f"({type(err).__name__})"
         ) from err
-    return np.where(image, np.uint8(255), np.uint8(0)) if image.dtype == bool else image
+    return halftone_from_bool(image) if image.dtype == bool else image
 
 
 def _tiff_upright(path: Path, image: np.ndarray) -> np.ndarray:
@@ -321,8 +323,6 @@ def to_uint8_channels(image: np.ndarray, channels: int) -> np.ndarray:
     how training and evaluation read clean images."""
     from skimage.color import gray2rgb, rgb2gray
     from skimage.util import img_as_ubyte
-
-    from ._validation import check_image
 
     array = check_image(image, unit_range=True)
     if array.ndim == 3 and array.shape[-1] in (3, 4):

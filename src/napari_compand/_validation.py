@@ -55,6 +55,11 @@ def colour_channels(shape: tuple[int, ...], rgb: bool) -> int:
     return 1 if shape[-1] == 2 else 3
 
 
+def halftone_from_bool(array: np.ndarray) -> np.ndarray:
+    """A boolean image (a 1-bit file) as the uint8 halftone it is: True -> 255, False -> 0."""
+    return np.where(array, np.uint8(255), np.uint8(0))
+
+
 def check_image(
     image: object, name: str = "image", *, unit_range: bool = False, halftone: bool = False
 ) -> np.ndarray:
@@ -81,7 +86,7 @@ def check_image(
     """
     array = np.asarray(image)
     if array.dtype == bool and halftone:
-        return np.where(array, np.uint8(255), np.uint8(0))
+        return halftone_from_bool(array)
     if array.dtype == bool:
         raise TypeError(
             f"{name} is boolean (a mask or label image); degradations and metrics need "

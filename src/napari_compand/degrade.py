@@ -163,6 +163,20 @@ def quantize(
     return drive(_quantize_steps(image, bits, rgb=rgb), progress)
 
 
+def _check_restored(
+    restored: np.ndarray, degraded: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both images checked, and a clear error unless they match in shape and dtype."""
+    restored = check_image(restored, "restored", unit_range=True)
+    degraded = check_image(degraded, name, unit_range=True)
+    if restored.shape != degraded.shape or restored.dtype != degraded.dtype:
+        raise ValueError(
+            f"restored {restored.shape} {restored.dtype} and {name} {degraded.shape} "
+            f"{degraded.dtype} must have the same shape and dtype"
+        )
+    return restored, degraded
+
+
 def keep_in_bin(
     restored: np.ndarray,
     quantized: np.ndarray,
@@ -206,13 +220,7 @@ def keep_in_bin(
     >>> keep_in_bin(np.array([[40, 20, 255]], dtype=np.uint8), low, bits=3)
     array([[ 31,  32, 255]], dtype=uint8)
     """
-    restored = check_image(restored, "restored", unit_range=True)
-    quantized = check_image(quantized, "quantized", unit_range=True)
-    if restored.shape != quantized.shape or restored.dtype != quantized.dtype:
-        raise ValueError(
-            f"restored {restored.shape} {restored.dtype} and quantized {quantized.shape} "
-            f"{quantized.dtype} must have the same shape and dtype"
-        )
+    restored, quantized = _check_restored(restored, quantized, "quantized")
     bits = _check_bits(bits, max_bits(quantized.dtype) + 1, quantized.dtype)
     depth = integer_bit_depth(quantized.dtype)
     if depth is None:
@@ -334,13 +342,7 @@ def keep_in_dither(
     >>> keep_in_dither(np.full((1, 4), 140, np.uint8), dots, "bayer-4x4")
     array([[140, 135, 140, 140]], dtype=uint8)
     """
-    restored = check_image(restored, "restored", unit_range=True)
-    dithered = check_image(dithered, "dithered", unit_range=True)
-    if restored.shape != dithered.shape or restored.dtype != dithered.dtype:
-        raise ValueError(
-            f"restored {restored.shape} {restored.dtype} and dithered {dithered.shape} "
-            f"{dithered.dtype} must have the same shape and dtype"
-        )
+    restored, dithered = _check_restored(restored, dithered, "dithered")
     colour = guess_rgb(dithered, rgb)
     high = dtype_max(dithered.dtype)
     result = restored.copy()
@@ -488,12 +490,12 @@ def error_diffusion_signature(
 @functools.cache
 def _error_diffusion_discriminant() -> tuple[dict[str, np.ndarray], list[tuple[str, bool]]]:
     from safetensors import safe_open
-    from safetensors.numpy import load_file
 
     path = Path(__file__).parent / "_data" / "error_diffusion.safetensors"
     with safe_open(str(path), "np") as handle:
         classes = json.loads(handle.metadata()[METADATA_KEY])["classes"]
-    return load_file(str(path)), [(str(m), bool(s)) for m, s in classes]
+        model = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    return model, [(str(m), bool(s)) for m, s in classes]
 
 
 def detect_error_diffusion(

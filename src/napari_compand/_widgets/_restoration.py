@@ -36,6 +36,7 @@ __all__ = [
     "degradation_note",
     "layer_degradation",
     "model_choices",
+    "task_of",
     "output_label",
     "start_restoration",
 ]
@@ -54,27 +55,29 @@ def layer_degradation(layer: Image) -> Degradation | None:
         return None
 
 
-def degradation_note(layer: Image | None) -> str:
-    """What ``layer`` looks like and how that is known, for a widget's status line."""
+def degradation_note(layer: Image | None, spec: Degradation | None) -> str:
+    """What ``layer`` looks like (``spec``, from :func:`layer_degradation`) and how that is
+    known, for a widget's status line."""
     if layer is None:
         return ""
-    spec = layer_degradation(layer)
     if spec is None:
         return f"{layer.name!r}: no halftone or bit depth recognised; choose the task"
     known = Degradation.from_layer_metadata(layer.metadata) is not None
     return f"{layer.name!r}: {spec.label} (from its {'metadata' if known else 'pixels'})"
 
 
-def guess_task(layer: Image | None) -> tuple[Task, int | None] | None:
-    """``(task, bits)`` of the layer's degradation (metadata, else pixels), if known;
-    ``bits`` is ``None`` for halftones."""
-    if layer is None:
-        return None
-    spec = layer_degradation(layer)
+def task_of(spec: Degradation | None) -> tuple[Task, int | None] | None:
+    """``(task, bits)`` that restores data degraded by ``spec``, if known; ``bits`` is
+    ``None`` for halftones."""
     if spec is None:
         return None
     task = Task.from_degradation(spec)
     return task, spec.bits if task is Task.EXPAND else None
+
+
+def guess_task(layer: Image | None) -> tuple[Task, int | None] | None:
+    """:func:`task_of` the layer's degradation (metadata, else pixels)."""
+    return None if layer is None else task_of(layer_degradation(layer))
 
 
 def model_choices(task: str | None = None, bits: int | None = None) -> list[tuple[str, str]]:

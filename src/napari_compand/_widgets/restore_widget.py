@@ -23,14 +23,16 @@ from ..vocabulary import Task
 from ._common import WidgetActions, image_layer_choices, status_label
 from ._restoration import (
     degradation_note,
-    guess_task,
     layer_degradation,
     model_choices,
     start_restoration,
+    task_of,
 )
 
 if TYPE_CHECKING:
     import napari
+
+    from ..degrade import Degradation
 
 __all__ = ["RestoreWidget"]
 
@@ -103,6 +105,8 @@ class RestoreWidget(WidgetActions, Container):
             ]
         )
         self.worker: GeneratorWorker | None = None
+        #: The selected layer's degradation, detected once per selection (not per task change)
+        self._layer_spec: Degradation | None = None
         self._image.changed.connect(self._follow_layer)
         self._task.changed.connect(self._refresh_models)
         self._bits.changed.connect(self._refresh_models)
@@ -156,21 +160,22 @@ class RestoreWidget(WidgetActions, Container):
         return worker
 
     def _follow_layer(self, *_: object) -> None:
-        guess = guess_task(self._image.value)
+        layer = self._image.value
+        self._layer_spec = layer_degradation(layer) if layer is not None else None
+        guess = task_of(self._layer_spec)
         if guess is not None:
             task, bits = guess
             self._task.value = task.value
             if bits is not None:
                 self._bits.value = bits
         self._refresh_models()
-        self._status.value = degradation_note(self._image.value)  # why these choices
+        self._status.value = degradation_note(layer, self._layer_spec)  # why these choices
 
     def _refresh_models(self, *_: object) -> None:
         self._model.reset_choices()
         try:
-            layer = self._image.value
-            halftoned = layer is not None and self._task.value == Task.INVERSE_HALFTONE
-            halftone = layer_degradation(layer) if halftoned else None  # its method matters
+            halftoned = self._image.value is not None and self._task.value == Task.INVERSE_HALFTONE
+            halftone = self._layer_spec if halftoned else None  # its method matters
             best = zoo.default_model(self._task.value, self._bits.value, halftone)
         except KeyError:
             best = None
