@@ -403,17 +403,27 @@ def test_dither_thresholds_are_the_thresholds_halftone_uses(method):
 
 @pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])
 def test_detect_ordered_dither_finds_method_and_offset(method):
-    from napari_compand.degrade import detect_ordered_dither
+    from napari_compand.degrade import detect_ordered_dither, dither_thresholds
 
     size = int(method[-1])
     for image in (data.camera(), data.astronaut(), data.coffee()):
         dithered = halftone(image, method)
-        assert detect_ordered_dither(dithered) == (method, (0, 0))
+        assert detect_ordered_dither(dithered) == (method, (0, 0), False)
         for dy, dx in ((3, 5), (7, 2), (1, 0)):
             found = detect_ordered_dither(dithered[dy:, dx:])
-            assert found == (method, (dy % size, dx % size)), (image.shape, dy, dx)
+            assert found == (method, (dy % size, dx % size), False), (image.shape, dy, dx)
         grey_float = halftone(image[..., 0] if image.ndim == 3 else image, method) / 255.0
-        assert detect_ordered_dither(grey_float[5:, 3:]) == (method, (5 % size, 3 % size))
+        assert detect_ordered_dither(grey_float[5:, 3:]) == (method, (5 % size, 3 % size), False)
+        # the transposed matrix (ImageMagick's o8x8): the transpose is our dither
+        transposed = np.swapaxes(halftone(np.swapaxes(image, 0, 1), method), 0, 1)
+        assert detect_ordered_dither(transposed) == (method, (0, 0), True)
+        found = detect_ordered_dither(transposed[dy:, dx:])
+        assert found == (method, (dy % size, dx % size), True), (image.shape, dy, dx)
+        # its thresholds re-create the dither
+        thresholds = dither_thresholds(method, image.shape[:2], transposed=True)
+        if image.ndim == 3:
+            thresholds = thresholds[..., None]
+        np.testing.assert_array_equal(transposed > 0, image / 255 > thresholds)
 
 
 def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():

@@ -454,16 +454,41 @@ def test_threshold_map_models_get_the_map_of_each_tile(method, views):
 
 
 def test_a_foreign_ordered_dither_is_not_clamped_to_our_thresholds():
-    """A dither by another 8x8 matrix (here ours, transposed) passes for a Bayer one, but
-    too many of its pixels disagree with our thresholds to clamp the restoration to them."""
+    """A dither by another 8x8 matrix (here ours with 16 thresholds swapped around) passes
+    for a Bayer one, but too many of its pixels disagree with its thresholds to clamp the
+    restoration to them."""
     from napari_compand.degrade import detect_ordered_dither, dither_thresholds
 
     photo = data.camera()[:256, :256]
-    foreign = np.tile(dither_thresholds("bayer-8x8", (8, 8)).T, (32, 32))
+    matrix = dither_thresholds("bayer-8x8", (8, 8)).ravel()
+    rng = np.random.default_rng(0)
+    moved = rng.choice(64, 16, replace=False)
+    matrix[moved] = matrix[rng.permutation(moved)]
+    foreign = np.tile(matrix.reshape(8, 8), (32, 32))
     dots = np.where(photo / 255 > foreign, 255, 0).astype(np.uint8)
-    assert detect_ordered_dither(dots) is not None
+    found = detect_ordered_dither(dots)
+    assert found is not None
     restored = restore(dots, "inverse-halftone/resunet-ordered")
-    assert np.mean(halftone(restored, "bayer-8x8") != dots) > 1 - DITHER_AGREEMENT
+    ours = dither_thresholds(found.method, dots.shape, found.offset)
+    assert np.mean((restored / 255 > ours) != (dots > 0)) > 1 - DITHER_AGREEMENT
+
+
+@pytest.mark.parametrize("size", [4, 8])
+def test_a_transposed_bayer_dither_is_restored_through_its_transpose(size):
+    """ImageMagick's ``-ordered-dither o8x8`` uses the transposed Bayer matrix: the
+    specialist restores it as well as our own dither, and the result dithers back."""
+    from napari_compand.degrade import dither_thresholds
+
+    photo = data.astronaut()[7:199, 3:195]  # starts inside the matrix
+    method = f"bayer-{size}x{size}"
+    transposed = dither_thresholds(method, photo.shape[:2], (7, 3), transposed=True)
+    dots = np.where(photo / 255 > transposed[..., None], 255, 0).astype(np.uint8)
+    restored = restore(dots, "inverse-halftone/resunet-ordered")
+    assert restored.shape == dots.shape and restored.flags.c_contiguous
+    np.testing.assert_array_equal(np.where(restored / 255 > transposed[..., None], 255, 0), dots)
+    ours = restore(halftone(photo, method), "inverse-halftone/resunet-ordered")
+    assert psnr(photo, restored, rgb=True) > psnr(photo, ours, rgb=True) - 0.5
+    assert psnr(photo, restored, rgb=True) > psnr(photo, baseline("gaussian", None)(dots), rgb=True)
 
 
 @pytest.mark.parametrize("method", ["bayer-4x4", "bayer-8x8"])

@@ -86,14 +86,21 @@ def bayer_matrix(size: int) -> np.ndarray:
 
 
 def bayer_thresholds(
-    size: int, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)
+    size: int,
+    shape: tuple[int, int],
+    offset: tuple[int, int] = (0, 0),
+    transposed: bool = False,
 ) -> np.ndarray:
     """The ordered dither's threshold of every pixel of a ``shape`` plane, float32.
 
     ``T[y, x] = (B[(y + dy) % n, (x + dx) % n] + 0.5) / n**2`` for the Bayer matrix
     ``B`` of ``size`` ``n`` and ``offset`` ``(dy, dx)``: the plane starts ``dy`` rows
     and ``dx`` columns into the matrix (``(0, 0)``: a whole dithered image).
+    ``transposed``: the matrix ``B.T`` instead (ImageMagick's ``o8x8``).
     """
+    if transposed:
+        flipped = bayer_thresholds(size, (shape[1], shape[0]), (offset[1], offset[0]))
+        return np.ascontiguousarray(flipped.T)
     thresholds = ((bayer_matrix(size) + 0.5) / size**2).astype(np.float32)
     thresholds = np.roll(thresholds, (-offset[0] % size, -offset[1] % size), axis=(0, 1))
     height, width = shape

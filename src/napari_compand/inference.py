@@ -57,6 +57,7 @@ from .degrade import (
     HALFTONE_SETS,
     Degradation,
     DegradationMode,
+    OrderedDither,
     detect_ordered_dither,
     dither_thresholds,
     keep_in_bin,
@@ -361,14 +362,21 @@ def restore_steps(
     grey_image = not rgb or array.shape[-1] == 2
     if grey_image and opts.grey_partner and loaded.grey is not None:
         loaded = loaded.grey
+    config = loaded.network.config
+    dither = _dither_of(array, rgb, loaded) if config.threshold_map else None
+    spatial = (-3, -2) if rgb else (-2, -1)
+    transposed = dither is not None and dither.transposed
+    if transposed:
+        # the transpose of a dither by the transposed matrix is one by the matrix itself,
+        # the kind the network was trained on
+        array = np.swapaxes(array, *spatial)
+        dither = OrderedDither(dither.method, dither.offset[::-1])
     target = resolve_device(opts.device)
     batch_size = opts.batch_size or (4 if target.type == "cuda" else 1)
     plan = _TilePlan.for_model(loaded, opts.tile_size, opts.overlap)
     planes = _planes(array.shape, rgb, loaded.channels)
     views = ensemble_views(loaded, opts.self_ensemble or default_views(loaded))
     forward = _forward if len(views) == 1 else functools.partial(_ensemble_forward, views=views)
-    config = loaded.network.config
-    dither = _dither_of(array, rgb, loaded) if config.threshold_map else None
     result = yield from _run(
         array, loaded, planes, plan, target, batch_size, opts.precision, forward, dither
     )
@@ -379,7 +387,11 @@ def restore_steps(
     elif opts.consistent:
         result = keep_in_bin(result, array, loaded.bits, rgb=rgb)
     if dither is not None:  # the map model's output dithers back to its input
-        result = keep_in_dither(result, array, *dither, rgb=rgb, min_agreement=DITHER_AGREEMENT)
+        result = keep_in_dither(
+            result, array, dither.method, dither.offset, rgb=rgb, min_agreement=DITHER_AGREEMENT
+        )
+    if dither is not None and transposed:
+        result = np.ascontiguousarray(np.swapaxes(result, *spatial))
     return result
 
 
@@ -388,14 +400,15 @@ def restore_steps(
 #: (its ``min_agreement``) when a model that reads threshold maps restores a dither. The
 #: shipped model's restorations of Bayer dithers made as :func:`~napari_compand.degrade.halftone`
 #: makes them agree on 98.2–99.9 % (Set5 + Set14, colour and grey), of ImageMagick's
-#: ``-ordered-dither o4x4`` on 99.7–99.9 %; ImageMagick's ``o8x8``, another 8x8 matrix that
-#: the detector takes for a Bayer one, on 91–97.7 %, where clamping cost 0.85 dB.
+#: ``-ordered-dither o4x4`` on 99.7–99.9 %. A dither by a foreign matrix that the detector
+#: takes for a Bayer one (ImageMagick's ``o8x8`` was one, 91–97.7 %, where clamping cost
+#: 0.85 dB, until the detector learnt the transposed matrix) is left unclamped.
 DITHER_AGREEMENT = 0.98
 
 
-def _dither_of(array: np.ndarray, rgb: bool, loaded: LoadedModel) -> tuple[str, tuple[int, int]]:
-    """The Bayer dither (method, offset) whose threshold map ``loaded`` reads beside
-    the image; a clear error if the image is not one."""
+def _dither_of(array: np.ndarray, rgb: bool, loaded: LoadedModel) -> OrderedDither:
+    """The Bayer dither whose threshold map ``loaded`` reads beside the image; a clear
+    error if the image is not one."""
     from . import zoo
 
     found = detect_ordered_dither(array, rgb=rgb)
@@ -777,12 +790,13 @@ def _same_width(group):
 
 def _tile_input(source, y0, y1, x0, x1, scale, dither) -> np.ndarray:
     """The network's ``(c, h, w)`` input for one tile: its pixels in [0, 1], then the
-    threshold map of ``dither`` (``(method, offset)``) there, if given."""
+    threshold map of ``dither`` (an :class:`~napari_compand.degrade.OrderedDither`) there,
+    if given."""
     tile = _as_chw(source[y0:y1, x0:x1], scale)
     if dither is None:
         return tile
-    method, (dy, dx) = dither
-    thresholds = dither_thresholds(method, tile.shape[1:], (dy + y0, dx + x0))
+    method, (dy, dx), transposed = dither
+    thresholds = dither_thresholds(method, tile.shape[1:], (dy + y0, dx + x0), transposed)
     return np.concatenate([tile, thresholds[None]])
 
 
