@@ -426,6 +426,27 @@ def test_detect_ordered_dither_finds_method_and_offset(method):
         np.testing.assert_array_equal(transposed > 0, image / 255 > thresholds)
 
 
+def test_bayer_fits_are_the_direct_comparison_at_every_offset():
+    """The per-phase count gives exactly the share of pixels where the tiled threshold
+    map at that offset and orientation re-creates the dither."""
+    from scipy.ndimage import uniform_filter
+
+    from napari_compand.degrade import _bayer_fits, dither_thresholds
+
+    dots = halftone(data.camera()[150:351, 100:277], "bayer-8x8") > 0  # not a multiple of 8
+    level = uniform_filter(dots.astype(np.float32), 8, mode="reflect")
+    for size in (4, 8):
+        fits = _bayer_fits(level, dots, size)
+        for transposed in (False, True):
+            for dy, dx in ((0, 0), (3, 1), (size - 1, 2)):
+                thresholds = dither_thresholds(
+                    f"bayer-{size}x{size}", dots.shape, (dy, dx), transposed
+                )
+                direct = np.mean((level > thresholds) == dots)
+                assert fits[transposed][dy, dx] == pytest.approx(direct, abs=1e-12)
+    assert fits[False].max() > fits[True].max() + 0.02
+
+
 def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():
     from napari_compand.degrade import detect_degradation, detect_ordered_dither
 
