@@ -346,7 +346,7 @@ HALFTONE_GAIN_TARGET = 3.0
 
 
 def halftones_table() -> str:
-    """Per halftone of ``HALFTONE_MIX``, Set5 + Set14 colour, from the stored scores: the
+    """Per halftone of ``KNOWN_HALFTONES``, Set5 + Set14 colour, from the stored scores: the
     best Gaussian blur and each inverse-halftoning ResUNet with restore's default views
     (``"x2"``; the network alone where that was not scored), the default in bold.
 
@@ -354,10 +354,10 @@ def halftones_table() -> str:
     (``zoo.default_model(..., halftone=...)``); the gain and the target
     (:data:`HALFTONE_GAIN_TARGET` dB over the best blur) are its.
     """
-    from napari_compand.degrade import HALFTONE_MIX, Degradation
+    from napari_compand.degrade import KNOWN_HALFTONES, Degradation
 
     task = Task.INVERSE_HALFTONE.value
-    halftones = [Degradation("halftone", method=m, serpentine=s) for m, s in HALFTONE_MIX]
+    halftones = [Degradation("halftone", method=m, serpentine=s) for m, s in KNOWN_HALFTONES]
     defaults = [zoo.default_model(task, halftone=h) for h in halftones]
     models = list(dict.fromkeys([zoo.default_model(task), *defaults]))
     scores = {name: zoo.get(name).evaluation.get(zoo.HALFTONE_SCORES, {}) for name in models}

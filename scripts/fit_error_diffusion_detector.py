@@ -1,8 +1,8 @@
 """Fit the discriminant by which ``degrade.detect_error_diffusion`` names a halftone's kernel.
 
-Every error-diffusion method of ``degrade.HALFTONE_MIX`` (raster and serpentine
-Floyd–Steinberg, Jarvis–Judice–Ninke, Stucki, Burkes, Sierra, Sierra Lite, Atkinson)
-halftones each training image (colour and grey in turn), and
+Every error-diffusion method of ``degrade.KNOWN_HALFTONES`` (raster and serpentine
+Floyd–Steinberg, Jarvis–Judice–Ninke, Stucki, Burkes, Sierra, Sierra Lite, Atkinson,
+and Riemersma's along a Hilbert curve) halftones each training image (colour and grey in turn), and
 ``_diffusion.diffusion_signature`` is taken of the part the detector reads (the central
 ``degrade.DITHER_DETECTION_SIZE`` square) and of one random 256x256 crop. A linear
 discriminant (class means and the pooled, slightly regularised within-class covariance
@@ -30,7 +30,7 @@ from napari_compand._io import collect_images, read_image
 from napari_compand.evaluation import grey_version
 
 OUT = Path(__file__).resolve().parents[1] / "src/napari_compand/_data/error_diffusion.safetensors"
-CLASSES = [m for m in degrade.HALFTONE_MIX if m[0] not in degrade.ORDERED_METHODS]
+CLASSES = [m for m in degrade.KNOWN_HALFTONES if m[0] not in degrade.ORDERED_METHODS]
 CROP = 256
 RIDGE = 1e-3
 
@@ -58,6 +58,10 @@ def signatures(files: list[Path], *, crops: bool, seed: int = 0):
                 labels.append(label)
                 kinds.append(kind)
     return np.array(rows), np.array(labels), np.array(kinds)
+
+
+def _label(halftone: tuple[str, bool]) -> str:
+    return halftone[0] + (" serpentine" if halftone[1] else "")
 
 
 def fit(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,13 +97,25 @@ def main(argv: list[str] | None = None) -> None:
     scores = {}
     for folder in args.test:
         Xt, yt, kind = signatures(collect_images([folder]), crops=True, seed=1)
-        right = predict(model, Xt) == yt
+        predicted = predict(model, Xt)
+        right = predicted == yt
+        whole = kind == 0
         scores[folder.name] = {
-            "images": int((kind == 0).sum() // len(CLASSES)),
-            "whole": round(float(right[kind == 0].mean()), 4),
+            "images": int(whole.sum() // len(CLASSES)),
+            "whole": round(float(right[whole].mean()), 4),
             f"{CROP}x{CROP}": round(float(right[kind == 1].mean()), 4)
             if (kind == 1).any()
             else None,
+            # per class, whole images: share named right, and what the misses were named
+            "by_class": {
+                _label(label): {
+                    "right": round(float(right[whole & (yt == k)].mean()), 4),
+                    "missed_as": sorted(
+                        {_label(CLASSES[j]) for j in predicted[whole & (yt == k) & ~right]}
+                    ),
+                }
+                for k, label in enumerate(CLASSES)
+            },
         }
         print(folder, scores[folder.name], flush=True)
     metadata = {

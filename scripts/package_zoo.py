@@ -33,7 +33,7 @@ from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
 from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.checkpoints import load_checkpoint, save_checkpoint
-from napari_compand.degrade import HALFTONE_MIX, Degradation
+from napari_compand.degrade import KNOWN_HALFTONES, Degradation
 from napari_compand.evaluation import (
     baseline,
     best_gaussian,
@@ -70,8 +70,14 @@ def main() -> None:
     parser.add_argument(
         "--halftones",
         metavar="SET",
-        help="also score inverse-halftoning models on every halftone of HALFTONE_MIX on this "
-        "evaluation set, next to each halftone's best Gaussian blur",
+        help="also score inverse-halftoning models on every halftone of KNOWN_HALFTONES on "
+        "this evaluation set, next to each halftone's best Gaussian blur",
+    )
+    parser.add_argument(
+        "--new-halftones-only",
+        action="store_true",
+        help="with --zoo and --halftones: score only the halftones a shipped model has no "
+        "score for yet (one added to KNOWN_HALFTONES)",
     )
     parser.add_argument(
         "--x8",
@@ -111,9 +117,9 @@ def main() -> None:
     }
     ZOO.mkdir(parents=True, exist_ok=True)
     ensembles = {2: args.x2, 8: args.x8}
-    halftone_images = sets[args.halftones] if args.halftones and args.x2 else None
+    halftone_images = sets[args.halftones] if args.halftones else None
     for name in args.zoo:
-        add_shipped_scores(name, tones, ensembles, halftone_images)
+        add_shipped_scores(name, tones, ensembles, halftone_images, args.new_halftones_only)
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -203,12 +209,17 @@ def ensemble_scores(
 
 
 def add_shipped_scores(
-    name: str, sets: dict[str, tuple], ensembles: dict[int, list[str]], halftones: list | None
+    name: str,
+    sets: dict[str, tuple],
+    ensembles: dict[int, list[str]],
+    halftones: list | None,
+    only_new: bool = False,
 ) -> None:
     """Add the scores of ``ensembles`` (views -> set names of ``sets``) and, for an
     inverse-halftoning model with ``halftones`` images, the per-halftone scores with 2 views
-    too (:func:`halftone_scores`) to the metadata of shipped model ``name``; file read and
-    written once, everything else kept."""
+    too (:func:`halftone_scores`; ``only_new``: only of halftones it has no score for)
+    to the metadata of shipped model ``name``; file read and written once, everything else
+    kept."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -226,25 +237,31 @@ def add_shipped_scores(
             )
     if halftones is not None and meta["task"] == "inverse-halftone":
         key = next(k for k in evaluation if k.endswith(" halftones"))
-        evaluation[key] = halftone_scores(model, halftones, name, views=2)
+        kept = evaluation[key] if only_new else {}
+        evaluation[key] = {**kept, **halftone_scores(model, halftones, name, 2, skip=kept)}
     meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
 
 
-def halftone_scores(model, images: list, name: str, views: int = 1) -> dict:
-    """Colour PSNR/SSIM on every halftone of ``HALFTONE_MIX`` (the network alone, and with
-    ``views`` views under ``"x<views>"`` when more than 1), with its best Gaussian. A model
-    that reads a threshold map is scored on the ordered dithers only (it refuses others)."""
+def halftone_scores(
+    model, images: list, name: str, views: int = 1, skip: dict | None = None
+) -> dict:
+    """Colour PSNR/SSIM on every halftone of ``KNOWN_HALFTONES`` but those (labels) in
+    ``skip`` (the network alone, and with ``views`` views under ``"x<views>"`` when more
+    than 1), with its best Gaussian. A model that reads a threshold map is scored on the
+    ordered dithers only (it refuses others)."""
     table = {}
     restorers = {"": model_restorer(model, grey_partner=False)}
     if views > 1:
         restorers[f"x{views}"] = model_restorer(model, self_ensemble=views, grey_partner=False)
     ordered_only = model.network.config.threshold_map
-    for method, serpentine in HALFTONE_MIX:
+    for method, serpentine in KNOWN_HALFTONES:
         if ordered_only and method not in ORDERED_METHODS:
             continue
         degradation = Degradation("halftone", method=method, serpentine=serpentine)
+        if skip and degradation.label in skip:
+            continue
         found = evaluate_many(images, degradation, restorers)
         scores = found[""]
         sigma, blur = best_gaussian(images, degradation)

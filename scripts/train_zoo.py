@@ -134,6 +134,12 @@ JOBS: dict[str, dict] = {
         "model": IH_RESUNET,
         **PSNR_LOSS,
     },
+    "ih_resunet_riemersma": {
+        "task": "inverse-halftone",
+        "halftone_method": "riemersma",
+        "model": IH_RESUNET,
+        **PSNR_LOSS,
+    },
     **{
         f"ex{bits}_resunet": {
             "task": "expand",
@@ -172,7 +178,7 @@ def zoo_name(job: str) -> str:
     # ih_resunet_fs trains on Floyd–Steinberg, the task's standard halftone (as every other
     # inverse-halftoning model of the zoo): it is inverse-halftone/resunet
     variant = rest.replace("_fs_scans", "-fs-scans").replace("_fs", "")
-    for suffix in ("pixel", "mix", "grey", "ordered"):
+    for suffix in ("pixel", "mix", "grey", "ordered", "riemersma"):
         variant = variant.replace(f"_{suffix}", f"-{suffix}")
     if task == "ih":
         return Task.INVERSE_HALFTONE.model_name(variant)
@@ -180,10 +186,12 @@ def zoo_name(job: str) -> str:
 
 
 #: Where a new specialist warm-starts with ``--init zoo`` before it ships: the ordered
-#: dithers from the ten-halftone model, both Floyd–Steinberg scans from the raster one.
+#: dithers and Riemersma halftones from the ten-halftone model, both Floyd–Steinberg scans
+#: from the raster one.
 WARM_STARTS = {
     "inverse-halftone/resunet-ordered": "inverse-halftone/resunet-mix",
     "inverse-halftone/resunet-fs-scans": "inverse-halftone/resunet",
+    "inverse-halftone/resunet-riemersma": "inverse-halftone/resunet-mix",
 }
 
 

@@ -196,6 +196,56 @@ def test_halftone_is_binary_and_keeps_mean(method):
     assert abs(out.mean() - image.mean()) < tolerance
 
 
+def _riemersma_by_the_book(image: np.ndarray) -> np.ndarray:
+    """Riemersma dithering written as the paper's recursion (ImageMagick's variant:
+    16 errors, weights decaying by 65536 ** (1/15), normalised; values clipped)."""
+    weights = 65536.0 ** (-np.arange(15, -1, -1) / 15)
+    weights /= weights.sum()
+    weights[0] += 1.0 - weights.sum()
+    height, width = image.shape
+    out = np.zeros_like(image)
+    state = {"x": 0, "y": 0, "errors": [0.0] * 16}
+    step = {"W": (0, -1), "E": (0, 1), "N": (-1, 0), "S": (1, 0), None: (0, 0)}
+
+    def visit(direction):
+        y, x = state["y"], state["x"]
+        if 0 <= y < height and 0 <= x < width:
+            value = image[y, x] / 255 + float(np.dot(weights, state["errors"]))
+            value = min(max(value, 0.0), 1.0)
+            on = value >= 0.5
+            out[y, x] = 255 if on else 0
+            state["errors"] = [*state["errors"][1:], value - on]
+        state["y"], state["x"] = y + step[direction][0], x + step[direction][1]
+
+    parts = {  # heading: (sub-curves, moves between them)
+        "W": ("NWWS", "ESW"),
+        "E": ("SEEN", "WNE"),
+        "N": ("WNNE", "SEN"),
+        "S": ("ESSW", "NWS"),
+    }
+
+    def curve(level, heading):
+        subs, moves = parts[heading]
+        for i in range(4):
+            if level > 1:
+                curve(level - 1, subs[i])
+            if i < 3:
+                visit(moves[i])
+
+    curve(max(height, width).bit_length(), "N")
+    visit(None)
+    return out
+
+
+def test_riemersma_follows_the_hilbert_curve_recursion():
+    image = data.camera()[100:123, 200:237]  # not square, not a power of two
+    np.testing.assert_array_equal(halftone(image, "riemersma"), _riemersma_by_the_book(image))
+    colour = halftone(data.astronaut()[:40, :33], "riemersma")  # channels on their own
+    np.testing.assert_array_equal(
+        colour[..., 1], _riemersma_by_the_book(data.astronaut()[:40, :33, 1])
+    )
+
+
 def test_float_halftone_holds_zero_and_one():
     out = halftone(data.camera()[:64, :64] / 255.0)
     assert set(np.unique(out)) == {0.0, 1.0}

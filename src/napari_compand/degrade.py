@@ -36,6 +36,7 @@ from ._diffusion import (
     diffuse_plane,
     diffusion_signature,
     ordered_plane,
+    riemersma_plane,
 )
 from ._steps import Progress, drive
 from ._validation import (
@@ -47,6 +48,7 @@ from ._validation import (
     plane_indices,
 )
 from .vocabulary import (
+    CURVE_METHODS,
     HALFTONE_BLUR_SIGMA,
     HALFTONE_METHODS,
     HALFTONE_SET_NAMES,
@@ -60,6 +62,7 @@ __all__ = [
     "HALFTONE_METHODS",
     "HALFTONE_MIX",
     "HALFTONE_SETS",
+    "KNOWN_HALFTONES",
     "MIXED_HALFTONES",
     "METADATA_KEY",
     "OrderedDither",
@@ -91,6 +94,11 @@ HALFTONE_MIX: tuple[tuple[str, bool], ...] = (
     ("bayer-4x4", False),
     ("bayer-8x8", False),
 )
+
+#: Every halftone that :func:`detect_degradation` names from the pixels and the zoo's
+#: models are scored on, as ``(method, serpentine)``: :data:`HALFTONE_MIX` and Riemersma
+#: dithering (ImageMagick's default dither, which no model of the mix was trained on).
+KNOWN_HALFTONES: tuple[tuple[str, bool], ...] = (*HALFTONE_MIX, ("riemersma", False))
 
 #: The members of each of :data:`~napari_compand.vocabulary.HALFTONE_SET_NAMES`, as
 #: ``(method, serpentine)``: what a model trained on that set draws from.
@@ -636,8 +644,11 @@ def halftone(
     sets a pixel when its running value is ``>= 0.5`` and spreads the error
     ``value - output`` to unvisited neighbours with the method's weights
     (Floyd–Steinberg: 7/16 right, 3/16 below-left, 5/16 below, 1/16
-    below-right), in raster order, in float64, without clipping. Ordered Bayer
-    dithering compares each pixel with a tiled threshold matrix.
+    below-right), in raster order, in float64, without clipping. Riemersma
+    dithering (``"riemersma"``, ImageMagick's default) diffuses the error along a
+    Hilbert curve to the next pixels through a queue of the last 16 errors
+    (:func:`~napari_compand._diffusion.riemersma_plane`). Ordered Bayer dithering
+    compares each pixel with a tiled threshold matrix.
 
     Parameters
     ----------
@@ -646,7 +657,7 @@ def halftone(
     method
         One of :data:`HALFTONE_METHODS`.
     serpentine
-        Scan odd rows right to left (error diffusion only).
+        Scan odd rows right to left (error diffusion by a kernel only).
     rgb
         Whether the last axis holds channels (grey + alpha, RGB, RGBA); ``None``
         guesses like napari (and takes a last axis of 2 as grey + alpha).
@@ -803,6 +814,8 @@ def _halftone_steps(image, method, serpentine, *, rgb=None, workers=None):
     if method.startswith("bayer-"):
         size = int(method.split("x")[-1])
         return _map_planes(array, rgb, workers, lambda s, o: ordered_plane(s, o, size, high))
+    if method in CURVE_METHODS:
+        return _map_planes(array, rgb, workers, lambda s, o: riemersma_plane(s, o, high))
     return _map_planes(
         array, rgb, workers, lambda s, o: diffuse_plane(s, o, method, high, bool(serpentine))
     )

@@ -19,6 +19,7 @@ __all__ = [
     "BIT_BASES",
     "HALFTONE_BLUR_SIGMA",
     "LIMITS",
+    "CURVE_METHODS",
     "DIFFUSION_METHODS",
     "HALFTONE_METHODS",
     "ORDERED_METHODS",
@@ -46,14 +47,18 @@ DIFFUSION_METHODS: tuple[str, ...] = (
     "atkinson",
 )
 
+#: Error diffusion along a Hilbert curve instead of rows: Riemersma's, ImageMagick's default
+#: dither (:func:`napari_compand._diffusion.riemersma_plane`).
+CURVE_METHODS: tuple[str, ...] = ("riemersma",)
+
 #: Sizes of the ordered (Bayer) dither matrices.
 BAYER_SIZES: tuple[int, ...] = (2, 4, 8)
 
 #: The ordered (Bayer) dithers, one per matrix size.
 ORDERED_METHODS: tuple[str, ...] = tuple(f"bayer-{n}x{n}" for n in BAYER_SIZES)
 
-#: All halftoning methods: error diffusion kernels, then ordered Bayer dithers.
-HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + ORDERED_METHODS
+#: All halftoning methods: error diffusion kernels, along a curve, then ordered Bayer dithers.
+HALFTONE_METHODS: tuple[str, ...] = DIFFUSION_METHODS + CURVE_METHODS + ORDERED_METHODS
 
 #: Name of the halftone mix in training recipes (see ``degrade.HALFTONE_MIX``).
 MIXED_HALFTONES = "mixed"
