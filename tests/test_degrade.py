@@ -12,7 +12,7 @@ from skimage import data
 from napari_compand._diffusion import DIFFUSION_KERNELS, bayer_matrix
 from napari_compand.degrade import (
     HALFTONE_METHODS,
-    HALFTONE_MIX,
+    KNOWN_HALFTONES,
     Degradation,
     DegradationMode,
     halftone,
@@ -512,7 +512,7 @@ def test_detect_ordered_dither_rejects_error_diffusion_and_small_images():
 # --- error diffusion: which kernel --------------------------------------------------
 
 
-ERROR_DIFFUSION = [m for m in HALFTONE_MIX if m[0] not in ("bayer-4x4", "bayer-8x8")]
+ERROR_DIFFUSION = [m for m in KNOWN_HALFTONES if m[0] not in ("bayer-4x4", "bayer-8x8")]
 
 
 @pytest.mark.parametrize(("method", "serpentine"), ERROR_DIFFUSION)

@@ -560,13 +560,16 @@ def detect_error_diffusion(
     correlates with its neighbours' at each grey level
     (:func:`error_diffusion_signature`). A linear discriminant fitted on the
     halftones of 200 BSDS500 training images by every error-diffusion method of
-    :data:`HALFTONE_MIX` (``scripts/fit_error_diffusion_detector.py``; the class
-    means and pooled covariance ship as data) names the nearest kernel. Measured on
-    images it never saw, colour and grey in turn: right for all 128 halftones of
-    Set5 + Set14 and for 1,598 of the 1,600 of BSDS500 test (one Stucki and one
-    Sierra halftone taken for Jarvis–Judice–Ninke, which the same model restores),
-    99.4 % of their 256x256 crops; Pillow's ``convert("1")`` dithering reads as
-    raster Floyd–Steinberg (50 of 50).
+    :data:`KNOWN_HALFTONES` (the eight of :data:`HALFTONE_MIX` and Riemersma's along a
+    Hilbert curve; ``scripts/fit_error_diffusion_detector.py``; the class means and
+    pooled covariance ship as data) names the nearest kernel. Measured on images it
+    never saw, colour and grey in turn: right for all 144 halftones of Set5 + Set14
+    and for 1,798 of the 1,800 of BSDS500 test (one Stucki and one Sierra halftone
+    taken for Jarvis–Judice–Ninke, which the same model restores), 99.6 % of their
+    256x256 crops; Pillow's ``convert("1")`` dithering reads as raster
+    Floyd–Steinberg (50 of 50); ImageMagick 6.9.11's default dither (``-remap
+    pattern:gray50``) as Riemersma (56 of 56: Set5, Set14, 40 BSDS500 test images),
+    its ``-dither FloydSteinberg`` as serpentine Floyd–Steinberg (56 of 56).
 
     The scan order is told apart for Floyd–Steinberg only (the other kernels are
     fitted in raster order, and their serpentine halftones are named by kernel with
