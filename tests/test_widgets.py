@@ -47,6 +47,27 @@ def test_degrade_halftone_stack_with_progress(viewer, qtbot):
     assert tuple(out.contrast_limits) == (0, 255)
 
 
+def test_degrade_riemersma_halftone_offers_no_scan_order(viewer, qtbot):
+    viewer.add_image(data.camera()[:96, :80], name="cam")
+    widget = dock(viewer, "Degrade")
+    widget._mode.value = "halftone"
+    assert not widget._serpentine.native.isHidden()  # Floyd–Steinberg has a scan order
+    for method in ("riemersma", "bayer-8x8"):
+        widget._method.value = method
+        assert widget._serpentine.native.isHidden()
+    widget.run()
+    wait_for(qtbot, widget)
+    qtbot.waitUntil(lambda: "cam [halftone bayer-8x8]" in viewer.layers)
+    widget._method.value = "riemersma"
+    widget.run()
+    wait_for(qtbot, widget)
+    qtbot.waitUntil(lambda: "cam [halftone riemersma]" in viewer.layers)
+    np.testing.assert_array_equal(
+        viewer.layers["cam [halftone riemersma]"].data,
+        halftone(data.camera()[:96, :80], "riemersma"),
+    )
+
+
 def test_degrade_bad_layer_shows_error_and_adds_nothing(viewer):
     viewer.add_image(np.full((16, 16), 7.5), name="counts")
     widget = dock(viewer, "Degrade")

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from .._validation import guess_rgb, plane_indices
 from ..degrade import Degradation, DegradationMode, max_bits
-from ..vocabulary import HALFTONE_METHODS
+from ..vocabulary import DIFFUSION_METHODS, HALFTONE_METHODS
 from ._common import (
     WidgetActions,
     add_or_replace,
@@ -122,7 +122,8 @@ class DegradeWidget(WidgetActions, Container):
         quantizing = self._mode.value == DegradationMode.QUANTIZE.value
         self._bits.visible = quantizing
         self._method.visible = not quantizing
-        self._serpentine.visible = not quantizing and not self._method.value.startswith("bayer")
+        # a scan order exists for the row-by-row kernels only
+        self._serpentine.visible = not quantizing and self._method.value in DIFFUSION_METHODS
         layer = self._image.value
         if layer is not None and not layer.multiscale:
             self._bits.max = max_bits(layer.data.dtype)
