@@ -500,6 +500,20 @@ def test_the_ordered_specialist_restores_what_dithers_back_to_its_input(method):
     assert psnr(photo, restored, rgb=True) > psnr(photo, baseline("gaussian", None)(dots), rgb=True)
 
 
+def test_a_riemersma_halftone_is_recognised_and_restored_above_a_blur():
+    """ImageMagick's default dither: named from its pixels, routed to its specialist."""
+    from napari_compand import zoo
+    from napari_compand.degrade import detect_degradation
+
+    photo = data.astronaut()[100:292, 150:342]
+    dots = halftone(photo, "riemersma")
+    name = zoo.default_model("inverse-halftone", halftone=detect_degradation(dots))
+    assert name == "inverse-halftone/resunet-riemersma"
+    blur = psnr(photo, baseline("gaussian", None)(dots), rgb=True)
+    assert psnr(photo, restore(dots, name), rgb=True) > blur + 1.5
+    assert psnr(photo, restore(dots, "inverse-halftone/resunet-mix"), rgb=True) < blur
+
+
 def test_threshold_map_models_refuse_other_halftones_clearly():
     model = _echo_model()
     with pytest.raises(ValueError, match="does not look like a Bayer 4x4 or 8x8 dither"):

@@ -122,7 +122,7 @@ def test_one_task_vocabulary_names_and_parses_zoo_models():
 def test_the_default_follows_a_known_halftone_method():
     """Raster Floyd–Steinberg gets its own model; another known halftone the shipped model
     that scored best on it at packaging (resunet-mix where Floyd–Steinberg models fail)."""
-    from napari_compand.degrade import HALFTONE_MIX, Degradation
+    from napari_compand.degrade import KNOWN_HALFTONES, Degradation
 
     fs = Degradation("halftone", method="floyd-steinberg")
     assert zoo.default_model("inverse-halftone", halftone=fs) == "inverse-halftone/resunet"
@@ -143,13 +143,18 @@ def test_the_default_follows_a_known_halftone_method():
         zoo.default_model("inverse-halftone", halftone=serpentine)
         == "inverse-halftone/resunet-fs-scans"
     )
+    riemersma = Degradation("halftone", method="riemersma")  # ImageMagick's default dither
+    assert (
+        zoo.default_model("inverse-halftone", halftone=riemersma)
+        == "inverse-halftone/resunet-riemersma"
+    )
     candidates = [
         m.name
         for m in zoo.shipped()
         if m.name.startswith("inverse-halftone/") and zoo.HALFTONE_SCORES in m.evaluation
     ]
     assert {"inverse-halftone/resunet", "inverse-halftone/resunet-mix"} <= set(candidates)
-    for method, serpentine in HALFTONE_MIX[1:]:
+    for method, serpentine in KNOWN_HALFTONES[1:]:
         halftone = Degradation("halftone", method=method, serpentine=serpentine)
         scored = {name: zoo.get(name).evaluation[zoo.HALFTONE_SCORES] for name in candidates}
         # a model scored on some halftones only (the Bayer-only one) competes on those
