@@ -18,7 +18,7 @@ REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 
 def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
-    assert sum(m.arch == "unet" for m in zoo.shipped()) == 18  # the paper's U-Net: the study
+    assert sum(m.arch == "unet" for m in zoo.shipped()) == 17  # the paper's U-Net: the study
     resunets = [m for m in zoo.shipped() if m.arch == "resunet"]
     assert {m.name for m in resunets} >= {
         "inverse-halftone/resunet",
