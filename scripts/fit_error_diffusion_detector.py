@@ -61,7 +61,10 @@ def signatures(files: list[Path], *, crops: bool, seed: int = 0):
 
 
 def _label(halftone: tuple[str, bool]) -> str:
-    return halftone[0] + (" serpentine" if halftone[1] else "")
+    method, serpentine = halftone
+    return degrade.Degradation("halftone", method=method, serpentine=serpentine).label.removeprefix(
+        "halftone "
+    )
 
 
 def fit(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

@@ -214,16 +214,13 @@ def hilbert_moves(level: int) -> np.ndarray:
     that starts at the top-left pixel of a ``2**level`` square, heading north."""
     curves = {heading: np.array(moves, np.int8) for heading, (_, moves) in _HILBERT_PARTS.items()}
     for _ in range(level - 1):
-        curves = {
-            heading: np.concatenate(
-                [
-                    piece
-                    for sub, move in zip(subs, (*moves, None), strict=True)
-                    for piece in (curves[sub], np.array([] if move is None else [move], np.int8))
-                ]
-            )
-            for heading, (subs, moves) in _HILBERT_PARTS.items()
-        }
+        grown = {}
+        for heading, (subs, moves) in _HILBERT_PARTS.items():
+            pieces = [curves[subs[0]]]
+            for sub, move in zip(subs[1:], moves, strict=True):
+                pieces += [np.array([move], np.int8), curves[sub]]
+            grown[heading] = np.concatenate(pieces)
+        curves = grown
     return curves[_NORTH] if level > 0 else np.zeros(0, np.int8)
 
 
