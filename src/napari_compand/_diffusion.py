@@ -87,6 +87,13 @@ def bayer_matrix(size: int) -> np.ndarray:
     return matrix
 
 
+def bayer_levels(size: int) -> np.ndarray:
+    """The ``n**2`` thresholds of the ``size`` ``n`` Bayer matrix in rank order, float32:
+    ``(k + 0.5) / n**2`` for rank ``k``."""
+    count = size * size
+    return ((np.arange(count) + 0.5) / count).astype(np.float32)
+
+
 def bayer_thresholds(
     size: int,
     shape: tuple[int, int],
@@ -103,7 +110,7 @@ def bayer_thresholds(
     if transposed:
         flipped = bayer_thresholds(size, (shape[1], shape[0]), (offset[1], offset[0]))
         return np.ascontiguousarray(flipped.T)
-    thresholds = ((bayer_matrix(size) + 0.5) / size**2).astype(np.float32)
+    thresholds = bayer_levels(size)[bayer_matrix(size)]
     thresholds = np.roll(thresholds, (-offset[0] % size, -offset[1] % size), axis=(0, 1))
     height, width = shape
     reps = (-(-height // size), -(-width // size))

@@ -31,6 +31,7 @@ import numpy as np
 
 from ._diffusion import (
     DIFFUSION_KERNELS,
+    bayer_levels,
     bayer_matrix,
     bayer_thresholds,
     diffuse_plane,
@@ -471,9 +472,8 @@ def _bayer_fits(level: np.ndarray, on: np.ndarray, size: int) -> dict[bool, np.n
     and a binary search), then summed per offset: the same numbers as comparing the
     whole tiled threshold map at each offset, several times faster.
     """
-    count = size * size
-    thresholds = ((np.arange(count) + 0.5) / count).astype(np.float32)  # bayer_thresholds'
-    agree = np.empty((size, size, count))  # [phase y, phase x, threshold rank]
+    thresholds = bayer_levels(size)  # in rank order, as bayer_thresholds uses them
+    agree = np.empty((size, size, thresholds.size))  # [phase y, phase x, threshold rank]
     for i in range(size):
         for j in range(size):
             values, lit = level[i::size, j::size], on[i::size, j::size]
