@@ -16,7 +16,8 @@ Example::
 and grey (key ``"<SET>[ grey] x8"``; expansion in bin); ``--x2 SET`` with the 2 views that
 ``restore`` averages by default (key ``"<SET>[ grey] x2"``; with ``--halftones`` also per
 halftone). ``--zoo NAME ...`` with ``--x2``/``--x8`` adds those scores to models that are
-shipped already, keeping everything else. The scores without a suffix are the network's
+shipped already, and the one-view scores of any ``--eval`` set they were never scored on,
+keeping everything else. The scores without a suffix are the network's
 alone (one view).
 
 Every score is the model's own network's (``grey_partner=False``): a colour model's
@@ -98,7 +99,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="NAME",
-        help="shipped models to add the --x2 / --x8 scores to (nothing else changes)",
+        help="shipped models to add the --x2 / --x8 scores to, and the scores of any --eval "
+        "set they were never scored on (nothing else changes)",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads (1 beside a training run)"
@@ -129,25 +131,8 @@ def main() -> None:
         degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
         model = load_model(path)
         evaluation = {}
-        classical = classical_baseline(meta["task"])
-        restorers = {"": model_restorer(model, grey_partner=False)}
-        in_bin_by_construction = meta["architecture"].get("base") == "bin"
-        if meta["task"] == "expand" and not in_bin_by_construction:
-            restorers[" consistent"] = model_restorer(model, consistent=True, grey_partner=False)
         for set_name, set_tones in tones.items():
-            for tone, images in set_tones:
-                key = f"{set_name}{tone}"
-                every = {**restorers, classical: baseline(classical, degradation)}
-                found = evaluate_many(images, degradation, every)  # one degradation per image
-                for variant in restorers:
-                    scores = found[variant]
-                    evaluation[f"{key}{variant}"] = scores.as_dict()
-                    if in_bin_by_construction:  # already in bin: the same scores
-                        evaluation[f"{key} consistent"] = scores.as_dict()
-                    print(f"{name:34s} {key + variant:26s} {scores.psnr:6.2f} dB {scores.ssim:.3f}")
-                base = found[classical]
-                evaluation[f"{key} baseline {classical}"] = base.as_dict()
-                print(f"{name:34s} {key + ' ' + classical:26s} {base.psnr:6.2f} dB", flush=True)
+            evaluation.update(set_scores(model, meta, degradation, set_tones, set_name, name))
         for views, set_names in ensembles.items():
             for set_name in set_names:
                 evaluation.update(
@@ -192,6 +177,33 @@ def _save_weights(checkpoint, path: Path, meta: dict) -> None:
     save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
 
 
+def set_scores(
+    model, meta: dict, degradation: Degradation, tones: tuple, set_name: str, name: str
+) -> dict:
+    """One view's scores of ``model`` (its network alone; an expansion model that is not in
+    bin by construction also with ``consistent``) and of its task's classical baseline for
+    each ``(tone, images)`` of ``tones`` (colour and grey): ``{"<set>[ grey][ variant]": ...}``
+    with variants ``""``, ``" consistent"`` and ``" baseline <classical>"``."""
+    classical = classical_baseline(meta["task"])
+    restorers = {"": model_restorer(model, grey_partner=False)}
+    in_bin_by_construction = meta["architecture"].get("base") == "bin"
+    if meta["task"] == "expand" and not in_bin_by_construction:
+        restorers[" consistent"] = model_restorer(model, consistent=True, grey_partner=False)
+    found = {}
+    for tone, images in tones:
+        key = f"{set_name}{tone}"
+        every = {**restorers, classical: baseline(classical, degradation)}
+        scores = evaluate_many(images, degradation, every)  # one degradation per image
+        for variant in restorers:
+            found[f"{key}{variant}"] = scores[variant].as_dict()
+            if in_bin_by_construction:  # already in bin: the same scores
+                found[f"{key} consistent"] = scores[variant].as_dict()
+            print(f"{name:34s} {key + variant:26s} {scores[variant].psnr:6.2f} dB", flush=True)
+        found[f"{key} baseline {classical}"] = scores[classical].as_dict()
+        print(f"{name:34s} {key + ' ' + classical:26s} {scores[classical].psnr:6.2f} dB")
+    return found
+
+
 def ensemble_scores(
     model, degradation: Degradation, tones: tuple, set_name: str, name: str, views: int
 ) -> dict:
@@ -215,11 +227,12 @@ def add_shipped_scores(
     halftones: list | None,
     only_new: bool = False,
 ) -> None:
-    """Add the scores of ``ensembles`` (views -> set names of ``sets``) and, for an
+    """Add the one-view scores of every set of ``sets`` that shipped model ``name`` was never
+    scored on (:func:`set_scores`), the scores of ``ensembles`` (views -> set names of
+    ``sets``) and, for an
     inverse-halftoning model with ``halftones`` images, the per-halftone scores with 2 views
     too (:func:`halftone_scores`; ``only_new``: only of halftones it has no score for)
-    to the metadata of shipped model ``name``; file read and written once, everything else
-    kept."""
+    to its metadata; file read and written once, everything else kept."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -230,6 +243,9 @@ def add_shipped_scores(
     degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
     model = load_model(path)
     evaluation = dict(meta["evaluation"])
+    for set_name, set_tones in sets.items():
+        if set_name not in evaluation:  # a set it was never scored on: its one-view scores
+            evaluation.update(set_scores(model, meta, degradation, set_tones, set_name, name))
     for views, set_names in ensembles.items():
         for set_name in set_names:
             evaluation.update(
