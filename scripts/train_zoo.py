@@ -33,6 +33,8 @@ stage lost 0.50 dB on Set5 + Set14 while gaining 1.46 dB on its training images)
 ``--keep-best --validate-every 500`` exports the weights of the best validation instead
 of the last; validate on images held out of ``--train`` (for example the last 20 of
 BSDS500 val in their own folder), not on the test images the models are scored on.
+``--validate-first`` scores the warm start too (iteration 0): a stage then exports a best
+validation only if one beats where it started.
 
 One job in the foreground::
 
@@ -272,6 +274,9 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     started = time.monotonic()
     probe: tuple[int, float] | None = None  # (iteration, time) where a throughput window began
     print(f"{name}: {config.to_dict()}", file=log)
+    if args.validate_first and trainer.val_data is not None and resume is None:
+        v = trainer.validate()
+        print(f"{name} val it {v.iteration} psnr {v.psnr:.3f} ssim {v.ssim:.4f} (start)", file=log)
     for update in trainer.run():
         if isinstance(update, Progress):
             now = time.monotonic()
@@ -313,6 +318,13 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     if chosen == best:
         kept = checkpoints.read_metadata(best)["best"]
         print(f"{name} exported the best validation (iteration {kept['iteration']})", file=log)
+    elif args.keep_best and trainer.history:
+        start = trainer.history[0]
+        print(
+            f"{name} exported the last weights: no validation beat iteration "
+            f"{start['iteration']} ({start['psnr']:.3f} dB)",
+            file=log,
+        )
     else:
         print(f"{name} exported", file=log)
 
@@ -422,6 +434,12 @@ def main() -> None:
         action="store_true",
         help="export the weights of the best validation (every --validate-every iterations "
         "and at the end) instead of the last; give --val images held out of --train",
+    )
+    parser.add_argument(
+        "--validate-first",
+        action="store_true",
+        help="validate the warm start before training (iteration 0 of the log and of the "
+        "validation history): what a stage has to beat",
     )
     parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
     args = parser.parse_args()
