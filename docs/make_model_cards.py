@@ -44,7 +44,7 @@ def _scores(evaluation: dict, key: str) -> str:
     return "–" if not s else f"{s['psnr']:.2f} dB / {s['ssim']:.3f}"
 
 
-def _stage(recipe: dict, iterations: int, device: str) -> str:
+def _stage(recipe: dict, iterations: int, device: str, precision: str | None = None) -> str:
     crops = f"{recipe['crop_size']}² crops, batch {recipe['batch_size']}"
     lr = f"Adam lr {recipe['lr']:g}" + (
         f" ({recipe['lr_schedule']})" if recipe.get("lr_schedule", "constant") != "constant" else ""
@@ -54,7 +54,8 @@ def _stage(recipe: dict, iterations: int, device: str) -> str:
         grey = ", grey images only"
     pixel = f", + {recipe['pixel_weight']:g} x pixel MSE" if recipe.get("pixel_weight") else ""
     bits = f" at {recipe['bits']} bits" if recipe.get("task") == "expand" else ""
-    return f"{iterations:,} iterations{bits} on {device}: {crops}, {lr}{grey}{pixel}"
+    where = f"{device}, {precision}" if precision else device  # older files: not recorded
+    return f"{iterations:,} iterations{bits} on {where}: {crops}, {lr}{grey}{pixel}"
 
 
 def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
@@ -99,7 +100,9 @@ def card(model: zoo.ZooModel) -> str:
     chain = [*meta.get("warm_starts", []), meta]
     stages, previous_blocks, previous_map = [], None, False
     for stage in chain:
-        text = _stage(stage["recipe"], stage["iterations_done"], stage["device"])
+        text = _stage(
+            stage["recipe"], stage["iterations_done"], stage["device"], stage.get("precision")
+        )
         architecture = stage["recipe"].get("model", {})
         blocks = architecture.get("blocks")
         if previous_blocks is not None and blocks != previous_blocks:

@@ -54,7 +54,7 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "
 def warm_starts(meta: dict) -> list[dict]:
     """The training stages a model grew from, oldest first, each with its recipe."""
     stages, parent = [], meta.get("init")
-    keys = ("recipe", "iterations_done", "device", "data", "validation")
+    keys = ("recipe", "iterations_done", "device", "precision", "data", "validation")
     while isinstance(parent, str) and Path(parent).is_file():
         previous = load_checkpoint(parent).metadata
         stages.insert(0, {key: previous.get(key) for key in keys})

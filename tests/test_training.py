@@ -164,6 +164,8 @@ def test_mixed_precision_on_the_cpu(native_bf16, monkeypatch):
     for amp in (True, False):
         trainer = Trainer(replace(config, amp=amp), data, val_data=data)
         assert trainer.mixed_precision == (amp and native_bf16)
+        expected = "bf16 mixed" if amp and native_bf16 else "float32"
+        assert trainer.metadata()["precision"] == expected  # what ran, not what was asked
         seen.clear()
         first = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
         hook = first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
@@ -359,6 +361,7 @@ def test_checkpoint_round_trip_and_metadata(tmp_path):
     assert meta["architecture"] == TINY.to_dict()
     assert TrainingConfig.from_dict(meta["recipe"]) == config
     assert len(meta["validation"]) == 2 and meta["package_version"]
+    assert meta["precision"] == ("bf16 mixed" if trainer.mixed_precision else "float32")
     model = checkpoint.build_model()
     x = torch.rand(1, 3, 24, 24)
     trainer.model.eval()

@@ -401,6 +401,8 @@ class Trainer:
             "init": self.init_source,
             "world_size": self.world_size,
             "device": str(self.device),
+            # what the steps ran in (``recipe.amp`` asks for bf16; CPUs without it fall back)
+            "precision": "bf16 mixed" if self.mixed_precision else "float32",
         }
         if config.task is Task.EXPAND:
             record["bits"] = config.bits
