@@ -276,7 +276,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     print(f"{name}: {config.to_dict()}", file=log)
     if args.validate_first and trainer.val_data is not None and resume is None:
         v = trainer.validate()
-        print(f"{name} val it {v.iteration} psnr {v.psnr:.3f} ssim {v.ssim:.4f} (start)", file=log)
+        print(_validation_line(name, v) + " (start)", file=log)
     for update in trainer.run():
         if isinstance(update, Progress):
             now = time.monotonic()
@@ -299,17 +299,14 @@ def train_one(name: str, args: argparse.Namespace) -> None:
             if now > deadline or update.iteration >= trainer.config.iterations:
                 trainer.stop()
         elif isinstance(update, Validation):
-            print(
-                f"{name} val it {update.iteration} psnr {update.psnr:.3f} ssim {update.ssim:.4f}",
-                file=log,
-            )
+            print(_validation_line(name, update), file=log)
         elif isinstance(update, StateChange) and update.state in ("stopped", "finished"):
             print(f"{name} {update.state} at {update.iteration}", file=log)
     if trainer.val_data is not None and (
         not trainer.history or trainer.history[-1]["iteration"] != trainer.iteration
     ):
         v = trainer.validate()
-        print(f"{name} val it {v.iteration} psnr {v.psnr:.3f} ssim {v.ssim:.4f}", file=log)
+        print(_validation_line(name, v), file=log)
         trainer._save()
         trainer._save_if_best(v)
     best = engine.best_path(ckpt)
@@ -327,6 +324,11 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         )
     else:
         print(f"{name} exported", file=log)
+
+
+def _validation_line(name: str, v) -> str:
+    """The log line of one :class:`~napari_compand.training.engine.Validation`."""
+    return f"{name} val it {v.iteration} psnr {v.psnr:.3f} ssim {v.ssim:.4f}"
 
 
 def _fitted(

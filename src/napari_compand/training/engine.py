@@ -297,7 +297,7 @@ class Trainer:
     def run(self) -> Iterator[TrainingUpdate]:
         """Train to ``config.iterations``; yields :data:`TrainingUpdate` objects."""
         config = self.config
-        precision = " in bf16 mixed precision" if self.mixed_precision else ""
+        precision = f" in {self.precision} precision" if self.mixed_precision else ""
         yield StateChange(
             "started", self.iteration, message=f"training on {self.device}{precision}"
         )
@@ -384,6 +384,12 @@ class Trainer:
         )
         return result
 
+    @property
+    def precision(self) -> str:
+        """What the steps run in: ``"bf16 mixed"`` or ``"float32"`` (``config.amp`` only asks
+        for bf16; devices without it fall back)."""
+        return "bf16 mixed" if self.mixed_precision else "float32"
+
     def metadata(self) -> dict:
         """What the checkpoint records about this run."""
         config = self.config
@@ -401,8 +407,7 @@ class Trainer:
             "init": self.init_source,
             "world_size": self.world_size,
             "device": str(self.device),
-            # what the steps ran in (``recipe.amp`` asks for bf16; CPUs without it fall back)
-            "precision": "bf16 mixed" if self.mixed_precision else "float32",
+            "precision": self.precision,
         }
         if config.task is Task.EXPAND:
             record["bits"] = config.bits
