@@ -117,6 +117,16 @@ def card(model: zoo.ZooModel) -> str:
         stages.append(text)
         previous_blocks = blocks
         previous_map = architecture.get("threshold_map", False)
+    average = meta.get("weight_average")
+    if average:  # checkpoints.average_weights
+        sources = ", ".join(
+            f"`{Path(file).stem}` at {iterations:,}"
+            for file, iterations in zip(average["files"], average["iterations_done"], strict=True)
+        )
+        stages[-1] += (
+            f"; the shipped weights are the mean of {len(average['files'])} checkpoints "
+            f"(a stochastic weight average; file at iterations of its stage: {sources})"
+        )
     total = sum(stage["iterations_done"] for stage in chain)
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",

@@ -15,7 +15,12 @@ import torch
 from safetensors.torch import save_file
 
 from napari_compand._device import resolve_device
-from napari_compand.checkpoints import CheckpointError, export_weights, load_checkpoint
+from napari_compand.checkpoints import (
+    CheckpointError,
+    average_weights,
+    export_weights,
+    load_checkpoint,
+)
 from napari_compand.cli import main
 from napari_compand.metrics import psnr
 from napari_compand.models import ModelConfig
@@ -375,6 +380,39 @@ def test_checkpoint_round_trip_and_metadata(tmp_path):
     assert (tmp_path / "e.safetensors").stat().st_size < (
         tmp_path / "m.safetensors"
     ).stat().st_size / 2
+
+
+def test_average_weights_is_the_mean_of_one_models_checkpoints(tmp_path):
+    config = tiny_config(iterations=2, checkpoint_every=1)
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    list(Trainer(config, images_for(config), first).run())
+    list(Trainer(tiny_config(iterations=3, seed=1), images_for(config), second).run())
+    mean = load_checkpoint(average_weights([first, second], tmp_path / "m.safetensors"))
+    a, b = load_checkpoint(first).model_state, load_checkpoint(second).model_state
+    assert set(mean.model_state) == set(a)
+    for key, value in mean.model_state.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (a[key] + b[key]) / 2, atol=1e-6), key
+        else:  # BatchNorm's step counter: the last source's
+            assert torch.equal(value, b[key]), key
+    # two different networks were averaged
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert mean.optimizer_state is None
+    assert mean.metadata["weight_average"] == {
+        "files": ["a.safetensors", "b.safetensors"],
+        "iterations_done": [2, 3],
+    }
+    assert mean.metadata["iterations_done"] == 3  # the last source's record
+    half = load_checkpoint(average_weights([first, second], tmp_path / "h.safetensors", True))
+    assert half.metadata["dtype"] == "float16"
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_weights([first], tmp_path / "x.safetensors")
+    other = tmp_path / "other.safetensors"
+    config = tiny_config(iterations=1, task="expand", bits=3)
+    list(Trainer(config, images_for(config), other).run())
+    with pytest.raises(CheckpointError, match="differ in task"):
+        average_weights([first, other], tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_bad_checkpoint_files_are_rejected_without_unpickling(tmp_path):

@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointError",
+    "average_weights",
     "export_weights",
     "file_version",
     "load_checkpoint",
@@ -289,4 +290,54 @@ def export_weights(source: str | Path, target: str | Path, half: bool = False) -
         model = model.half()
     metadata = dict(checkpoint.metadata)
     metadata["dtype"] = "float16" if half else "float32"
+    return save_checkpoint(target, model, metadata)
+
+
+def average_weights(
+    sources: list[str | Path] | tuple[str | Path, ...], target: str | Path, half: bool = False
+) -> Path:
+    """Write the mean of several checkpoints' weights (no optimizer state).
+
+    ``w = (w_1 + ... + w_n) / n`` per tensor, in float32: checkpoints of one training run
+    taken along its course (a stochastic weight average) usually score higher than any one
+    of them, because the run's last steps jitter around the centre of a minimum. The
+    metadata is the last source's, plus ``"weight_average"``: the sources' file names and
+    ``iterations_done``.
+
+    Raises
+    ------
+    CheckpointError
+        If fewer than two sources are given, or they differ in task, bits, halftone or
+        architecture (weights of different networks have no meaningful mean).
+    """
+    if len(sources) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(sources)}")
+    loaded = [load_checkpoint(source) for source in sources]
+    last = loaded[-1]
+    identity = ("task", "bits", "halftone_method")
+    for checkpoint in loaded[:-1]:
+        differs = [k for k in identity if checkpoint.metadata.get(k) != last.metadata.get(k)]
+        if checkpoint.model_config != last.model_config:  # older files omit defaults
+            differs.append("architecture")
+        if differs:
+            raise CheckpointError(
+                f"{checkpoint.path} and {last.path} differ in {', '.join(differs)}: "
+                "only checkpoints of one model can be averaged"
+            )
+    model = last.build_model()
+    state = {
+        key: torch.stack([c.model_state[key].float() for c in loaded]).mean(0).to(value.dtype)
+        if value.is_floating_point()
+        else value
+        for key, value in model.state_dict().items()
+    }
+    model.load_state_dict(state)
+    if half:
+        model = model.half()
+    metadata = dict(last.metadata)
+    metadata["dtype"] = "float16" if half else "float32"
+    metadata["weight_average"] = {
+        "files": [c.path.name for c in loaded],
+        "iterations_done": [c.metadata.get("iterations_done") for c in loaded],
+    }
     return save_checkpoint(target, model, metadata)
