@@ -37,7 +37,8 @@ BSDS500 val in their own folder), not on the test images the models are scored o
 validation only if one beats where it started.
 ``--snapshot-every N`` keeps the weights every N iterations and exports their mean with the
 last weights (``export/average/<job>.safetensors``, validated in the log): a stochastic
-weight average, which scored 0.05–0.17 dB above a CPU stage's last weights (docs/results.md).
+weight average. On the CPU stages measured so far it beat the last weights only where the
+stage itself gained nothing (docs/results.md); the packaging's scores decide what ships.
 
 One job in the foreground::
 
