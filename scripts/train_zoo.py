@@ -342,7 +342,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
 
 def _export_average(trainer, name: str, last: Path, snapshots: list[Path], log) -> None:
     """Export the mean of a run's snapshots and its last weights (a stochastic weight
-    average; often above either), validated like the run."""
+    average), validated like the run."""
     from napari_compand import checkpoints
 
     sources = [s for s in snapshots if s.stem != f"{name}-{trainer.iteration:07d}"] + [last]

@@ -285,12 +285,18 @@ def _check_layout(
 def export_weights(source: str | Path, target: str | Path, half: bool = False) -> Path:
     """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16."""
     checkpoint = load_checkpoint(source)
-    model = checkpoint.build_model()
-    if half:
-        model = model.half()
-    metadata = dict(checkpoint.metadata)
-    metadata["dtype"] = "float16" if half else "float32"
-    return save_checkpoint(target, model, metadata)
+    return _save_weights_only(target, checkpoint.build_model(), checkpoint.metadata, half)
+
+
+def _save_weights_only(
+    target: str | Path, model: Restorer, metadata: dict[str, Any], half: bool
+) -> Path:
+    """Save ``model`` without optimizer state, fp16 if ``half``, its ``dtype`` recorded."""
+    return save_checkpoint(
+        target,
+        model.half() if half else model,
+        {**metadata, "dtype": "float16" if half else "float32"},
+    )
 
 
 def average_weights(
@@ -299,8 +305,8 @@ def average_weights(
     """Write the mean of several checkpoints' weights (no optimizer state).
 
     ``w = (w_1 + ... + w_n) / n`` per tensor, in float32: checkpoints of one training run
-    taken along its course (a stochastic weight average) usually score higher than any one
-    of them, because the run's last steps jitter around the centre of a minimum. The
+    taken along its course (a stochastic weight average) can score higher than any one of
+    them when the run's steps jitter around a minimum; measure it (docs/results.md). The
     metadata is the last source's, plus ``"weight_average"``: the sources' file names and
     ``iterations_done``.
 
@@ -332,12 +338,10 @@ def average_weights(
         for key, value in model.state_dict().items()
     }
     model.load_state_dict(state)
-    if half:
-        model = model.half()
-    metadata = dict(last.metadata)
-    metadata["dtype"] = "float16" if half else "float32"
-    metadata["weight_average"] = {
+    sources_record = {
         "files": [c.path.name for c in loaded],
         "iterations_done": [c.metadata.get("iterations_done") for c in loaded],
     }
-    return save_checkpoint(target, model, metadata)
+    return _save_weights_only(
+        target, model, {**last.metadata, "weight_average": sources_record}, half
+    )
