@@ -413,6 +413,13 @@ def test_average_weights_is_the_mean_of_one_models_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="differ in task"):
         average_weights([first, other], tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+    before = second.read_bytes()
+    same_file = tmp_path / "." / "b.safetensors"  # another path to a source
+    with pytest.raises(CheckpointError, match="one of the checkpoints being read"):
+        average_weights([first, second], same_file)
+    with pytest.raises(CheckpointError, match="one of the checkpoints being read"):
+        export_weights(second, second)
+    assert second.read_bytes() == before
 
 
 def test_bad_checkpoint_files_are_rejected_without_unpickling(tmp_path):

@@ -19,6 +19,7 @@ Loading never unpickles anything; a corrupt, truncated or foreign file raises
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,9 +284,32 @@ def _check_layout(
 
 
 def export_weights(source: str | Path, target: str | Path, half: bool = False) -> Path:
-    """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16."""
+    """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16.
+
+    Raises
+    ------
+    CheckpointError
+        If ``target`` is ``source`` itself (a checkpoint is never written over).
+    """
+    _refuse_source_as_target([source], target)
     checkpoint = load_checkpoint(source)
     return _save_weights_only(target, checkpoint.build_model(), checkpoint.metadata, half)
+
+
+def _refuse_source_as_target(sources: Sequence[str | Path], target: str | Path) -> None:
+    """Raise if ``target`` names one of ``sources`` (the same file, by any path)."""
+    target = Path(target)
+    for source in sources:
+        source = Path(source)
+        same = (
+            target.samefile(source)
+            if target.exists() and source.exists()
+            else target.resolve() == source.resolve()
+        )
+        if same:
+            raise CheckpointError(
+                f"{target} is one of the checkpoints being read; write the result to a new file"
+            )
 
 
 def _save_weights_only(
@@ -313,11 +337,13 @@ def average_weights(
     Raises
     ------
     CheckpointError
-        If fewer than two sources are given, or they differ in task, bits, halftone or
-        architecture (weights of different networks have no meaningful mean).
+        If fewer than two sources are given, ``target`` is one of them, or they differ in
+        task, bits, halftone or architecture (weights of different networks have no
+        meaningful mean).
     """
     if len(sources) < 2:
         raise CheckpointError(f"averaging needs at least two checkpoints, got {len(sources)}")
+    _refuse_source_as_target(sources, target)
     loaded = [load_checkpoint(source) for source in sources]
     last = loaded[-1]
     identity = ("task", "bits", "halftone_method")
