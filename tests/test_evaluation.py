@@ -31,3 +31,13 @@ def test_best_gaussian_of_grey_images_works_too(photos):
     grey = [np.mean(p, axis=-1).astype(np.uint8) for p in photos]
     sigma, scores = best_gaussian(grey, Degradation("halftone"), (1.0, 1.5))
     assert sigma in (1.0, 1.5) and 15 < scores.psnr < 40
+
+
+def test_scores_keep_each_images_psnr_in_input_order(photos):
+    three_bits = Degradation("quantize", bits=3)
+    scores = evaluate(photos, three_bits, baseline("midbin", three_bits))
+    assert len(scores.per_image) == 2
+    alone = [evaluate([p], three_bits, baseline("midbin", three_bits)).psnr for p in photos]
+    assert [p for p, _ in scores.per_image] == pytest.approx(alone)
+    assert scores.psnr == pytest.approx(np.mean(alone))
+    assert alone[0] != pytest.approx(alone[1])  # two different images, two scores

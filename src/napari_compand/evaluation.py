@@ -17,7 +17,7 @@ Baselines
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -53,17 +53,21 @@ K = TypeVar("K")
 
 @dataclass(frozen=True)
 class Scores:
-    """Mean PSNR (dB) and SSIM over ``images`` images."""
+    """Mean PSNR (dB) and SSIM over ``images`` images; ``per_image`` keeps each image's
+    ``(psnr, ssim)`` in input order when the scores were measured (empty when read back
+    from a table)."""
 
     psnr: float
     ssim: float
     images: int
+    per_image: tuple[tuple[float, float], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def mean(cls, values: Sequence[tuple[float, float]]) -> Scores:
         """Mean of per-image ``(psnr, ssim)`` pairs."""
         p, s = np.mean(values, axis=0)
-        return cls(float(p), float(s), len(values))
+        kept = tuple((float(a), float(b)) for a, b in values)
+        return cls(float(p), float(s), len(values), kept)
 
     def as_dict(self) -> dict[str, float]:
         return {"psnr": round(self.psnr, 3), "ssim": round(self.ssim, 4), "images": self.images}
