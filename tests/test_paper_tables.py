@@ -131,6 +131,7 @@ def test_eval_command_prints_tables_and_writes_csv(photos, tmp_path, capsys):
     iio.imwrite(folder / "grey.png", data.camera()[:64, :96])  # grey files are scored as RGB too
     args = ["eval", "--data", str(folder), "--task", "inverse-halftone", "--models", IH]
     args += ["--csv", str(tmp_path / "r.csv"), "--markdown", str(tmp_path / "r.md")]
+    args += ["--per-image", str(tmp_path / "each.csv")]
     assert main(args) == 0
     out = capsys.readouterr()
     assert "Table III" in out.out and "Table I:" not in out.out
@@ -141,6 +142,14 @@ def test_eval_command_prints_tables_and_writes_csv(photos, tmp_path, capsys):
     assert {r["tone"] for r in rows} == {"grey", "colour"} and len(rows) == 3 * 2
     scores = {(r["method"], r["tone"]): float(r["psnr_db"]) for r in rows}
     assert scores[(IH, "colour")] > scores[("Gaussian blur (sigma 1.2)", "colour")]
+    # every image's scores: 3 images x 3 methods x 2 tones, their means the table's
+    each = list(csv.DictReader((tmp_path / "each.csv").read_text().splitlines()))
+    assert len(each) == 3 * len(rows)
+    assert {r["image"] for r in each} == {str(folder / n) for n in ("grey.png", "p0.png", "p1.png")}
+    for (method, tone), mean in scores.items():
+        mine = [float(r["psnr_db"]) for r in each if (r["method"], r["tone"]) == (method, tone)]
+        assert len(mine) == 3 and np.mean(mine) == pytest.approx(mean)
+        assert len(set(mine)) == 3  # three images, three different scores
 
 
 def test_eval_command_errors(tmp_path, capsys):
@@ -152,6 +161,10 @@ def test_eval_command_errors(tmp_path, capsys):
     assert "none of the given models matches" in capsys.readouterr().err
     assert main(["eval", "--data", str(tmp_path), "--limit", "0"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+    same = str(tmp_path / "out.csv")
+    assert main(["eval", "--data", str(tmp_path), "--csv", same, "--per-image", same]) == 2
+    assert "--csv, --per-image name the same file" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_plan_leaves_out_models_that_read_a_threshold_map(tmp_path):

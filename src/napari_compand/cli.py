@@ -26,6 +26,7 @@ Examples
 ``napari-compand restore ht/ --model inverse-halftone/conv1_1 --out restored/``
 ``napari-compand models``
 ``napari-compand eval --data Set5/ Set14/ --task expand --bits 1 3 --csv table.csv``
+``napari-compand eval --data mine/ --task expand --bits 4 --per-image scores.csv``
 """
 
 from __future__ import annotations
@@ -177,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--csv", type=Path, help="also write the results as CSV")
     evaluate.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    evaluate.add_argument(
+        "--per-image",
+        type=Path,
+        metavar="CSV",
+        help="also write every image's PSNR/SSIM as CSV (one line per image, method and tone)",
+    )
     _add_overwrite(evaluate)
     evaluate.set_defaults(func=_run_eval)
 
@@ -331,15 +338,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     files = collect_images(args.data)[: args.limit]
-    for target, what in ((args.csv, "--csv"), (args.markdown, "--markdown")):
-        if target is not None:
-            check_output(target, collect_images(args.data), overwrite=args.overwrite, what=what)
-    if (
-        args.csv is not None
-        and args.markdown is not None
-        and args.csv.resolve() == args.markdown.resolve()
-    ):
-        raise ValueError("--csv and --markdown name the same file; give two names")
+    outputs = {"--csv": args.csv, "--markdown": args.markdown, "--per-image": args.per_image}
+    given = {what: target for what, target in outputs.items() if target is not None}
+    for what, target in given.items():
+        check_output(target, collect_images(args.data), overwrite=args.overwrite, what=what)
+    if len({target.resolve() for target in given.values()}) < len(given):
+        raise ValueError(f"{', '.join(given)} name the same file; give each its own name")
     images = [to_uint8_channels(read_image(path), 3) for path in files]
     methods = paper_tables.plan(
         args.task,
@@ -358,6 +362,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         write_atomic(args.markdown, lambda temporary: temporary.write_text(text))
     if args.csv is not None:
         write_atomic(args.csv, lambda temporary: paper_tables.write_csv(results, temporary))
+    if args.per_image is not None:
+        names = [str(path) for path in files]
+        write_atomic(
+            args.per_image,
+            lambda temporary: paper_tables.write_per_image_csv(results, names, temporary),
+        )
     return 0
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "plan",
     "read_csv",
     "write_csv",
+    "write_per_image_csv",
 ]
 
 #: Hou & Qiu's colour PSNR (dB) and SSIM on COCO, by (task, bits, loss layer),
@@ -385,6 +386,40 @@ def write_csv(results: Sequence[Result], path: str | Path) -> Path:
                     "" if paper[1] is None else paper[1],
                 ]
             )
+    return path
+
+
+def write_per_image_csv(results: Sequence[Result], images: Sequence[str], path: str | Path) -> Path:
+    """Every image's PSNR/SSIM: one line per image, method and tone.
+
+    ``images`` names the images in the order :func:`measure` scored them (for example
+    their file paths); the mean of a method's lines is its score in :func:`write_csv`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "task", "bits", "method", "in_bin", "tone", "psnr_db", "ssim"])
+        for r in results:
+            if len(r.scores.per_image) != len(images):
+                raise ValueError(
+                    f"{r.method.label} ({r.tone}) has {len(r.scores.per_image)} per-image "
+                    f"scores for {len(images)} images"
+                )
+            m = r.method
+            for image, (psnr_db, ssim_value) in zip(images, r.scores.per_image, strict=True):
+                writer.writerow(
+                    [
+                        image,
+                        m.task,
+                        m.bits if m.bits is not None else "",
+                        m.label,
+                        int(m.consistent),
+                        r.tone,
+                        psnr_db,
+                        ssim_value,
+                    ]
+                )
     return path
 
 
