@@ -8,12 +8,12 @@ can: it re-encodes each clean PNG as a JPEG with full-resolution chroma (4:4:4) 
 4:2:0, at the same quality, treats each decoded copy as the clean image, and measures the
 default model's colour and grey means (grey: the copy's luminance,
 :func:`napari_compand.evaluation.grey_version`) with ``restore``'s default options, next to
-mid-bin.
+mid-bin (inverse halftoning, ``--halftone``: next to the Gaussian blur).
 
 Example::
 
     python scripts/grey_gap.py --data ../shared/data/eval/set5 ../shared/data/eval/set14 \\
-        --bits 3 4 5
+        --bits 3 4 5 --halftone floyd-steinberg
 """
 
 from __future__ import annotations
@@ -26,8 +26,14 @@ from PIL import Image
 
 from napari_compand import zoo
 from napari_compand._io import collect_images, read_image, to_uint8_channels
-from napari_compand.degrade import Degradation
-from napari_compand.evaluation import baseline, evaluate_many, grey_version, model_restorer
+from napari_compand.degrade import Degradation, DegradationMode
+from napari_compand.evaluation import (
+    baseline,
+    classical_baseline,
+    evaluate_many,
+    grey_version,
+    model_restorer,
+)
 
 #: PIL's ``subsampling`` values.
 CHROMA = {"4:4:4": 0, "4:2:0": 2}
@@ -43,7 +49,8 @@ def jpeg_copy(image: np.ndarray, quality: int, chroma: str) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", nargs="+", required=True, help="clean PNG folders or files")
-    parser.add_argument("--bits", nargs="+", type=int, default=[3, 4, 5])
+    parser.add_argument("--bits", nargs="*", type=int, default=[], help="Eq. 2 bit depths")
+    parser.add_argument("--halftone", nargs="*", default=[], help="halftone methods")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (1-95)")
     args = parser.parse_args()
 
@@ -52,15 +59,25 @@ def main() -> None:
         f"JPEG q{args.quality} {chroma}": [jpeg_copy(i, args.quality, chroma) for i in clean]
         for chroma in CHROMA
     }
+    degradations = [Degradation("quantize", bits=b) for b in args.bits] + [
+        Degradation("halftone", method=m) for m in args.halftone
+    ]
+    if not degradations:
+        parser.error("give --bits and/or --halftone")
     print(
-        "| images | bits | default model | colour | grey | grey gap | mid-bin colour / grey |\n"
-        "|---|---|---|---|---|---|---|"
+        "| images | degradation | default model | colour | grey | grey gap | "
+        "baseline colour / grey |\n|---|---|---|---|---|---|---|"
     )
-    for bits in args.bits:
-        name = zoo.default_model("expand", bits)
-        degradation = Degradation("quantize", bits=bits)
+    for degradation in degradations:
+        if degradation.mode is DegradationMode.QUANTIZE:
+            what, name = f"{degradation.bits} bits", zoo.default_model("expand", degradation.bits)
+            classical = classical_baseline("expand")
+        else:
+            what = str(degradation.method)
+            name = zoo.default_model("inverse-halftone", halftone=degradation)
+            classical = classical_baseline("inverse-halftone")
         restorers = {
-            "midbin": baseline("midbin", degradation),
+            "baseline": baseline(classical, degradation),
             "model": model_restorer(name, self_ensemble=None),
         }
         for label, images in versions.items():
@@ -68,9 +85,9 @@ def main() -> None:
             grey = evaluate_many([grey_version(i) for i in images], degradation, restorers)
             gap = colour["model"].psnr - grey["model"].psnr
             print(
-                f"| {label} | {bits} | `{name}` | {colour['model'].psnr:.2f} | "
-                f"{grey['model'].psnr:.2f} | {gap:.2f} | "
-                f"{colour['midbin'].psnr:.2f} / {grey['midbin'].psnr:.2f} |",
+                f"| {label} | {what} | `{name}` | {colour['model'].psnr:.2f} | "
+                f"{grey['model'].psnr:.2f} | {gap:.2f} | {classical} "
+                f"{colour['baseline'].psnr:.2f} / {grey['baseline'].psnr:.2f} |",
                 flush=True,
             )
 
