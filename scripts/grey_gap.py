@@ -26,7 +26,7 @@ from PIL import Image
 
 from napari_compand import zoo
 from napari_compand._io import collect_images, read_image, to_uint8_channels
-from napari_compand.degrade import Degradation, DegradationMode
+from napari_compand.degrade import Degradation
 from napari_compand.evaluation import (
     baseline,
     classical_baseline,
@@ -34,6 +34,7 @@ from napari_compand.evaluation import (
     grey_version,
     model_restorer,
 )
+from napari_compand.vocabulary import Task
 
 #: PIL's ``subsampling`` values.
 CHROMA = {"4:4:4": 0, "4:2:0": 2}
@@ -69,13 +70,9 @@ def main() -> None:
         "baseline colour / grey |\n|---|---|---|---|---|---|---|"
     )
     for degradation in degradations:
-        if degradation.mode is DegradationMode.QUANTIZE:
-            what, name = f"{degradation.bits} bits", zoo.default_model("expand", degradation.bits)
-            classical = classical_baseline("expand")
-        else:
-            what = str(degradation.method)
-            name = zoo.default_model("inverse-halftone", halftone=degradation)
-            classical = classical_baseline("inverse-halftone")
+        task = Task.from_degradation(degradation)
+        name = zoo.default_model(task, degradation.bits, halftone=degradation)
+        classical = classical_baseline(task)
         restorers = {
             "baseline": baseline(classical, degradation),
             "model": model_restorer(name, self_ensemble=None),
@@ -85,7 +82,7 @@ def main() -> None:
             grey = evaluate_many([grey_version(i) for i in images], degradation, restorers)
             gap = colour["model"].psnr - grey["model"].psnr
             print(
-                f"| {label} | {what} | `{name}` | {colour['model'].psnr:.2f} | "
+                f"| {label} | {degradation.label} | `{name}` | {colour['model'].psnr:.2f} | "
                 f"{grey['model'].psnr:.2f} | {gap:.2f} | {classical} "
                 f"{colour['baseline'].psnr:.2f} / {grey['baseline'].psnr:.2f} |",
                 flush=True,

@@ -25,21 +25,16 @@ import numpy as np
 
 from napari_compand import zoo
 from napari_compand._io import collect_images, read_image, to_uint8_channels
-from napari_compand.degrade import Degradation, DegradationMode
+from napari_compand.degrade import Degradation
 from napari_compand.evaluation import (
     baseline,
     classical_baseline,
     evaluate_many,
     model_restorer,
 )
+from napari_compand.vocabulary import Task
 
 Rows = list[tuple[str, float, float]]
-
-
-def label(degradation: Degradation) -> str:
-    if degradation.mode is DegradationMode.QUANTIZE:
-        return f"{degradation.bits} bits"
-    return str(degradation.method)
 
 
 def measure(
@@ -47,12 +42,9 @@ def measure(
 ) -> tuple[str, str, Rows]:
     """The default model's name, the baseline's, and ``(image, baseline PSNR, model PSNR)``
     per image."""
-    if degradation.mode is DegradationMode.QUANTIZE:
-        name = zoo.default_model("expand", degradation.bits)
-        classical = classical_baseline("expand")
-    else:
-        name = zoo.default_model("inverse-halftone", halftone=degradation)
-        classical = classical_baseline("inverse-halftone")
+    task = Task.from_degradation(degradation)
+    name = zoo.default_model(task, degradation.bits, halftone=degradation)
+    classical = classical_baseline(task)
     scores = evaluate_many(
         images,
         degradation,
@@ -98,7 +90,7 @@ def main() -> None:
     ]
     if not degradations:
         parser.error("give --bits and/or --halftone")
-    results = {label(d): measure(files, images, d) for d in degradations}
+    results = {d.label: measure(files, images, d) for d in degradations}
 
     if not args.summary_only:
         header = " | ".join(f"{what}: {r[1]} / model (gain)" for what, r in results.items())
