@@ -52,6 +52,11 @@ def _stage(recipe: dict, iterations: int, device: str, precision: str | None = N
     grey = f", {recipe['grey_fraction']:.0%} grey crops" if recipe.get("grey_fraction") else ""
     if recipe.get("model", {}).get("channels") == 1:
         grey = ", grey images only"
+    if recipe.get("noise_fraction"):
+        grey += (
+            f", {recipe['noise_fraction']:.0%} noisy crops (Gaussian, sigma up to "
+            f"{recipe['noise_sigma']:g} levels)"
+        )
     pixel = f", + {recipe['pixel_weight']:g} x pixel MSE" if recipe.get("pixel_weight") else ""
     bits = f" at {recipe['bits']} bits" if recipe.get("task") == "expand" else ""
     where = f"{device}, {precision}" if precision else device  # older files: not recorded

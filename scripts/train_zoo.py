@@ -244,7 +244,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     if args.resunet_size and settings["model"].get("arch") == "resunet":
         # a larger size warm-starts from a smaller shipped model (models.deeper_version)
         settings["model"] = {**settings["model"], **_resunet(args.resunet_size)}
-    for key in ("lr", "lr_schedule", "grey_fraction"):
+    for key in ("lr", "lr_schedule", "grey_fraction", "noise_fraction", "noise_sigma"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     config = TrainingConfig.from_dict(settings)
@@ -439,6 +439,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="default: the recipe's 2e-4")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"))
     parser.add_argument("--grey-fraction", type=float, help="share of grey crops")
+    parser.add_argument("--noise-fraction", type=float, help="share of noisy crops")
+    parser.add_argument("--noise-sigma", type=float, help="largest noise sigma (8-bit levels)")
     parser.add_argument(
         "--resunet-size",
         choices=list(RESUNET_SIZES),

@@ -130,6 +130,10 @@ def test_recipe_controls_reach_the_configs(widget):
     assert (config.model.arch.value, config.model.ngf, config.model.depth) == ("unet", 4, 3)
     assert config.loss_layer.value == "conv3_1" and config.perceptual_weight == 1
     assert config.grey_fraction == pytest.approx(0.3) and config.lr_schedule.value == "cosine"
+    assert config.noise_fraction == 0
+    widget._noisy.value = 0.5
+    ((config, _),) = widget.configs()
+    assert config.noise_fraction == pytest.approx(0.5) and config.noise_sigma == 10
     widget._task.value = "expand"
     widget._bits.value = 2
     widget._grey.value = 0.0

@@ -79,6 +79,19 @@ def images_for(config, count=3):
             "BatchNorm",
         ),
         ({"device": "tpu"}, ValueError, "auto, cpu, cuda, mps"),
+        ({"noise_fraction": -0.1}, ValueError, "noise_fraction must be in"),
+        ({"noise_sigma": 0}, ValueError, "noise_sigma must be in"),
+        (
+            {
+                "halftone_method": "ordered",
+                "noise_fraction": 0.5,
+                "model": ModelConfig(
+                    arch="resunet", widths=(4, 8), blocks=(1, 1), threshold_map=True
+                ),
+            },
+            ValueError,
+            "noise_fraction 0 with a threshold-map model",
+        ),
     ],
 )
 def test_config_rejects_bad_values(changes, error, match):
@@ -143,6 +156,37 @@ def test_grey_fraction_makes_grey_crops_for_colour_models():
     assert 16 < sum(grey) < 48
     with pytest.raises(ValueError, match="grey_fraction"):
         tiny_config(grey_fraction=1.5)
+
+
+def test_noisy_crops_are_noisy_targets_degraded_as_given():
+    config = tiny_config(task="expand", bits=4, model=ModelConfig(base="midbin", bits=4))
+    data = images_for(config)
+    clean_in, clean = data.sample(np.random.default_rng(3), 8, 32, grey_fraction=0.5)
+    inputs, targets = data.sample(
+        np.random.default_rng(3), 8, 32, grey_fraction=0.5, noise_fraction=1.0, noise_sigma=6
+    )
+    levels = torch.round(targets * 255)
+    assert torch.equal(torch.round(inputs * 255), torch.div(levels, 16, rounding_mode="floor") * 16)
+    # the noise: about 6 / sqrt(3) levels on average over sigma ~ U(0, 6), at most a few crops
+    # nearly clean (smooth images, so the difference is the noise, not the crop)
+    difference = (levels - torch.round(clean * 255)).std(dim=(1, 2, 3))
+    assert 1.0 < float(difference.mean()) < 6.0
+    # a grey crop stays grey: the same noise in every channel
+    greys = [n for n in range(8) if torch.equal(clean[n, 0], clean[n, 1])]
+    assert greys, "grey_fraction 0.5 should give a grey crop among 8"
+    for n in greys:
+        assert torch.equal(targets[n, 0], targets[n, 1]) and torch.equal(inputs[n, 1], inputs[n, 2])
+    # without noise, the crops (and the random stream) are those of a run without the option
+    same = data.sample(np.random.default_rng(3), 8, 32, grey_fraction=0.5, noise_fraction=0.0)
+    assert torch.equal(same[0], clean_in) and torch.equal(same[1], clean)
+
+
+def test_noise_settings_are_part_of_the_recipe(tmp_path):
+    config = tiny_config(iterations=2, noise_fraction=0.5, noise_sigma=4.0)
+    list(Trainer(config, images_for(config), tmp_path / "n.safetensors").run())
+    recipe = load_checkpoint(tmp_path / "n.safetensors").metadata["recipe"]
+    assert recipe["noise_fraction"] == 0.5 and recipe["noise_sigma"] == 4.0
+    assert TrainingConfig.from_dict(recipe) == config
 
 
 # --- learning -------------------------------------------------------------------

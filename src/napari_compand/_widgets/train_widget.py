@@ -59,6 +59,8 @@ SOURCE_FOLDER = "folder"
 PIXEL_LOSS = "pixel"
 
 
+#: Largest noise standard deviation (8-bit levels) of the "noisy crops" option.
+NOISE_SIGMA = 10.0
 #: What the output check box is called (named in the error about an existing file).
 REPLACE_TEXT = "replace existing files"
 
@@ -244,6 +246,17 @@ class TrainWidget(WidgetActions, Container):
             value=0.3,
             tooltip="share of grey training crops, so the model also restores grey images",
         )
+        self._noisy = FloatSpinBox(
+            label="noisy crops",
+            min=0.0,
+            max=1.0,
+            step=0.1,
+            value=0.0,
+            tooltip="share of training crops given Gaussian noise (standard deviation up to "
+            f"{NOISE_SIGMA:g} levels of 255) before they are degraded: for noisy images such as "
+            "micrographs, where a model trained on clean photographs can restore below "
+            "mid-bin",
+        )
         self._held_out = SpinBox(
             label="held-out images",
             min=0,
@@ -301,6 +314,7 @@ class TrainWidget(WidgetActions, Container):
                 self._depth,
                 self._residual,
                 self._grey,
+                self._noisy,
                 self._held_out,
                 self._copies,
                 self._schedule,
@@ -365,6 +379,8 @@ class TrainWidget(WidgetActions, Container):
                 batch_size=self._batch.value,
                 crop_size=self._crop.value,
                 grey_fraction=self._grey.value,
+                noise_fraction=self._noisy.value,
+                noise_sigma=NOISE_SIGMA,
                 lr_schedule=self._schedule.value,
                 device=self._device.value,
                 model=model,

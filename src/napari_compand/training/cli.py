@@ -104,6 +104,16 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument(
         "--grey-fraction", type=float, help="share of grey crops (colour models restore grey)"
     )
+    recipe.add_argument(
+        "--noise-fraction",
+        type=float,
+        help="share of crops made noisy before degrading (for noisy images such as micrographs)",
+    )
+    recipe.add_argument(
+        "--noise-sigma",
+        type=float,
+        help="largest noise standard deviation in 8-bit levels (default 8; drawn per crop)",
+    )
     recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
     recipe.add_argument("--iterations", type=int, help=_span("iterations"))
     recipe.add_argument("--batch-size", type=int, help=_span("batch_size"))

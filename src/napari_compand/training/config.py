@@ -66,6 +66,14 @@ class TrainingConfig:
         Share of training crops made from a grey version of the image (the same
         grey plane in every channel, degraded as grey), so a colour model also
         restores grey images. 0 keeps every crop in colour.
+    noise_fraction, noise_sigma
+        Share of training crops whose clean target first gets Gaussian noise, with a
+        standard deviation drawn per crop uniformly from 0 to ``noise_sigma`` (8-bit
+        levels; the same noise in every channel of a grey crop), and is then degraded.
+        Real images such as micrographs are noisy, and inside a noisy region the position
+        of a value inside its quantization bin cannot be predicted: a network trained on
+        clean photographs alone restores those regions below mid-bin
+        (docs/results.md). 0 keeps every crop clean.
     vgg_weights
         ``"embedded"``, ``"imagenet"`` or a path (see :class:`PerceptualLoss`).
     crop_size, batch_size, iterations
@@ -99,6 +107,8 @@ class TrainingConfig:
     pixel_weight: float = 0.0
     pixel_loss: PixelLoss = PixelLoss.MSE
     grey_fraction: float = 0.0
+    noise_fraction: float = 0.0
+    noise_sigma: float = 8.0
     vgg_weights: str = "embedded"
     crop_size: int = 128
     batch_size: int = 16
@@ -146,6 +156,10 @@ class TrainingConfig:
             raise ValueError(f"Adam betas must be in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0 <= self.grey_fraction <= 1:
             raise ValueError(f"grey_fraction must be in [0, 1], got {self.grey_fraction}")
+        if not 0 <= self.noise_fraction <= 1:
+            raise ValueError(f"noise_fraction must be in [0, 1], got {self.noise_fraction}")
+        if not 0 < self.noise_sigma <= 64:
+            raise ValueError(f"noise_sigma must be in (0, 64] levels, got {self.noise_sigma}")
         for name in ("pixel_weight", "perceptual_weight"):
             weight = getattr(self, name)
             if not (math.isfinite(weight) and weight >= 0):
@@ -174,6 +188,11 @@ class TrainingConfig:
             raise ValueError(
                 "a threshold map needs ordered-dither inputs: halftone method 'ordered', "
                 "'bayer-4x4' or 'bayer-8x8'"
+            )
+        if self.model.threshold_map and self.noise_fraction > 0:
+            raise ValueError(
+                "noisy crops are dithered on their own, so their thresholds do not follow the "
+                "image's threshold map: use noise_fraction 0 with a threshold-map model"
             )
 
     @property

@@ -236,13 +236,18 @@ class TrainingImages:
         crop: int,
         grey_fraction: float = 0.0,
         threshold_map: bool = False,
+        noise_fraction: float = 0.0,
+        noise_sigma: float = 8.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1].
 
         With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
         probability. With several degradations each crop draws one. With
         ``threshold_map`` (ordered dithers only) the degraded crops get one more
-        channel: the dither's thresholds at the crop's place in the image.
+        channel: the dither's thresholds at the crop's place in the image. With
+        ``noise_fraction > 0`` each crop is noisy with that probability (see
+        :meth:`noisy_crop`). Without noise the draws from ``rng`` are those of
+        earlier versions, so a run's crops do not change.
         """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
@@ -258,9 +263,32 @@ class TrainingImages:
             x = int(rng.integers(clean.shape[1] - crop + 1))
             inputs[n] = degraded[y : y + crop, x : x + crop]
             targets[n] = clean[y : y + crop, x : x + crop]
+            if noise_fraction and rng.random() < noise_fraction:
+                sigma = float(rng.uniform(0.0, noise_sigma))
+                targets[n], inputs[n] = self.noisy_crop(targets[n], sigma, grey, kind, rng)
             if maps is not None:
                 maps[n, 0] = self._thresholds(kind, crop, y, x)
         return self._with_maps(to_tensor(inputs), maps), to_tensor(targets)
+
+    def noisy_crop(
+        self, clean: np.ndarray, sigma: float, grey: bool, kind: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``clean`` (a uint8 ``(Y, X, C)`` crop) plus Gaussian noise of ``sigma`` levels,
+        rounded and clipped, and that noisy crop degraded by degradation ``kind``.
+
+        A grey crop (the same plane in every channel) gets the same noise in every
+        channel and is degraded as grey, like :meth:`pair`'s grey versions.
+        """
+        degradation = self.degradations[kind]
+        planes = 1 if grey or self.channels == 1 else clean.shape[-1]
+        noise = rng.normal(0.0, sigma, clean.shape[:2] + (planes,))
+        noisy = np.clip(np.rint(clean[..., :planes] + noise), 0, 255).astype(np.uint8)
+        if planes == 1:
+            degraded = degradation.apply(np.ascontiguousarray(noisy[..., 0]))[..., None]
+        else:
+            degraded = degradation.apply(noisy, rgb=True)
+        reps = clean.shape[-1] // planes
+        return np.repeat(noisy, reps, axis=-1), np.repeat(degraded, reps, axis=-1)
 
     def _thresholds(self, kind: int, size: int, y: int, x: int) -> np.ndarray:
         """The threshold map of degradation ``kind`` on a crop at ``(y, x)`` (each

@@ -156,6 +156,8 @@ _RESUME_KEYS = (
     "perceptual_weight",
     "pixel_loss",
     "grey_fraction",
+    "noise_fraction",
+    "noise_sigma",
     "vgg_weights",
 )
 
@@ -315,6 +317,8 @@ class Trainer:
                 config.crop_size,
                 config.grey_fraction,
                 config.model.threshold_map,
+                noise_fraction=config.noise_fraction,
+                noise_sigma=config.noise_sigma,
             )
             try:
                 loss = self.step(inputs, targets)
