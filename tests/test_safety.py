@@ -449,8 +449,8 @@ def test_a_non_finite_loss_stops_the_run_keeping_finite_weights(tmp_path):
     trainer = Trainer(config, images, out)
     sample = images.sample
 
-    def poisoned(rng, *args):
-        inputs, targets = sample(rng, *args)
+    def poisoned(rng, *args, **kwargs):
+        inputs, targets = sample(rng, *args, **kwargs)
         if trainer.iteration == 3:
             targets = torch.full_like(targets, float("nan"))
         return inputs, targets

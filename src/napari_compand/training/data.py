@@ -246,12 +246,13 @@ class TrainingImages:
         ``threshold_map`` (ordered dithers only) the degraded crops get one more
         channel: the dither's thresholds at the crop's place in the image. With
         ``noise_fraction > 0`` each crop is noisy with that probability (see
-        :meth:`noisy_crop`). Without noise the draws from ``rng`` are those of
-        earlier versions, so a run's crops do not change.
+        :meth:`noisy_crop`); the noise comes from a generator seeded by ``rng`` after the
+        crops are cut, so the crops are those of the same batch without noise.
         """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
         maps = np.empty((batch_size, 1, crop, crop), np.float32) if threshold_map else None
+        drawn: list[tuple[bool, int]] = []  # each crop's (grey, kind), for the noise
         for n in range(batch_size):
             index = int(rng.integers(len(self.images)))
             flip_h, flip_v = bool(rng.integers(2)), bool(rng.integers(2))
@@ -263,11 +264,17 @@ class TrainingImages:
             x = int(rng.integers(clean.shape[1] - crop + 1))
             inputs[n] = degraded[y : y + crop, x : x + crop]
             targets[n] = clean[y : y + crop, x : x + crop]
-            if noise_fraction and rng.random() < noise_fraction:
-                sigma = float(rng.uniform(0.0, noise_sigma))
-                targets[n], inputs[n] = self.noisy_crop(targets[n], sigma, grey, kind, rng)
+            drawn.append((grey, kind))
             if maps is not None:
                 maps[n, 0] = self._thresholds(kind, crop, y, x)
+        if noise_fraction:
+            noise_rng = np.random.default_rng(rng.integers(2**63))
+            for n, (grey, kind) in enumerate(drawn):
+                if noise_rng.random() < noise_fraction:
+                    sigma = float(noise_rng.uniform(0.0, noise_sigma))
+                    targets[n], inputs[n] = self.noisy_crop(
+                        targets[n], sigma, grey, kind, noise_rng
+                    )
         return self._with_maps(to_tensor(inputs), maps), to_tensor(targets)
 
     def noisy_crop(
