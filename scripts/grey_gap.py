@@ -71,7 +71,7 @@ def main() -> None:
     )
     for degradation in degradations:
         task = Task.from_degradation(degradation)
-        name = zoo.default_model(task, degradation.bits, halftone=degradation)
+        name = zoo.default_model_for(degradation)
         classical = classical_baseline(task)
         restorers = {
             "baseline": baseline(classical, degradation),

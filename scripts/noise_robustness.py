@@ -63,7 +63,7 @@ def main() -> None:
     print(f"| degradation | model | baseline | {header} |\n|---|---|---|" + "---|" * len(versions))
     for degradation in degradations:
         task = Task.from_degradation(degradation)
-        names = args.models or [zoo.default_model(task, degradation.bits, halftone=degradation)]
+        names = args.models or [zoo.default_model_for(degradation)]
         classical = classical_baseline(task)
         for name in names:
             restorers = {

@@ -43,7 +43,7 @@ def measure(
     """The default model's name, the baseline's, and ``(image, baseline PSNR, model PSNR)``
     per image."""
     task = Task.from_degradation(degradation)
-    name = zoo.default_model(task, degradation.bits, halftone=degradation)
+    name = zoo.default_model_for(degradation)
     classical = classical_baseline(task)
     scores = evaluate_many(
         images,

@@ -60,6 +60,13 @@ def test_get_default_and_unknown():
     assert zoo.default_model("expand", 1) == "expand-1bit/resunet"
     assert zoo.default_model("expand", 2) == "expand-2bit/resunet"
     assert zoo.default_model("expand", 3) == "expand-3bit/resunet"
+    from napari_compand.degrade import Degradation
+
+    assert zoo.default_model_for(Degradation("quantize", bits=5)) == "expand-5bit/resunet"
+    assert zoo.default_model_for(Degradation("halftone")) == "inverse-halftone/resunet"
+    bayer = Degradation("halftone", method="bayer-8x8")
+    assert zoo.default_model_for(bayer) == zoo.default_model("inverse-halftone", halftone=bayer)
+    assert zoo.default_model_for(bayer) != "inverse-halftone/resunet"
     with pytest.raises(KeyError, match="available: .*expand-3bit/conv1_1"):
         zoo.get("expand-3bit/conv9_9")
     with pytest.raises(KeyError, match="no model for expand from 8 bits"):

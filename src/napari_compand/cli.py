@@ -321,10 +321,7 @@ def _default_model_for(path: Path, spec: Degradation | None) -> str:
             "in bit depth (values on an l-bit grid); choose a model with --model"
         )
     try:
-        task = Task.from_degradation(spec)
-        if task is Task.EXPAND:
-            return zoo.default_model(task, spec.bits)
-        return zoo.default_model(task, halftone=spec)  # a Bayer dither gets its specialist
+        return zoo.default_model_for(spec)  # a Bayer dither gets its specialist
     except KeyError as err:
         raise ValueError(f"{path} looks like {spec.label} data: {err.args[0]}") from None
 

@@ -32,6 +32,7 @@ from ..vocabulary import Task
 __all__ = [
     "ZooModel",
     "default_model",
+    "default_model_for",
     "get",
     "grey_partner",
     "models",
@@ -181,6 +182,21 @@ def _halftone_psnr(name: str, halftone: Any) -> float:
     """``name``'s stored Set5 + Set14 colour PSNR on ``halftone``; -inf if not scored."""
     scores = get(name).evaluation.get(HALFTONE_SCORES, {}).get(halftone.label)
     return scores["psnr"] if scores else float("-inf")
+
+
+def default_model_for(degradation: Any) -> str:
+    """:func:`default_model` for inputs made by ``degradation`` (a
+    :class:`~napari_compand.degrade.Degradation`): the expansion default for its bits, or
+    the inverse-halftoning model that restores its halftone best.
+
+    >>> from napari_compand.degrade import Degradation
+    >>> default_model_for(Degradation("quantize", bits=3))
+    'expand-3bit/resunet'
+    """
+    task = Task.from_degradation(degradation)
+    if task is Task.EXPAND:
+        return default_model(task, degradation.bits)
+    return default_model(task, halftone=degradation)
 
 
 def default_model(task: str, bits: int | None = None, halftone: Any = None) -> str:
