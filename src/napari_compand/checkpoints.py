@@ -28,7 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ._io import write_atomic
+from ._io import OutputError, _refuse_inputs, write_atomic
 from .models import ModelConfig, Restorer, build_model
 
 __all__ = [
@@ -298,18 +298,12 @@ def export_weights(source: str | Path, target: str | Path, half: bool = False) -
 
 def _refuse_source_as_target(sources: Sequence[str | Path], target: str | Path) -> None:
     """Raise if ``target`` names one of ``sources`` (the same file, by any path)."""
-    target = Path(target)
-    for source in sources:
-        source = Path(source)
-        same = (
-            target.samefile(source)
-            if target.exists() and source.exists()
-            else target.resolve() == source.resolve()
-        )
-        if same:
-            raise CheckpointError(
-                f"{target} is one of the checkpoints being read; write the result to a new file"
-            )
+    try:
+        _refuse_inputs([Path(target)], [Path(source) for source in sources], "checkpoint")
+    except OutputError:
+        raise CheckpointError(
+            f"{target} is one of the checkpoints being read; write the result to a new file"
+        ) from None
 
 
 def _save_weights_only(

@@ -334,11 +334,12 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    files = collect_images(args.data)[: args.limit]
+    inputs = collect_images(args.data)
+    files = inputs[: args.limit]
     outputs = {"--csv": args.csv, "--markdown": args.markdown, "--per-image": args.per_image}
     given = {what: target for what, target in outputs.items() if target is not None}
     for what, target in given.items():
-        check_output(target, collect_images(args.data), overwrite=args.overwrite, what=what)
+        check_output(target, inputs, overwrite=args.overwrite, what=what)
     if len({target.resolve() for target in given.values()}) < len(given):
         raise ValueError(f"{', '.join(given)} name the same file; give each its own name")
     images = [to_uint8_channels(read_image(path), 3) for path in files]

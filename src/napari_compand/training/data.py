@@ -204,17 +204,13 @@ class TrainingImages:
         if flip_v:
             clean = clean[::-1]
         if grey and self.channels == 3:  # a grey version: its clean image is new too
-            plane = img_as_ubyte(rgb2gray(clean))
-            degraded = degradation.apply(plane)
-            clean = np.repeat(plane[..., None], 3, axis=-1)
-            degraded = np.repeat(degraded[..., None], 3, axis=-1)
-            return _Flipped(clean, degraded, owns_clean=True)
+            plane = img_as_ubyte(rgb2gray(clean))[..., None]
+            degraded = _degrade_planes(degradation, plane)
+            return _Flipped(
+                np.repeat(plane, 3, axis=-1), np.repeat(degraded, 3, axis=-1), owns_clean=True
+            )
         # the flipped clean image stays a view; only the degraded one is stored
-        if self.channels == 1:
-            degraded = degradation.apply(np.ascontiguousarray(clean[..., 0]))[..., None]
-        else:
-            degraded = degradation.apply(np.ascontiguousarray(clean), rgb=True)
-        return _Flipped(clean, degraded)
+        return _Flipped(clean, _degrade_planes(degradation, clean))
 
     def _remember(self, key: tuple, pair: _Flipped) -> _Flipped:
         """Cache ``pair``, dropping the oldest versions beyond :attr:`cache_bytes`."""
@@ -290,10 +286,7 @@ class TrainingImages:
         planes = 1 if grey or self.channels == 1 else clean.shape[-1]
         noise = rng.normal(0.0, sigma, clean.shape[:2] + (planes,))
         noisy = np.clip(np.rint(clean[..., :planes] + noise), 0, 255).astype(np.uint8)
-        if planes == 1:
-            degraded = degradation.apply(np.ascontiguousarray(noisy[..., 0]))[..., None]
-        else:
-            degraded = degradation.apply(noisy, rgb=True)
+        degraded = _degrade_planes(degradation, noisy)
         reps = clean.shape[-1] // planes
         return np.repeat(noisy, reps, axis=-1), np.repeat(degraded, reps, axis=-1)
 
@@ -327,6 +320,13 @@ class TrainingImages:
                 maps.append(self._thresholds(kind, size, y, x)[None])
         stacked = np.stack(maps) if threshold_map else None
         return self._with_maps(to_tensor(np.stack(inputs)), stacked), to_tensor(np.stack(targets))
+
+
+def _degrade_planes(degradation: Degradation, image: np.ndarray) -> np.ndarray:
+    """A uint8 ``(Y, X, C)`` image degraded as grey (one plane) or as RGB, ``(Y, X, C)``."""
+    if image.shape[-1] == 1:
+        return degradation.apply(np.ascontiguousarray(image[..., 0]))[..., None]
+    return degradation.apply(np.ascontiguousarray(image), rgb=True)
 
 
 def downscaled(image: np.ndarray, scale: float) -> np.ndarray:
