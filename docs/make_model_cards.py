@@ -39,6 +39,10 @@ def _data_in_words(folders: str) -> str:
     return folders
 
 
+#: Evaluation sets' names in the cards.
+SET_NAMES = {"set5+set14": "Set5+Set14", "bsds/test": "BSDS500 test"}
+
+
 def _scores(evaluation: dict, key: str) -> str:
     s = evaluation.get(key)
     return "–" if not s else f"{s['psnr']:.2f} dB / {s['ssim']:.3f}"
@@ -205,6 +209,23 @@ def card(model: zoo.ZooModel) -> str:
                 f"| {label.removeprefix('halftone ')} | {s['psnr']:.2f} dB / {s['ssim']:.3f} "
                 + (f"| {_scores(s, 'x2')} " if two else "")
                 + f"| {blur['psnr']:.2f} dB ({blur['sigma']:g}) | {gain:+.2f} dB |"
+            )
+    noise_key = next((k for k in evaluation if k.endswith(" noise")), None)
+    if noise_key:
+        noise = evaluation[noise_key]
+        views = noise[0]["views"]
+        images = SET_NAMES.get(noise_key.removesuffix(" noise"), noise_key.removesuffix(" noise"))
+        table += [
+            "",
+            f"| noise sigma (levels; {images} colour, the noisy image as ground truth) | "
+            f"model, {views} views | {noise[0]['baseline']['name']} | gain | images below it |",
+            "|---|---|---|---|---|",
+        ]
+        for row in noise:
+            gain = row["model"]["psnr"] - row["baseline"]["psnr"]
+            table.append(
+                f"| {row['sigma']:g} | {_scores(row, 'model')} | {_scores(row, 'baseline')} "
+                f"| {gain:+.2f} dB | {row['images_below_baseline']} of {row['model']['images']} |"
             )
     channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"
     reads_map = (

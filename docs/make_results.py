@@ -389,6 +389,38 @@ def halftones_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def noise_table(data: str = "set5+set14") -> str:
+    """Per default model, its stored scores on noisy versions of ``data``'s colour images
+    (``"<set> noise"``, written by ``scripts/package_zoo.py --noise``; the noisy image is the
+    ground truth): baseline → model (gain; images below the baseline) per noise sigma."""
+    tasks = [(Task.EXPAND.value, bits) for bits in range(1, 8)]
+    tasks.append((Task.INVERSE_HALFTONE.value, None))
+    rows = {
+        name: zoo.get(name).evaluation.get(f"{data} noise")
+        for name in (zoo.default_model(task, bits) for task, bits in tasks)
+    }
+    sigmas = next((tuple(r["sigma"] for r in v) for v in rows.values() if v), ())
+    lines = [
+        "| default | baseline | views | " + " | ".join(f"sigma {s:g}" for s in sigmas) + " |",
+        "|---|---|---|" + "---|" * len(sigmas),
+    ]
+    for name, noise in rows.items():
+        if not noise:
+            lines.append(f"| `{name}` | – | – |" + " – |" * len(sigmas))
+            continue
+        cells = [
+            f"{r['baseline']['psnr']:.2f} → {r['model']['psnr']:.2f} "
+            f"({r['model']['psnr'] - r['baseline']['psnr']:+.2f}; "
+            f"{r['images_below_baseline']} of {r['model']['images']} below)"
+            for r in noise
+        ]
+        baseline_name = noise[0]["baseline"]["name"]
+        lines.append(
+            f"| `{name}` | {baseline_name} | {noise[0]['views']} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _default_views_psnr(entry: dict) -> float:
     """A stored per-halftone score with restore's default 2 views, else the network's alone."""
     return entry.get("x2", entry)["psnr"]
@@ -408,6 +440,11 @@ def defaults() -> None:
         "method or `degrade.detect_degradation` recognises it from the pixels:",
         "",
         halftones_table(),
+        "**Noisy images, Set5 + Set14 colour** (each image plus Gaussian noise of standard "
+        "deviation sigma, 8-bit levels, is the ground truth; `evaluation.noise_robustness`), "
+        "mean PSNR (dB), baseline → default (gain; images below the baseline):",
+        "",
+        noise_table(),
     ]
     text = "\n".join(parts)
     RESULTS.mkdir(exist_ok=True)

@@ -17,29 +17,17 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from napari_compand import zoo
 from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.degrade import Degradation
 from napari_compand.evaluation import (
+    NOISE_SIGMAS,
     baseline,
     classical_baseline,
-    evaluate_many,
     model_restorer,
+    noise_robustness,
 )
 from napari_compand.vocabulary import Task
-
-
-def noisy(images: list[np.ndarray], sigma: float, seed: int = 0) -> list[np.ndarray]:
-    """``images`` plus Gaussian noise of ``sigma`` levels, rounded and clipped to uint8."""
-    if sigma == 0:
-        return images
-    rng = np.random.default_rng(seed)
-    return [
-        np.clip(np.rint(i + rng.normal(0.0, sigma, i.shape)), 0, 255).astype(np.uint8)
-        for i in images
-    ]
 
 
 def main() -> None:
@@ -47,7 +35,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", required=True, help="clean image folders or files")
     parser.add_argument("--bits", nargs="*", type=int, default=[], help="Eq. 2 bit depths")
     parser.add_argument("--halftone", nargs="*", default=[], help="halftone methods")
-    parser.add_argument("--sigmas", nargs="+", type=float, default=[0, 2, 4, 8])
+    parser.add_argument("--sigmas", nargs="+", type=float, default=list(NOISE_SIGMAS))
     parser.add_argument("--views", type=int, default=2, choices=(1, 2, 8))
     parser.add_argument("--models", nargs="*", default=[], help="instead of the defaults")
     args = parser.parse_args()
@@ -58,9 +46,10 @@ def main() -> None:
     if not degradations:
         parser.error("give --bits and/or --halftone")
     clean = [to_uint8_channels(read_image(f), 3) for f in collect_images(args.data)]
-    versions = {sigma: noisy(clean, sigma) for sigma in args.sigmas}
     header = " | ".join(f"sigma {s:g}" for s in args.sigmas)
-    print(f"| degradation | model | baseline | {header} |\n|---|---|---|" + "---|" * len(versions))
+    print(
+        f"| degradation | model | baseline | {header} |\n|---|---|---|" + "---|" * len(args.sigmas)
+    )
     for degradation in degradations:
         task = Task.from_degradation(degradation)
         names = args.models or [zoo.default_model_for(degradation)]
@@ -71,10 +60,10 @@ def main() -> None:
                 "model": model_restorer(name, self_ensemble=args.views),
             }
             cells = []
-            for images in versions.values():
-                scores = evaluate_many(images, degradation, restorers)
+            found = noise_robustness(clean, degradation, restorers, args.sigmas)
+            for scores in found.values():
                 base, net = scores["baseline"], scores["model"]
-                below = sum(n[0] < b[0] for n, b in zip(net.per_image, base.per_image, strict=True))
+                below = net.images_below(base)
                 cells.append(
                     f"{base.psnr:.2f} → {net.psnr:.2f} ({net.psnr - base.psnr:+.2f}; {below} below)"
                 )

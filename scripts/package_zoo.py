@@ -18,7 +18,9 @@ and grey (key ``"<SET>[ grey] x8"``; expansion in bin); ``--x2 SET`` with the 2 
 halftone). ``--zoo NAME ...`` with ``--x2``/``--x8`` adds those scores to models that are
 shipped already, and the one-view scores of any ``--eval`` set they were never scored on,
 keeping everything else. The scores without a suffix are the network's
-alone (one view).
+alone (one view). ``--noise SET`` adds the scores on noisy versions of that set's colour
+images (key ``"<SET> noise"``; :func:`napari_compand.evaluation.noise_robustness`, with
+restore's default 2 views, next to the classical baseline), for new and ``--zoo`` models.
 
 Every score is the model's own network's (``grey_partner=False``): a colour model's
 grey rows are not those of its grey partner (``<name>-grey``), which has its own.
@@ -42,6 +44,7 @@ from napari_compand.evaluation import (
     evaluate_many,
     grey_version,
     model_restorer,
+    noise_robustness,
 )
 from napari_compand.inference import load_model
 from napari_compand.paper_tables import PAPER
@@ -95,6 +98,11 @@ def main() -> None:
         help="also score the models with restore's default 2 views on this set",
     )
     parser.add_argument(
+        "--noise",
+        metavar="SET",
+        help="also score the models (2 views) on noisy versions of this set's colour images",
+    )
+    parser.add_argument(
         "--zoo",
         nargs="+",
         default=[],
@@ -120,8 +128,17 @@ def main() -> None:
     ZOO.mkdir(parents=True, exist_ok=True)
     ensembles = {2: args.x2, 8: args.x8}
     halftone_images = sets[args.halftones] if args.halftones else None
+    noisy_images = sets[args.noise] if args.noise else None
     for name in args.zoo:
-        add_shipped_scores(name, tones, ensembles, halftone_images, args.new_halftones_only)
+        add_shipped_scores(
+            name,
+            tones,
+            ensembles,
+            halftone_images,
+            args.new_halftones_only,
+            noisy_images,
+            args.noise,
+        )
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
     for path in args.checkpoints:
@@ -141,6 +158,10 @@ def main() -> None:
         if args.halftones and meta["task"] == "inverse-halftone":
             evaluation[f"{args.halftones} halftones"] = halftone_scores(
                 model, sets[args.halftones], name, views=2 if args.x2 else 1
+            )
+        if args.noise:
+            evaluation[f"{args.noise} noise"] = noise_scores(
+                model, meta, degradation, sets[args.noise], name
             )
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
@@ -226,13 +247,17 @@ def add_shipped_scores(
     ensembles: dict[int, list[str]],
     halftones: list | None,
     only_new: bool = False,
+    noisy: list | None = None,
+    noise_set: str | None = None,
 ) -> None:
     """Add the one-view scores of every set of ``sets`` that shipped model ``name`` was never
     scored on (:func:`set_scores`), the scores of ``ensembles`` (views -> set names of
     ``sets``) and, for an
     inverse-halftoning model with ``halftones`` images, the per-halftone scores with 2 views
     too (:func:`halftone_scores`; ``only_new``: only of halftones it has no score for)
-    to its metadata; file read and written once, everything else kept."""
+    and, with ``noisy`` images (of set ``noise_set``), the scores on their noisy versions
+    (:func:`noise_scores`) to its metadata; file read and written once, everything else
+    kept."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -255,9 +280,44 @@ def add_shipped_scores(
         key = next(k for k in evaluation if k.endswith(" halftones"))
         kept = evaluation[key] if only_new else {}
         evaluation[key] = {**kept, **halftone_scores(model, halftones, name, 2, skip=kept)}
+    if noisy is not None:
+        evaluation[f"{noise_set} noise"] = noise_scores(model, meta, degradation, noisy, name)
     meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
+
+
+def noise_scores(
+    model, meta: dict, degradation: Degradation, images: list, name: str, views: int = 2
+) -> list[dict]:
+    """Colour scores on noisy versions of ``images`` (each noisy image the ground truth;
+    :func:`napari_compand.evaluation.noise_robustness`), the model with ``views`` views
+    (expansion in bin) and its task's classical baseline: one entry per noise sigma with
+    both scores and how many images the model restores below the baseline."""
+    classical = classical_baseline(meta["task"])
+    expand = meta["task"] == "expand"
+    restorers = {
+        "model": model_restorer(model, consistent=expand, self_ensemble=views, grey_partner=False),
+        "baseline": baseline(classical, degradation),
+    }
+    table = []
+    for sigma, found in noise_robustness(images, degradation, restorers).items():
+        net, base = found["model"], found["baseline"]
+        table.append(
+            {
+                "sigma": sigma,
+                "views": views,
+                "model": net.as_dict(),
+                "baseline": {**base.as_dict(), "name": classical},
+                "images_below_baseline": net.images_below(base),
+            }
+        )
+        print(
+            f"{name:34s} noise sigma {sigma:<4g} {net.psnr:6.2f} dB ({classical} {base.psnr:.2f}, "
+            f"{table[-1]['images_below_baseline']} images below)",
+            flush=True,
+        )
+    return table
 
 
 def halftone_scores(

@@ -244,7 +244,14 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     if args.resunet_size and settings["model"].get("arch") == "resunet":
         # a larger size warm-starts from a smaller shipped model (models.deeper_version)
         settings["model"] = {**settings["model"], **_resunet(args.resunet_size)}
-    for key in ("lr", "lr_schedule", "grey_fraction", "noise_fraction", "noise_sigma"):
+    for key in (
+        "lr",
+        "lr_schedule",
+        "grey_fraction",
+        "noise_fraction",
+        "noise_sigma",
+        "noise_shared",
+    ):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     config = TrainingConfig.from_dict(settings)
@@ -441,6 +448,9 @@ def main() -> None:
     parser.add_argument("--grey-fraction", type=float, help="share of grey crops")
     parser.add_argument("--noise-fraction", type=float, help="share of noisy crops")
     parser.add_argument("--noise-sigma", type=float, help="largest noise sigma (8-bit levels)")
+    parser.add_argument(
+        "--noise-shared", type=float, help="share of noisy colour crops with one noise field"
+    )
     parser.add_argument(
         "--resunet-size",
         choices=list(RESUNET_SIZES),

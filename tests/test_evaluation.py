@@ -1,4 +1,4 @@
-"""Scoring helpers: the best Gaussian blur of a halftone."""
+"""Scoring helpers: the best Gaussian blur of a halftone, scores on noisy images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pytest
 from skimage import data
 
 from napari_compand.degrade import Degradation
-from napari_compand.evaluation import baseline, best_gaussian, evaluate
+from napari_compand.evaluation import (
+    baseline,
+    best_gaussian,
+    evaluate,
+    noise_robustness,
+    noisy_versions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +47,33 @@ def test_scores_keep_each_images_psnr_in_input_order(photos):
     assert [p for p, _ in scores.per_image] == pytest.approx(alone)
     assert scores.psnr == pytest.approx(np.mean(alone))
     assert alone[0] != pytest.approx(alone[1])  # two different images, two scores
+
+
+def test_noisy_versions_add_seeded_noise_of_the_given_level(photos):
+    noisy = noisy_versions(photos, 6.0, seed=1)
+    assert [n.dtype for n in noisy] == [np.uint8, np.uint8]
+    difference = noisy[0].astype(float) - photos[0]
+    assert 5.0 < difference.std() < 7.0 and abs(difference.mean()) < 0.5
+    assert np.array_equal(noisy_versions(photos, 6.0, seed=1)[1], noisy[1])
+    assert not np.array_equal(noisy_versions(photos, 6.0, seed=2)[1], noisy[1])
+    assert noisy_versions(photos, 0.0)[0] is photos[0]
+    with pytest.raises(ValueError, match="noise sigma must be >= 0"):
+        noisy_versions(photos, -1.0)
+
+
+def test_noise_robustness_scores_each_level_against_the_noisy_truth(photos):
+    six_bits = Degradation("quantize", bits=6)
+
+    def blur(image):  # a smoothing "restorer": good on clean images, poor on noisy ones
+        return baseline("gaussian", six_bits, 1.0)(baseline("midbin", six_bits)(image))
+
+    restorers = {"midbin": baseline("midbin", six_bits), "blur": blur}
+    found = noise_robustness(photos, six_bits, restorers, sigmas=(0, 8))
+    assert list(found) == [0.0, 8.0]
+    clean = evaluate(photos, six_bits, restorers["midbin"])
+    assert found[0.0]["midbin"].psnr == pytest.approx(clean.psnr)
+    # mid-bin's error is the quantization's whatever the noise; a blur removes the truth's noise
+    assert abs(found[8.0]["midbin"].psnr - clean.psnr) < 0.5
+    assert found[8.0]["blur"].psnr < found[0.0]["blur"].psnr - 2
+    assert found[8.0]["blur"].images_below(found[8.0]["midbin"]) == 2
+    assert found[8.0]["midbin"].images_below(found[8.0]["blur"]) == 0

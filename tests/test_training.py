@@ -181,11 +181,34 @@ def test_noisy_crops_are_noisy_targets_degraded_as_given():
     assert torch.equal(same[0], clean_in) and torch.equal(same[1], clean)
 
 
+def test_shared_noise_is_one_field_for_all_channels():
+    config = tiny_config(task="expand", bits=4, model=ModelConfig(base="midbin", bits=4))
+    data = images_for(config)
+    _, clean = data.sample(np.random.default_rng(5), 8, 32)
+    noise = {}
+    for shared in (0.0, 1.0):
+        _, targets = data.sample(
+            np.random.default_rng(5), 8, 32, noise_fraction=1.0, noise_sigma=8, noise_shared=shared
+        )
+        noise[shared] = torch.round(targets * 255) - torch.round(clean * 255)
+    # away from clipping (levels 8..247), the channels of a crop got the same noise
+    inside = ((clean * 255 > 8) & (clean * 255 < 247)).all(dim=1)
+    for n in range(8):
+        same = noise[1.0][n, 0] == noise[1.0][n, 2]
+        assert bool(same[inside[n]].all())
+    # independent noise per channel differs between channels on most pixels of a noisy crop
+    agree = (noise[0.0][:, 0] == noise[0.0][:, 2])[inside].float().mean()
+    assert float(agree) < 0.6
+    with pytest.raises(ValueError, match="noise_shared must be in"):
+        tiny_config(noise_shared=1.5)
+
+
 def test_noise_settings_are_part_of_the_recipe(tmp_path):
-    config = tiny_config(iterations=2, noise_fraction=0.5, noise_sigma=4.0)
+    config = tiny_config(iterations=2, noise_fraction=0.5, noise_sigma=4.0, noise_shared=0.5)
     list(Trainer(config, images_for(config), tmp_path / "n.safetensors").run())
     recipe = load_checkpoint(tmp_path / "n.safetensors").metadata["recipe"]
     assert recipe["noise_fraction"] == 0.5 and recipe["noise_sigma"] == 4.0
+    assert recipe["noise_shared"] == 0.5
     assert TrainingConfig.from_dict(recipe) == config
 
 

@@ -114,6 +114,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         type=float,
         help="largest noise standard deviation in 8-bit levels (default 8; drawn per crop)",
     )
+    recipe.add_argument(
+        "--noise-shared",
+        type=float,
+        help="share of noisy colour crops with one noise for all channels (default 0)",
+    )
     recipe.add_argument("--vgg-weights", help="embedded (default), imagenet or a file")
     recipe.add_argument("--iterations", type=int, help=_span("iterations"))
     recipe.add_argument("--batch-size", type=int, help=_span("batch_size"))

@@ -74,6 +74,14 @@ class TrainingConfig:
         of a value inside its quantization bin cannot be predicted: a network trained on
         clean photographs alone restores those regions below mid-bin
         (docs/results.md). 0 keeps every crop clean.
+    noise_shared
+        Share of noisy colour crops whose noise is one field for all channels, as in
+        camera photographs whose colour was demosaiced or JPEG-compressed with
+        subsampled chroma (their noise is mostly in the luminance); the other noisy
+        colour crops get independent noise per channel, as in multichannel
+        micrographs. Independent noise alone teaches a network that agreeing channels
+        are no evidence, and colour restoration of JPEG photographs suffers
+        (docs/results.md).
     vgg_weights
         ``"embedded"``, ``"imagenet"`` or a path (see :class:`PerceptualLoss`).
     crop_size, batch_size, iterations
@@ -109,6 +117,7 @@ class TrainingConfig:
     grey_fraction: float = 0.0
     noise_fraction: float = 0.0
     noise_sigma: float = 8.0
+    noise_shared: float = 0.0
     vgg_weights: str = "embedded"
     crop_size: int = 128
     batch_size: int = 16
@@ -160,6 +169,8 @@ class TrainingConfig:
             raise ValueError(f"noise_fraction must be in [0, 1], got {self.noise_fraction}")
         if not 0 < self.noise_sigma <= 64:
             raise ValueError(f"noise_sigma must be in (0, 64] levels, got {self.noise_sigma}")
+        if not 0 <= self.noise_shared <= 1:
+            raise ValueError(f"noise_shared must be in [0, 1], got {self.noise_shared}")
         for name in ("pixel_weight", "perceptual_weight"):
             weight = getattr(self, name)
             if not (math.isfinite(weight) and weight >= 0):

@@ -234,6 +234,7 @@ class TrainingImages:
         threshold_map: bool = False,
         noise_fraction: float = 0.0,
         noise_sigma: float = 8.0,
+        noise_shared: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1].
 
@@ -242,8 +243,10 @@ class TrainingImages:
         ``threshold_map`` (ordered dithers only) the degraded crops get one more
         channel: the dither's thresholds at the crop's place in the image. With
         ``noise_fraction > 0`` each crop is noisy with that probability (see
-        :meth:`noisy_crop`); the noise comes from a generator seeded by ``rng`` after the
-        crops are cut, so the crops are those of the same batch without noise.
+        :meth:`noisy_crop`), and a noisy colour crop's noise is one field for all
+        channels with probability ``noise_shared``; the noise comes from a generator
+        seeded by ``rng`` after the crops are cut, so the crops are those of the same
+        batch without noise.
         """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
@@ -268,23 +271,33 @@ class TrainingImages:
             for n, (grey, kind) in enumerate(drawn):
                 if noise_rng.random() < noise_fraction:
                     sigma = float(noise_rng.uniform(0.0, noise_sigma))
+                    shared = bool(noise_shared) and bool(noise_rng.random() < noise_shared)
                     targets[n], inputs[n] = self.noisy_crop(
-                        targets[n], sigma, grey, kind, noise_rng
+                        targets[n], sigma, grey, kind, noise_rng, shared
                     )
         return self._with_maps(to_tensor(inputs), maps), to_tensor(targets)
 
     def noisy_crop(
-        self, clean: np.ndarray, sigma: float, grey: bool, kind: int, rng: np.random.Generator
+        self,
+        clean: np.ndarray,
+        sigma: float,
+        grey: bool,
+        kind: int,
+        rng: np.random.Generator,
+        shared: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``clean`` (a uint8 ``(Y, X, C)`` crop) plus Gaussian noise of ``sigma`` levels,
         rounded and clipped, and that noisy crop degraded by degradation ``kind``.
 
         A grey crop (the same plane in every channel) gets the same noise in every
-        channel and is degraded as grey, like :meth:`pair`'s grey versions.
+        channel and is degraded as grey, like :meth:`pair`'s grey versions. With
+        ``shared`` a colour crop gets one noise field for all channels too (each
+        channel stays its own colour).
         """
         degradation = self.degradations[kind]
         planes = 1 if grey or self.channels == 1 else clean.shape[-1]
-        noise = rng.normal(0.0, sigma, clean.shape[:2] + (planes,))
+        fields = 1 if shared else planes
+        noise = rng.normal(0.0, sigma, clean.shape[:2] + (fields,))
         noisy = np.clip(np.rint(clean[..., :planes] + noise), 0, 255).astype(np.uint8)
         degraded = _degrade_planes(degradation, noisy)
         reps = clean.shape[-1] // planes

@@ -158,6 +158,7 @@ _RESUME_KEYS = (
     "grey_fraction",
     "noise_fraction",
     "noise_sigma",
+    "noise_shared",
     "vgg_weights",
 )
 
@@ -319,6 +320,7 @@ class Trainer:
                 config.model.threshold_map,
                 noise_fraction=config.noise_fraction,
                 noise_sigma=config.noise_sigma,
+                noise_shared=config.noise_shared,
             )
             try:
                 loss = self.step(inputs, targets)
