@@ -134,6 +134,7 @@ def test_recipe_controls_reach_the_configs(widget):
     widget._noisy.value = 0.5
     ((config, _),) = widget.configs()
     assert config.noise_fraction == pytest.approx(0.5) and config.noise_sigma == 10
+    assert config.noise_shared == pytest.approx(0.5)
     widget._task.value = "expand"
     widget._bits.value = 2
     widget._grey.value = 0.0

@@ -61,6 +61,9 @@ PIXEL_LOSS = "pixel"
 
 #: Largest noise standard deviation (8-bit levels) of the "noisy crops" option.
 NOISE_SIGMA = 10.0
+#: Share of the noisy colour crops whose noise is one field for all channels (camera-like);
+#: the rest get independent noise per channel (micrograph-like). The zoo's recipe.
+NOISE_SHARED = 0.5
 #: What the output check box is called (named in the error about an existing file).
 REPLACE_TEXT = "replace existing files"
 
@@ -253,9 +256,9 @@ class TrainWidget(WidgetActions, Container):
             step=0.1,
             value=0.0,
             tooltip="share of training crops given Gaussian noise (standard deviation up to "
-            f"{NOISE_SIGMA:g} levels of 255) before they are degraded: for noisy images such as "
-            "micrographs, where a model trained on clean photographs can restore below "
-            "mid-bin",
+            f"{NOISE_SIGMA:g} levels of 255; in colour, half of them the same noise in every "
+            "channel) before they are degraded: for noisy images such as micrographs, where a "
+            "model trained on clean photographs can restore below mid-bin",
         )
         self._held_out = SpinBox(
             label="held-out images",
@@ -381,6 +384,7 @@ class TrainWidget(WidgetActions, Container):
                 grey_fraction=self._grey.value,
                 noise_fraction=self._noisy.value,
                 noise_sigma=NOISE_SIGMA,
+                noise_shared=NOISE_SHARED,
                 lr_schedule=self._schedule.value,
                 device=self._device.value,
                 model=model,
