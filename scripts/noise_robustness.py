@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--sigmas", nargs="+", type=float, default=list(NOISE_SIGMAS))
     parser.add_argument("--views", type=int, default=2, choices=(1, 2, 8))
     parser.add_argument("--models", nargs="*", default=[], help="instead of the defaults")
+    parser.add_argument(
+        "--shared", action="store_true", help="one noise field for all channels (camera-like)"
+    )
     args = parser.parse_args()
 
     degradations = [Degradation("quantize", bits=b) for b in args.bits] + [
@@ -60,7 +63,7 @@ def main() -> None:
                 "model": model_restorer(name, self_ensemble=args.views),
             }
             cells = []
-            found = noise_robustness(clean, degradation, restorers, args.sigmas)
+            found = noise_robustness(clean, degradation, restorers, args.sigmas, shared=args.shared)
             for scores in found.values():
                 base, net = scores["baseline"], scores["model"]
                 below = net.images_below(base)

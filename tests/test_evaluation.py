@@ -59,6 +59,12 @@ def test_noisy_versions_add_seeded_noise_of_the_given_level(photos):
     assert noisy_versions(photos, 0.0)[0] is photos[0]
     with pytest.raises(ValueError, match="noise sigma must be >= 0"):
         noisy_versions(photos, -1.0)
+    # shared: one field for all channels of a pixel (away from clipping)
+    (luminance,) = noisy_versions(photos[:1], 6.0, shared=True)
+    noise = luminance.astype(float) - photos[0]
+    inside = ((photos[0] > 20) & (photos[0] < 235)).all(axis=-1)
+    assert np.array_equal(noise[..., 0][inside], noise[..., 2][inside])
+    assert 5.0 < noise[..., 1][inside].std() < 7.0
 
 
 def test_noise_robustness_scores_each_level_against_the_noisy_truth(photos):

@@ -194,10 +194,13 @@ def evaluate_many(
     return {key: Scores.mean(pairs) for key, pairs in values.items()}
 
 
-def noisy_versions(images: Sequence[np.ndarray], sigma: float, seed: int = 0) -> list[np.ndarray]:
+def noisy_versions(
+    images: Sequence[np.ndarray], sigma: float, seed: int = 0, shared: bool = False
+) -> list[np.ndarray]:
     """``images`` plus Gaussian noise of standard deviation ``sigma`` (8-bit levels,
-    independent per pixel and channel, one generator seeded ``seed`` for the list),
-    rounded and clipped to uint8; ``sigma`` 0 returns the images as they are.
+    independent per pixel and channel, or with ``shared`` one field for all channels of a
+    pixel as in camera photographs; one generator seeded ``seed`` for the list), rounded
+    and clipped to uint8; ``sigma`` 0 returns the images as they are.
 
     Examples
     --------
@@ -210,10 +213,11 @@ def noisy_versions(images: Sequence[np.ndarray], sigma: float, seed: int = 0) ->
     if sigma == 0:
         return list(images)
     rng = np.random.default_rng(seed)
-    return [
-        np.clip(np.rint(image + rng.normal(0.0, sigma, image.shape)), 0, 255).astype(np.uint8)
-        for image in images
-    ]
+    noisy = []
+    for image in images:
+        shape = image.shape[:2] + (1,) * (image.ndim - 2) if shared else image.shape
+        noisy.append(np.clip(np.rint(image + rng.normal(0.0, sigma, shape)), 0, 255))
+    return [n.astype(np.uint8) for n in noisy]
 
 
 def noise_robustness(
@@ -222,17 +226,21 @@ def noise_robustness(
     restorers: Mapping[K, Callable[[np.ndarray], np.ndarray]],
     sigmas: Sequence[float] = NOISE_SIGMAS,
     seed: int = 0,
+    shared: bool = False,
 ) -> dict[float, dict[K, Scores]]:
     """Scores on noisy images (micrographs, low light): for each ``sigma``, every image
-    plus Gaussian noise of that level (:func:`noisy_versions`) is the ground truth, is
-    degraded and restored by each restorer (:func:`evaluate_many`).
+    plus Gaussian noise of that level (:func:`noisy_versions`; ``shared``: one field for all
+    channels) is the ground truth, is degraded and restored by each restorer
+    (:func:`evaluate_many`).
 
     Inside noise the position of a value in its quantization bin cannot be predicted, so
     a model that learned clean photographs' smoothness can fall below its classical
     baseline here while beating it on clean images; compare both at each ``sigma``.
     """
     return {
-        float(sigma): evaluate_many(noisy_versions(images, sigma, seed), degradation, restorers)
+        float(sigma): evaluate_many(
+            noisy_versions(images, sigma, seed, shared), degradation, restorers
+        )
         for sigma in sigmas
     }
 
