@@ -281,6 +281,12 @@ def _cell(value: float | None, fmt: str = "{:.2f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
+#: The tasks with a default model, as ``(task, bits)``: expansion from 1-7 bits, inverse halftoning.
+DEFAULT_TASKS = [(Task.EXPAND.value, bits) for bits in range(1, 8)] + [
+    (Task.INVERSE_HALFTONE.value, None)
+]
+
+
 def defaults_table(data: str) -> str:
     """One markdown row per task of the default model's stored scores on ``data``.
 
@@ -296,9 +302,7 @@ def defaults_table(data: str) -> str:
         "| grey gap | classical colour / grey | paper (COCO) | A Little Bit More |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    tasks = [(Task.EXPAND.value, bits) for bits in range(1, 8)]
-    tasks.append((Task.INVERSE_HALFTONE.value, None))
-    for task, bits in tasks:
+    for task, bits in DEFAULT_TASKS:
         name = zoo.default_model(task, bits)
         evaluation = zoo.get(name).evaluation
         partner = zoo.grey_partner(name)
@@ -393,11 +397,9 @@ def noise_table(data: str = "set5+set14") -> str:
     """Per default model, its stored scores on noisy versions of ``data``'s colour images
     (``"<set> noise"``, written by ``scripts/package_zoo.py --noise``; the noisy image is the
     ground truth): baseline → model (gain; images below the baseline) per noise sigma."""
-    tasks = [(Task.EXPAND.value, bits) for bits in range(1, 8)]
-    tasks.append((Task.INVERSE_HALFTONE.value, None))
     rows = {
         name: zoo.get(name).evaluation.get(f"{data} noise")
-        for name in (zoo.default_model(task, bits) for task, bits in tasks)
+        for name in (zoo.default_model(task, bits) for task, bits in DEFAULT_TASKS)
     }
     sigmas = next((tuple(r["sigma"] for r in v) for v in rows.values() if v), ())
     lines = [

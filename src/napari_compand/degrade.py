@@ -67,6 +67,7 @@ __all__ = [
     "MIXED_HALFTONES",
     "METADATA_KEY",
     "OrderedDither",
+    "add_noise",
     "Degradation",
     "DegradationMode",
     "detect_degradation",
@@ -128,6 +129,27 @@ def max_bits(dtype: np.dtype) -> int:
         return FLOAT16_MAX_BITS
     depth = integer_bit_depth(dtype)
     return FLOAT_MAX_BITS if depth is None else depth - 1
+
+
+def add_noise(
+    image: np.ndarray, sigma: float, rng: np.random.Generator, shared: bool = False
+) -> np.ndarray:
+    """uint8 ``image`` plus Gaussian noise of standard deviation ``sigma`` (8-bit levels),
+    rounded and clipped: :math:`\\mathrm{clip}(\\mathrm{round}(I + n), 0, 255)`,
+    :math:`n \\sim \\mathcal{N}(0, \\sigma^2)` independent per pixel and channel, or with
+    ``shared`` one field for all channels of a pixel (camera-like noise). Not one of
+    Eq. 2's degradations: the noisy image is a new clean image, as in real data.
+
+    Examples
+    --------
+    >>> flat = np.full((64, 64, 3), 128, np.uint8)
+    >>> noisy = add_noise(flat, 4.0, np.random.default_rng(0), shared=True)
+    >>> bool((noisy[..., 0] == noisy[..., 2]).all()), round(float(noisy.std()))
+    (True, 4)
+    """
+    shape = image.shape[:2] + (1,) if shared and image.ndim == 3 else image.shape
+    noisy = np.rint(image + rng.normal(0.0, sigma, shape))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 def quantize(

@@ -25,7 +25,7 @@ from skimage.color import rgb2gray
 from skimage.filters import gaussian
 from skimage.util import img_as_ubyte
 
-from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode
+from .degrade import HALFTONE_BLUR_SIGMA, Degradation, DegradationMode, add_noise
 from .metrics import psnr, ssim
 from .vocabulary import Task
 
@@ -197,10 +197,9 @@ def evaluate_many(
 def noisy_versions(
     images: Sequence[np.ndarray], sigma: float, seed: int = 0, shared: bool = False
 ) -> list[np.ndarray]:
-    """``images`` plus Gaussian noise of standard deviation ``sigma`` (8-bit levels,
-    independent per pixel and channel, or with ``shared`` one field for all channels of a
-    pixel as in camera photographs; one generator seeded ``seed`` for the list), rounded
-    and clipped to uint8; ``sigma`` 0 returns the images as they are.
+    """Each of ``images`` with :func:`~napari_compand.degrade.add_noise` of ``sigma``
+    levels (``shared``: one field for all channels, as in camera photographs), one
+    generator seeded ``seed`` for the list; ``sigma`` 0 returns the images as they are.
 
     Examples
     --------
@@ -213,11 +212,7 @@ def noisy_versions(
     if sigma == 0:
         return list(images)
     rng = np.random.default_rng(seed)
-    noisy = []
-    for image in images:
-        shape = image.shape[:2] + (1,) * (image.ndim - 2) if shared else image.shape
-        noisy.append(np.clip(np.rint(image + rng.normal(0.0, sigma, shape)), 0, 255))
-    return [n.astype(np.uint8) for n in noisy]
+    return [add_noise(image, sigma, rng, shared) for image in images]
 
 
 def noise_robustness(

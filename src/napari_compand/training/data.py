@@ -24,7 +24,7 @@ from skimage.util import img_as_ubyte
 
 from .._compat import release_freed_memory
 from .._io import collect_images, read_image, to_uint8_channels
-from ..degrade import Degradation, dither_thresholds
+from ..degrade import Degradation, add_noise, dither_thresholds
 
 __all__ = ["SCALE_COPIES", "TrainingImages", "batch_rng", "downscaled", "to_tensor"]
 
@@ -296,9 +296,7 @@ class TrainingImages:
         """
         degradation = self.degradations[kind]
         planes = 1 if grey or self.channels == 1 else clean.shape[-1]
-        fields = 1 if shared else planes
-        noise = rng.normal(0.0, sigma, clean.shape[:2] + (fields,))
-        noisy = np.clip(np.rint(clean[..., :planes] + noise), 0, 255).astype(np.uint8)
+        noisy = add_noise(clean[..., :planes], sigma, rng, shared)
         degraded = _degrade_planes(degradation, noisy)
         reps = clean.shape[-1] // planes
         return np.repeat(noisy, reps, axis=-1), np.repeat(degraded, reps, axis=-1)
