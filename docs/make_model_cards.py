@@ -41,6 +41,8 @@ def _data_in_words(folders: str) -> str:
 
 #: Evaluation sets' names in the cards.
 SET_NAMES = {"set5+set14": "Set5+Set14", "bsds/test": "BSDS500 test"}
+# a stored noise row's "shared" flag -> its kind in words
+NOISE_KINDS = {False: "independent per channel", True: "one field for all channels (camera-like)"}
 
 
 def _scores(evaluation: dict, key: str) -> str:
@@ -217,14 +219,15 @@ def card(model: zoo.ZooModel) -> str:
         images = SET_NAMES.get(noise_key.removesuffix(" noise"), noise_key.removesuffix(" noise"))
         table += [
             "",
-            f"| noise sigma (levels; {images} colour, the noisy image as ground truth) | "
+            f"| noise ({images} colour, the noisy image as ground truth) | sigma (levels) | "
             f"model, {views} views | {noise[0]['baseline']['name']} | gain | images below it |",
-            "|---|---|---|---|---|",
+            "|---|---|---|---|---|---|",
         ]
         for row in noise:
             gain = row["model"]["psnr"] - row["baseline"]["psnr"]
             table.append(
-                f"| {row['sigma']:g} | {_scores(row, 'model')} | {_scores(row, 'baseline')} "
+                f"| {NOISE_KINDS[bool(row.get('shared'))]} | {row['sigma']:g} "
+                f"| {_scores(row, 'model')} | {_scores(row, 'baseline')} "
                 f"| {gain:+.2f} dB | {row['images_below_baseline']} of {row['model']['images']} |"
             )
     channels = "1 channel" if arch["channels"] == 1 else f"{arch['channels']} channels"

@@ -393,12 +393,18 @@ def halftones_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def noise_table(data: str = "set5+set14") -> str:
+def noise_table(data: str = "set5+set14", shared: bool = False) -> str:
     """Per default model, its stored scores on noisy versions of ``data``'s colour images
     (``"<set> noise"``, written by ``scripts/package_zoo.py --noise``; the noisy image is the
-    ground truth): baseline → model (gain; images below the baseline) per noise sigma."""
+    ground truth; ``shared``: the rows of one noise field for all channels, else of
+    independent noise per channel): baseline → model (gain; images below the baseline) per
+    noise sigma."""
     rows = {
-        name: zoo.get(name).evaluation.get(f"{data} noise")
+        name: [
+            r
+            for r in zoo.get(name).evaluation.get(f"{data} noise", [])
+            if bool(r.get("shared")) == shared
+        ]
         for name in (zoo.default_model(task, bits) for task, bits in DEFAULT_TASKS)
     }
     sigmas = next((tuple(r["sigma"] for r in v) for v in rows.values() if v), ())
@@ -444,9 +450,14 @@ def defaults() -> None:
         halftones_table(),
         "**Noisy images, Set5 + Set14 colour** (each image plus Gaussian noise of standard "
         "deviation sigma, 8-bit levels, is the ground truth; `evaluation.noise_robustness`), "
-        "mean PSNR (dB), baseline → default (gain; images below the baseline):",
+        "mean PSNR (dB), baseline → default (gain; images below the baseline); noise "
+        "independent per channel, as in multichannel micrographs:",
         "",
         noise_table(),
+        "and one noise field for all channels, as in camera photographs (demosaicing and "
+        "4:2:0 JPEG leave little noise in the chroma):",
+        "",
+        noise_table(shared=True),
     ]
     text = "\n".join(parts)
     RESULTS.mkdir(exist_ok=True)

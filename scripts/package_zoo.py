@@ -20,7 +20,11 @@ shipped already, and the one-view scores of any ``--eval`` set they were never s
 keeping everything else. The scores without a suffix are the network's
 alone (one view). ``--noise SET`` adds the scores on noisy versions of that set's colour
 images (key ``"<SET> noise"``; :func:`napari_compand.evaluation.noise_robustness`, with
-restore's default 2 views, next to the classical baseline), for new and ``--zoo`` models.
+restore's default 2 views, next to the classical baseline), for new and ``--zoo`` models:
+one row per sigma and noise kind (``--noise-kinds``: ``independent`` per channel, as in
+multichannel micrographs, and ``shared``, one field for all channels, as in camera
+photographs; each row's ``"shared"`` says which). A ``--zoo`` model keeps its rows of the
+kinds not asked for.
 
 Every score is the model's own network's (``grey_partner=False``): a colour model's
 grey rows are not those of its grey partner (``<name>-grey``), which has its own.
@@ -29,6 +33,7 @@ grey rows are not those of its grey partner (``<name>-grey``), which has its own
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -51,6 +56,7 @@ from napari_compand.paper_tables import PAPER
 from napari_compand.training.config import TrainingConfig
 from napari_compand.vocabulary import ORDERED_METHODS
 
+NOISE_KINDS = ("independent", "shared")  # per channel (micrographs), one field (cameras)
 ZOO = Path(__file__).resolve().parents[1] / "src" / "napari_compand" / "zoo" / "weights"
 
 
@@ -103,6 +109,14 @@ def main() -> None:
         help="also score the models (2 views) on noisy versions of this set's colour images",
     )
     parser.add_argument(
+        "--noise-kinds",
+        nargs="+",
+        choices=NOISE_KINDS,
+        default=list(NOISE_KINDS),
+        help="with --noise: independent noise per channel (micrographs), one noise field for "
+        "all channels (shared: camera photographs), or both",
+    )
+    parser.add_argument(
         "--zoo",
         nargs="+",
         default=[],
@@ -138,6 +152,7 @@ def main() -> None:
             args.new_halftones_only,
             noisy_images,
             args.noise,
+            args.noise_kinds,
         )
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
@@ -160,9 +175,13 @@ def main() -> None:
                 model, sets[args.halftones], name, views=2 if args.x2 else 1
             )
         if args.noise:
-            evaluation[f"{args.noise} noise"] = noise_scores(
-                model, meta, degradation, sets[args.noise], name
-            )
+            evaluation[f"{args.noise} noise"] = [
+                row
+                for kind in args.noise_kinds
+                for row in noise_scores(
+                    model, meta, degradation, sets[args.noise], name, shared=kind == "shared"
+                )
+            ]
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
             evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
@@ -249,6 +268,7 @@ def add_shipped_scores(
     only_new: bool = False,
     noisy: list | None = None,
     noise_set: str | None = None,
+    noise_kinds: Sequence[str] = NOISE_KINDS,
 ) -> None:
     """Add the one-view scores of every set of ``sets`` that shipped model ``name`` was never
     scored on (:func:`set_scores`), the scores of ``ensembles`` (views -> set names of
@@ -256,8 +276,8 @@ def add_shipped_scores(
     inverse-halftoning model with ``halftones`` images, the per-halftone scores with 2 views
     too (:func:`halftone_scores`; ``only_new``: only of halftones it has no score for)
     and, with ``noisy`` images (of set ``noise_set``), the scores on their noisy versions
-    (:func:`noise_scores`) to its metadata; file read and written once, everything else
-    kept."""
+    (:func:`noise_scores`) of ``noise_kinds`` to its metadata; file read and written once,
+    everything else (the noise rows of other kinds too) kept."""
     from napari_compand import zoo
 
     path = zoo.path_of(name)
@@ -281,19 +301,38 @@ def add_shipped_scores(
         kept = evaluation[key] if only_new else {}
         evaluation[key] = {**kept, **halftone_scores(model, halftones, name, 2, skip=kept)}
     if noisy is not None:
-        evaluation[f"{noise_set} noise"] = noise_scores(model, meta, degradation, noisy, name)
+        key = f"{noise_set} noise"
+        kept = [r for r in evaluation.get(key, []) if _noise_kind(r) not in noise_kinds]
+        evaluation[key] = kept + [
+            row
+            for kind in noise_kinds
+            for row in noise_scores(model, meta, degradation, noisy, name, shared=kind == "shared")
+        ]
     meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
 
 
+def _noise_kind(row: dict) -> str:
+    """``"shared"`` or ``"independent"``: the noise of a stored noise row (rows written
+    before the kinds were told apart are independent)."""
+    return "shared" if row.get("shared") else "independent"
+
+
 def noise_scores(
-    model, meta: dict, degradation: Degradation, images: list, name: str, views: int = 2
+    model,
+    meta: dict,
+    degradation: Degradation,
+    images: list,
+    name: str,
+    views: int = 2,
+    shared: bool = False,
 ) -> list[dict]:
     """Colour scores on noisy versions of ``images`` (each noisy image the ground truth;
-    :func:`napari_compand.evaluation.noise_robustness`), the model with ``views`` views
-    (expansion in bin) and its task's classical baseline: one entry per noise sigma with
-    both scores and how many images the model restores below the baseline."""
+    :func:`napari_compand.evaluation.noise_robustness`; ``shared``: one noise field for all
+    channels), the model with ``views`` views (expansion in bin) and its task's classical
+    baseline: one entry per noise sigma with both scores and how many images the model
+    restores below the baseline."""
     classical = classical_baseline(meta["task"])
     expand = meta["task"] == "expand"
     restorers = {
@@ -301,11 +340,13 @@ def noise_scores(
         "baseline": baseline(classical, degradation),
     }
     table = []
-    for sigma, found in noise_robustness(images, degradation, restorers).items():
+    found_by_sigma = noise_robustness(images, degradation, restorers, shared=shared)
+    for sigma, found in found_by_sigma.items():
         net, base = found["model"], found["baseline"]
         table.append(
             {
                 "sigma": sigma,
+                "shared": shared,
                 "views": views,
                 "model": net.as_dict(),
                 "baseline": {**base.as_dict(), "name": classical},
@@ -313,7 +354,8 @@ def noise_scores(
             }
         )
         print(
-            f"{name:34s} noise sigma {sigma:<4g} {net.psnr:6.2f} dB ({classical} {base.psnr:.2f}, "
+            f"{name:34s} {'shared' if shared else 'independent'} noise sigma {sigma:<4g} "
+            f"{net.psnr:6.2f} dB ({classical} {base.psnr:.2f}, "
             f"{table[-1]['images_below_baseline']} images below)",
             flush=True,
         )
