@@ -42,7 +42,10 @@ def _data_in_words(folders: str) -> str:
 #: Evaluation sets' names in the cards.
 SET_NAMES = {"set5+set14": "Set5+Set14", "bsds/test": "BSDS500 test"}
 # a stored noise row's "shared" flag -> its kind in words
-NOISE_KINDS = {False: "independent per channel", True: "one field for all channels (camera-like)"}
+NOISE_IN_WORDS = {
+    False: "independent per channel",
+    True: "one field for all channels (camera-like)",
+}
 
 
 def _scores(evaluation: dict, key: str) -> str:
@@ -226,7 +229,7 @@ def card(model: zoo.ZooModel) -> str:
         for row in noise:
             gain = row["model"]["psnr"] - row["baseline"]["psnr"]
             table.append(
-                f"| {NOISE_KINDS[bool(row.get('shared'))]} | {row['sigma']:g} "
+                f"| {NOISE_IN_WORDS[bool(row.get('shared'))]} | {row['sigma']:g} "
                 f"| {_scores(row, 'model')} | {_scores(row, 'baseline')} "
                 f"| {gain:+.2f} dB | {row['images_below_baseline']} of {row['model']['images']} |"
             )

@@ -43,6 +43,7 @@ from napari_compand._io import collect_images, read_image, to_uint8_channels
 from napari_compand.checkpoints import load_checkpoint, save_checkpoint
 from napari_compand.degrade import KNOWN_HALFTONES, Degradation
 from napari_compand.evaluation import (
+    NOISE_SIGMAS,
     baseline,
     best_gaussian,
     classical_baseline,
@@ -175,13 +176,9 @@ def main() -> None:
                 model, sets[args.halftones], name, views=2 if args.x2 else 1
             )
         if args.noise:
-            evaluation[f"{args.noise} noise"] = [
-                row
-                for kind in args.noise_kinds
-                for row in noise_scores(
-                    model, meta, degradation, sets[args.noise], name, shared=kind == "shared"
-                )
-            ]
+            evaluation[f"{args.noise} noise"] = noise_scores(
+                model, meta, degradation, sets[args.noise], name, args.noise_kinds
+            )
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
             evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
@@ -303,11 +300,7 @@ def add_shipped_scores(
     if noisy is not None:
         key = f"{noise_set} noise"
         kept = [r for r in evaluation.get(key, []) if _noise_kind(r) not in noise_kinds]
-        evaluation[key] = kept + [
-            row
-            for kind in noise_kinds
-            for row in noise_scores(model, meta, degradation, noisy, name, shared=kind == "shared")
-        ]
+        evaluation[key] = kept + noise_scores(model, meta, degradation, noisy, name, noise_kinds)
     meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
@@ -325,40 +318,45 @@ def noise_scores(
     degradation: Degradation,
     images: list,
     name: str,
+    kinds: Sequence[str] = NOISE_KINDS,
     views: int = 2,
-    shared: bool = False,
 ) -> list[dict]:
     """Colour scores on noisy versions of ``images`` (each noisy image the ground truth;
-    :func:`napari_compand.evaluation.noise_robustness`; ``shared``: one noise field for all
-    channels), the model with ``views`` views (expansion in bin) and its task's classical
-    baseline: one entry per noise sigma with both scores and how many images the model
-    restores below the baseline."""
+    :func:`napari_compand.evaluation.noise_robustness`) for each noise kind of ``kinds``
+    (:data:`NOISE_KINDS`), the model with ``views`` views (expansion in bin) and its task's
+    classical baseline: one entry per kind and noise sigma with both scores and how many
+    images the model restores below the baseline. Sigma 0 (the clean images) is the same
+    for every kind and is restored once."""
     classical = classical_baseline(meta["task"])
     expand = meta["task"] == "expand"
     restorers = {
         "model": model_restorer(model, consistent=expand, self_ensemble=views, grey_partner=False),
         "baseline": baseline(classical, degradation),
     }
-    table = []
-    found_by_sigma = noise_robustness(images, degradation, restorers, shared=shared)
-    for sigma, found in found_by_sigma.items():
-        net, base = found["model"], found["baseline"]
-        table.append(
-            {
-                "sigma": sigma,
-                "shared": shared,
-                "views": views,
-                "model": net.as_dict(),
-                "baseline": {**base.as_dict(), "name": classical},
-                "images_below_baseline": net.images_below(base),
-            }
-        )
-        print(
-            f"{name:34s} {'shared' if shared else 'independent'} noise sigma {sigma:<4g} "
-            f"{net.psnr:6.2f} dB ({classical} {base.psnr:.2f}, "
-            f"{table[-1]['images_below_baseline']} images below)",
-            flush=True,
-        )
+    table, clean = [], None
+    for kind in kinds:
+        shared = kind == "shared"
+        sigmas = [s for s in NOISE_SIGMAS if s or clean is None]
+        found_by_sigma = noise_robustness(images, degradation, restorers, sigmas, shared=shared)
+        clean = found_by_sigma.get(0.0, clean)
+        for sigma in NOISE_SIGMAS:
+            found = found_by_sigma.get(float(sigma), clean)
+            net, base = found["model"], found["baseline"]
+            table.append(
+                {
+                    "sigma": float(sigma),
+                    "shared": shared,
+                    "views": views,
+                    "model": net.as_dict(),
+                    "baseline": {**base.as_dict(), "name": classical},
+                    "images_below_baseline": net.images_below(base),
+                }
+            )
+            print(
+                f"{name:34s} {kind} noise sigma {sigma:<4g} {net.psnr:6.2f} dB "
+                f"({classical} {base.psnr:.2f}, {table[-1]['images_below_baseline']} images below)",
+                flush=True,
+            )
     return table
 
 
