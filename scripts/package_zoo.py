@@ -333,18 +333,19 @@ def noise_scores(
         "model": model_restorer(model, consistent=expand, self_ensemble=views, grey_partner=False),
         "baseline": baseline(classical, degradation),
     }
-    table, clean = [], None
+    clean = noise_robustness(images, degradation, restorers, [0.0])  # the same for every kind
+    noisy = [sigma for sigma in NOISE_SIGMAS if sigma]
+    table = []
     for kind in kinds:
         shared = kind == "shared"
-        sigmas = [s for s in NOISE_SIGMAS if s or clean is None]
-        found_by_sigma = noise_robustness(images, degradation, restorers, sigmas, shared=shared)
-        clean = found_by_sigma.get(0.0, clean)
-        for sigma in NOISE_SIGMAS:
-            found = found_by_sigma.get(float(sigma), clean)
+        found_by_sigma = clean | noise_robustness(
+            images, degradation, restorers, noisy, shared=shared
+        )
+        for sigma, found in found_by_sigma.items():
             net, base = found["model"], found["baseline"]
             table.append(
                 {
-                    "sigma": float(sigma),
+                    "sigma": sigma,
                     "shared": shared,
                     "views": views,
                     "model": net.as_dict(),
