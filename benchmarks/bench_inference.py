@@ -10,8 +10,9 @@
   ``ratio = ensemble time / one view's time`` (2 and 8 expected).
 * The default model of each task (and, for inverse halftoning, the default for
   halftones other than Floyd–Steinberg) against the paper U-Net it replaced
-  (``inverse-halftone/conv1_1-pixel``, ``expand-3bit/conv1_1``,
-  ``expand-4bit/conv1_1``) on a 768x512 RGB image: seconds per image with the default
+  (``inverse-halftone/conv1_1``: the same network as ``conv1_1-pixel``, the retired
+  inverse-halftoning default; ``expand-3bit/conv1_1``, ``expand-4bit/conv1_1``) on a
+  768x512 RGB image: seconds per image with the default
   options (the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
   ``ratio = default time / paper U-Net time`` (one view, its default when it shipped).
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
@@ -86,14 +87,15 @@ def ensemble_cost(model: str, device: str, runs: int) -> None:
         )
 
 
-#: what the default is for -> (task, bits, halftone, the paper U-Net default it replaced)
+#: what the default is for -> (task, bits, halftone, the paper U-Net default it replaced;
+#: for inverse halftoning that was conv1_1-pixel, since retired: conv1_1 is the same network)
 PREVIOUS_DEFAULTS = {
-    "inverse-halftone": ("inverse-halftone", None, None, "inverse-halftone/conv1_1-pixel"),
+    "inverse-halftone": ("inverse-halftone", None, None, "inverse-halftone/conv1_1"),
     "inverse-halftone, other halftones": (
         "inverse-halftone",
         None,
         Degradation("halftone", method="jarvis-judice-ninke"),
-        "inverse-halftone/conv1_1-pixel",
+        "inverse-halftone/conv1_1",
     ),
     # 1-5 bits: the largest expansion defaults (ResUNet M, grown from S); two stand for all
     "expand, 3 bits": ("expand", 3, None, "expand-3bit/conv1_1"),

@@ -219,17 +219,21 @@ def card(model: zoo.ZooModel) -> str:
     if noise_key:
         noise = evaluation[noise_key]
         views = noise[0]["views"]
-        images = SET_NAMES.get(noise_key.removesuffix(" noise"), noise_key.removesuffix(" noise"))
+        scored = noise_key.removesuffix(" noise")
+        grey = scored.endswith(" grey")  # a grey partner's: grey images, one noise field
+        images = SET_NAMES.get(scored.removesuffix(" grey"), scored.removesuffix(" grey"))
         table += [
             "",
-            f"| noise ({images} colour, the noisy image as ground truth) | sigma (levels) | "
+            f"| noise ({images} {'grey' if grey else 'colour'}, the noisy image as ground "
+            f"truth) | sigma (levels) | "
             f"model, {views} views | {noise[0]['baseline']['name']} | gain | images below it |",
             "|---|---|---|---|---|---|",
         ]
         for row in noise:
             gain = row["model"]["psnr"] - row["baseline"]["psnr"]
             table.append(
-                f"| {NOISE_IN_WORDS[bool(row.get('shared'))]} | {row['sigma']:g} "
+                f"| {'one channel' if grey else NOISE_IN_WORDS[bool(row.get('shared'))]} "
+                f"| {row['sigma']:g} "
                 f"| {_scores(row, 'model')} | {_scores(row, 'baseline')} "
                 f"| {gain:+.2f} dB | {row['images_below_baseline']} of {row['model']['images']} |"
             )

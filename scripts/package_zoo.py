@@ -19,7 +19,8 @@ halftone). ``--zoo NAME ...`` with ``--x2``/``--x8`` adds those scores to models
 shipped already, and the one-view scores of any ``--eval`` set they were never scored on,
 keeping everything else. The scores without a suffix are the network's
 alone (one view). ``--noise SET`` adds the scores on noisy versions of that set's colour
-images (key ``"<SET> noise"``; :func:`napari_compand.evaluation.noise_robustness`, with
+images (key ``"<SET> noise"``; a grey partner: its grey images, ``"<SET> grey noise"``;
+:func:`napari_compand.evaluation.noise_robustness`, with
 restore's default 2 views, next to the classical baseline), for new and ``--zoo`` models:
 one row per sigma and noise kind (``--noise-kinds``: ``independent`` per channel, as in
 multichannel micrographs, and ``shared``, one field for all channels, as in camera
@@ -176,9 +177,8 @@ def main() -> None:
                 model, sets[args.halftones], name, views=2 if args.x2 else 1
             )
         if args.noise:
-            evaluation[f"{args.noise} noise"] = noise_scores(
-                model, meta, degradation, sets[args.noise], name, args.noise_kinds
-            )
+            key, noisy, kinds = noise_inputs(meta, sets[args.noise], args.noise, args.noise_kinds)
+            evaluation[key] = noise_scores(model, meta, degradation, noisy, name, kinds)
         paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
         if paper:
             evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
@@ -298,12 +298,25 @@ def add_shipped_scores(
         kept = evaluation[key] if only_new else {}
         evaluation[key] = {**kept, **halftone_scores(model, halftones, name, 2, skip=kept)}
     if noisy is not None:
-        key = f"{noise_set} noise"
+        key, noisy, noise_kinds = noise_inputs(meta, noisy, noise_set, noise_kinds)
         kept = [r for r in evaluation.get(key, []) if _noise_kind(r) not in noise_kinds]
         evaluation[key] = kept + noise_scores(model, meta, degradation, noisy, name, noise_kinds)
     meta["evaluation"] = evaluation
     _save_weights(checkpoint, path, meta)
     print(f"-> {path}", flush=True)
+
+
+def noise_inputs(
+    meta: dict, colour: list, noise_set: str, kinds: Sequence[str]
+) -> tuple[str, list, list[str]]:
+    """What ``--noise`` scores a model of metadata ``meta`` on: ``(key, images, kinds)``.
+
+    A colour model: ``"<set> noise"``, the set's ``colour`` images, ``kinds``. A grey-only
+    model (a grey partner, which restores only grey images): ``"<set> grey noise"``, their
+    grey versions, and only ``independent`` noise (one channel has one noise field)."""
+    if meta["architecture"].get("channels", 3) == 1:
+        return f"{noise_set} grey noise", [grey_version(i) for i in colour], ["independent"]
+    return f"{noise_set} noise", colour, list(kinds)
 
 
 def _noise_kind(row: dict) -> str:
@@ -321,7 +334,7 @@ def noise_scores(
     kinds: Sequence[str] = NOISE_KINDS,
     views: int = 2,
 ) -> list[dict]:
-    """Colour scores on noisy versions of ``images`` (each noisy image the ground truth;
+    """Scores on noisy versions of ``images`` (each noisy image the ground truth;
     :func:`napari_compand.evaluation.noise_robustness`) for each noise kind of ``kinds``
     (:data:`NOISE_KINDS`), the model with ``views`` views (expansion in bin) and its task's
     classical baseline: one entry per kind and noise sigma with both scores and how many

@@ -138,6 +138,9 @@ def test_restore_unknown_model_is_a_clear_error(photo_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'nope' is neither a model of the zoo nor a checkpoint file" in err
     assert "expand-3bit/conv1_1" in err
+    retired = ["restore", str(photo_dir), "--model", "expand-2bit/conv1_1-pixel"]
+    assert main([*retired, "--out", str(tmp_path / "o")]) == 2
+    assert "retired from the zoo; use 'expand-2bit/resunet'" in capsys.readouterr().err
 
 
 def test_models_lists_the_zoo(capsys):

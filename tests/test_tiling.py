@@ -26,7 +26,7 @@ def photo_1024() -> np.ndarray:
 # one shipped model per architecture and base: the paper's U-Net with a Gaussian and a
 # mid-bin base, the ResUNet with a Gaussian and an in-bin head
 SHIPPED = [
-    ("inverse-halftone/conv1_1-pixel", "halftone"),
+    ("inverse-halftone/conv1_1", "halftone"),
     ("expand-3bit/conv1_1", 3),
     ("inverse-halftone/resunet-mix", "halftone"),
     ("expand-4bit/resunet", 4),

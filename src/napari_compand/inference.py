@@ -182,7 +182,7 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{name!r} is neither a model of the zoo nor a checkpoint file; "
-                f"zoo models: {', '.join(zoo.names())}"
+                f"{zoo.retired_note(name)}zoo models: {', '.join(zoo.names())}"
             )
         name = path.stem
     key = file_version(path)

@@ -40,6 +40,7 @@ __all__ = [
     "on_session_model_added",
     "path_of",
     "register_session_model",
+    "retired_note",
     "session_models",
     "shipped",
 ]
@@ -121,7 +122,7 @@ def _shipped() -> dict[str, ZooModel]:
             metadata = _read_metadata(path)
             name = metadata.get("zoo_name", path.stem.replace("__", "/"))
             found[name] = ZooModel(name, path, metadata)
-    # by task, bits and loss layer; a plain model before its variants (conv1_1, conv1_1-pixel)
+    # by task, bits and loss layer; a plain model before its variants (resunet, resunet-grey)
     order = sorted(found.values(), key=lambda m: (m.task, m.bits or 0, m.loss_layer, m.name))
     return {m.name: m for m in order}
 
@@ -153,7 +154,34 @@ def get(name: str) -> ZooModel:
     for model in models():
         if model.name == name:
             return model
-    raise KeyError(f"no model {name!r} in the zoo; available: {', '.join(names())}")
+    raise KeyError(
+        f"no model {name!r} in the zoo; {retired_note(name)}available: {', '.join(names())}"
+    )
+
+
+#: Models that shipped once and no longer do, each with the shipped model that superseded it
+#: (it scores higher on the same inputs; docs/results.md has both). They were retired to keep
+#: the wheel under 100 MB with every current default in it.
+RETIRED = {
+    "expand-1bit/conv1_1-pixel": "expand-1bit/resunet",
+    "expand-2bit/conv1_1-pixel": "expand-2bit/resunet",
+    "expand-3bit/conv1_1-pixel": "expand-3bit/resunet",
+    "inverse-halftone/conv1_1-pixel": "inverse-halftone/resunet",
+    "expand-2bit/resunet-grey": "expand-2bit/resunet",
+}
+
+
+def retired_note(name: str) -> str:
+    """``"'<name>' was retired; use '<successor>' (it scores higher). "`` for a retired zoo
+    model (:data:`RETIRED`) that no longer ships, else ``""``: the start of an error message.
+
+    >>> retired_note("expand-2bit/conv1_1-pixel")[:54]
+    "'expand-2bit/conv1_1-pixel' was retired from the zoo; "
+    """
+    successor = RETIRED.get(name)
+    if successor is None or name in _shipped():
+        return ""
+    return f"{name!r} was retired from the zoo; use {successor!r} (it scores higher). "
 
 
 def path_of(name: str) -> Path | None:
@@ -167,7 +195,7 @@ def path_of(name: str) -> Path | None:
 
 
 #: Variants tried in order by :func:`default_model`.
-DEFAULT_VARIANTS = ("resunet", "conv1_1-pixel", "conv1_1")
+DEFAULT_VARIANTS = ("resunet", "conv1_1")
 
 
 #: The model for halftones other than raster Floyd–Steinberg (when their method is known),
@@ -204,8 +232,7 @@ def default_model(task: str, bits: int | None = None, halftone: Any = None) -> s
 
     That is the first of :data:`DEFAULT_VARIANTS` the zoo has: ``resunet``
     (the full-resolution network with a PSNR-oriented loss), then the paper's
-    U-Net with ``conv1_1-pixel`` (conv1_1 loss plus a pixel term), then plain
-    ``conv1_1``. For inverse halftoning that is ``inverse-halftone/resunet``,
+    U-Net with the ``conv1_1`` loss. For inverse halftoning that is ``inverse-halftone/resunet``,
     trained on raster Floyd–Steinberg halftones, the common kind, on which it
     scores above the ten-halftone ``resunet-mix`` (the same network; see the model
     cards).
