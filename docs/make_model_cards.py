@@ -221,7 +221,8 @@ def card(model: zoo.ZooModel) -> str:
         views = noise[0]["views"]
         scored = noise_key.removesuffix(" noise")
         grey = scored.endswith(" grey")  # a grey partner's: grey images, one noise field
-        images = SET_NAMES.get(scored.removesuffix(" grey"), scored.removesuffix(" grey"))
+        data = scored.removesuffix(" grey")
+        images = SET_NAMES.get(data, data)
         table += [
             "",
             f"| noise ({images} {'grey' if grey else 'colour'}, the noisy image as ground "

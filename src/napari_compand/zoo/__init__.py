@@ -173,13 +173,13 @@ RETIRED = {
 
 def retired_note(name: str) -> str:
     """``"'<name>' was retired; use '<successor>' (it scores higher). "`` for a retired zoo
-    model (:data:`RETIRED`) that no longer ships, else ``""``: the start of an error message.
+    model (:data:`RETIRED`, none of which ships), else ``""``: the start of an error message.
 
     >>> retired_note("expand-2bit/conv1_1-pixel")[:54]
     "'expand-2bit/conv1_1-pixel' was retired from the zoo; "
     """
     successor = RETIRED.get(name)
-    if successor is None or name in _shipped():
+    if successor is None:
         return ""
     return f"{name!r} was retired from the zoo; use {successor!r} (it scores higher). "
 
