@@ -11,7 +11,7 @@
 * The default model of each task (and, for inverse halftoning, the default for
   halftones other than Floyd–Steinberg) against the paper U-Net it replaced
   (``inverse-halftone/conv1_1``: the same network as ``conv1_1-pixel``, the retired
-  inverse-halftoning default; ``expand-3bit/conv1_1``, ``expand-4bit/conv1_1``) on a
+  inverse-halftoning default; ``expand-3bit/conv1_1``, ``expand-5bit/conv1_1``) on a
   768x512 RGB image: seconds per image with the default
   options (the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
   ``ratio = default time / paper U-Net time`` (one view, its default when it shipped).
@@ -99,7 +99,7 @@ PREVIOUS_DEFAULTS = {
     ),
     # 1-5 bits: the largest expansion defaults (ResUNet M, grown from S); two stand for all
     "expand, 3 bits": ("expand", 3, None, "expand-3bit/conv1_1"),
-    "expand, 4 bits": ("expand", 4, None, "expand-4bit/conv1_1"),
+    "expand, 5 bits": ("expand", 5, None, "expand-5bit/conv1_1"),
 }
 
 

@@ -19,7 +19,7 @@ REQUIRED = ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit
 
 def test_required_models_ship_small_with_full_metadata():
     assert set(REQUIRED) <= set(zoo.names())
-    assert sum(m.arch == "unet" for m in zoo.shipped()) == 14  # the paper U-Net: its layer study
+    assert sum(m.arch == "unet" for m in zoo.shipped()) == 13  # the paper U-Net: its layer study
     resunets = [m for m in zoo.shipped() if m.arch == "resunet"]
     assert {m.name for m in resunets} >= {
         "inverse-halftone/resunet",
