@@ -182,3 +182,11 @@ def test_plan_leaves_out_models_that_read_a_threshold_map(tmp_path):
     assert [m.label for m in methods if m.loss_layer] == [IH]
     with pytest.raises(ValueError, match="Bayer-only models cannot restore"):
         paper_tables.plan(task="inverse-halftone", models=[str(path)])
+
+
+def test_table_one_quotes_the_paper_where_no_measured_row_does(photos):
+    # no zoo model carries the paper's 4-bit figure (its conv1_1 U-Net was retired)
+    methods = paper_tables.plan(bits=[3, 4], models=[EX3, "expand-4bit/resunet"])
+    text = paper_tables.markdown(paper_tables.measure(photos[:1], methods, tones=["colour"]))
+    assert "| 4 | the paper's U-Net, conv1_1 (not measured) | – | 34.52 |" in text
+    assert "| 3 | the paper's U-Net" not in text  # EX3's own row quotes 30.79

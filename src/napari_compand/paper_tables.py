@@ -315,20 +315,18 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
             + " | paper colour (COCO) |"
         )
         lines = [f"### {title}", "", header, "|" + "---|" * (len(tones) + 3)]
-        for method in rows:
+        for i, method in enumerate(rows):
             key = (
                 str(method.bits)
                 if table == "I"
                 else (method.loss_layer or "–") + (f" + {method.variant}" if method.variant else "")
             )
             cells = [_cell(by_method[id(method)].get(t)) for t in tones]
-            paper = method.paper
-            paper_cell = (
-                "–"
-                if paper is None
-                else f"{paper[0]:.2f}" + (f" / {paper[1]:.2f}" if paper[1] else "")
-            )
+            paper_cell = _paper_cell(method.paper)
             lines.append(f"| {key} | {method.label} | " + " | ".join(cells) + f" | {paper_cell} |")
+            last_of_depth = i + 1 == len(rows) or rows[i + 1].bits != method.bits
+            if table == "I" and last_of_depth:
+                lines += _unmeasured_paper_row(method, rows, len(tones))
         blocks.append("\n".join(lines))
     source = f" on {data}" if data else ""
     grey = "Grey: the images' luminance; " if "grey" in tones else ""
@@ -339,6 +337,24 @@ def markdown(results: Sequence[Result], data: str = "") -> str:
         "and flips; inverse halftoning: copies shifted by 1-3 pixels)."
     )
     return "\n\n".join(blocks + [note]) + "\n"
+
+
+def _paper_cell(paper: tuple[float, float | None] | None) -> str:
+    return "–" if paper is None else f"{paper[0]:.2f}" + (f" / {paper[1]:.2f}" if paper[1] else "")
+
+
+def _unmeasured_paper_row(method: Method, rows: Sequence[Method], n_tones: int) -> list[str]:
+    """Table I's line for the paper's conv1_1 U-Net at ``method``'s depth when none of
+    ``rows`` of that depth carries its figure (that zoo model was retired or not asked
+    for): the paper's number, nothing measured; else no line."""
+    paper = PAPER.get((method.task, method.bits, "conv1_1"))
+    if paper is None or any(r.paper for r in rows if r.bits == method.bits):
+        return []
+    cells = " | ".join(["–"] * n_tones)
+    return [
+        f"| {method.bits} | the paper's U-Net, conv1_1 (not measured) | {cells} | "
+        f"{_paper_cell(paper)} |"
+    ]
 
 
 def _cell(scores: Scores | None) -> str:
