@@ -72,6 +72,25 @@ def _stage(recipe: dict, iterations: int, device: str, precision: str | None = N
     return f"{iterations:,} iterations{bits} on {where}: {crops}, {lr}{grey}{pixel}"
 
 
+_SETTING_WORDS = {
+    "lr": "Adam lr {:g}",
+    "seed": "seed {}",
+    "noise_fraction": "{:.0%} noisy crops",
+    "noise_sigma": "noise sigma up to {:g} levels",
+    "noise_shared": "{:.0%} of noisy colour crops with one shared field",
+    "grey_fraction": "{:.0%} grey crops",
+}
+
+
+def _settings_in_words(difference: dict) -> str:
+    """Recipe settings (``checkpoints.average_weights``' ``recipe_differences``) in words."""
+    return ", ".join(
+        _SETTING_WORDS.get(key, key.replace("_", " ") + " {}").format(value)
+        for key, value in difference.items()
+        if key not in ("validate_every", "checkpoint_every")  # bookkeeping, not the recipe
+    )
+
+
 def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
     """How grey images are restored, for a model with a grey partner or that is one."""
     if partner:
@@ -132,7 +151,19 @@ def card(model: zoo.ZooModel) -> str:
         previous_blocks = blocks
         previous_map = architecture.get("threshold_map", False)
     average = meta.get("weight_average")
-    if average:  # checkpoints.average_weights
+    if average and average.get("recipe_differences"):  # checkpoints.average_weights
+        runs = ", ".join(
+            f"{iterations:,} iterations"
+            + (f" with {_settings_in_words(difference)}" if difference else " as above")
+            for iterations, difference in zip(
+                average["iterations_done"], average["recipe_differences"], strict=True
+            )
+        )
+        stages[-1] += (
+            f"; the shipped weights are the mean of the last weights of "
+            f"{len(average['files'])} such runs from the same start (a model soup): {runs}"
+        )
+    elif average:
         sources = ", ".join(
             f"`{Path(file).stem}` at {iterations:,}"
             for file, iterations in zip(average["files"], average["iterations_done"], strict=True)

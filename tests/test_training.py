@@ -468,6 +468,8 @@ def test_average_weights_is_the_mean_of_one_models_checkpoints(tmp_path):
     assert mean.metadata["weight_average"] == {
         "files": ["a.safetensors", "b.safetensors"],
         "iterations_done": [2, 3],
+        # two runs: where the first's recipe differs from the last's
+        "recipe_differences": [{"checkpoint_every": 1, "seed": 0}, {}],
     }
     assert mean.metadata["iterations_done"] == 3  # the last source's record
     half = load_checkpoint(average_weights([first, second], tmp_path / "h.safetensors", True))

@@ -317,6 +317,18 @@ def _save_weights_only(
     )
 
 
+def _recipe_difference(metadata: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """The recipe settings of ``metadata`` that differ from ``reference``'s, apart from
+    ``iterations`` (a run's snapshots carry the schedule's length as fitted then; the
+    iterations done are recorded beside)."""
+    recipe, other = metadata.get("recipe", {}), reference.get("recipe", {})
+    return {
+        key: value
+        for key, value in recipe.items()
+        if key != "iterations" and other.get(key) != value
+    }
+
+
 def average_weights(
     sources: list[str | Path] | tuple[str | Path, ...], target: str | Path, half: bool = False
 ) -> Path:
@@ -326,7 +338,9 @@ def average_weights(
     taken along its course (a stochastic weight average) can score higher than any one of
     them when the run's steps jitter around a minimum; measure it (docs/results.md). The
     metadata is the last source's, plus ``"weight_average"``: the sources' file names and
-    ``iterations_done``.
+    ``iterations_done``, and where the sources come from runs with different recipes (the
+    fine-tunes of one start, a "model soup"), ``"recipe_differences"``: per source, the
+    recipe settings in which it differs from the last source's.
 
     Raises
     ------
@@ -362,6 +376,9 @@ def average_weights(
         "files": [c.path.name for c in loaded],
         "iterations_done": [c.metadata.get("iterations_done") for c in loaded],
     }
+    differences = [_recipe_difference(c.metadata, last.metadata) for c in loaded]
+    if any(differences):  # separate runs (a "model soup"), not one run's snapshots
+        sources_record["recipe_differences"] = differences
     return _save_weights_only(
         target, model, {**last.metadata, "weight_average": sources_record}, half
     )
