@@ -160,8 +160,8 @@ def card(model: zoo.ZooModel) -> str:
             )
         )
         stages[-1] += (
-            f"; the shipped weights are the mean of the last weights of "
-            f"{len(average['files'])} such runs from the same start (a model soup): {runs}"
+            f"; the shipped weights are the mean of {len(average['files'])} runs' weights "
+            f"(a model soup): {runs}"
         )
     elif average:
         sources = ", ".join(
