@@ -155,8 +155,8 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
-    # the vector unit sets the pace: 2 views of the 5-bit default took 0.74 s on 2 AVX-512
-    # (Zen 4) cores and 1.22 s on 2 AVX2 (Zen 3) cores
+    # the vector unit sets the pace: 2 views of the 3- and 4-bit defaults took 0.74-0.75 s on
+    # 2 AVX-512 cores; of the 3- and 5-bit ones, 1.22-1.24 s on 2 AVX2 (Zen 3) cores
     cpu = torch.backends.cpu.get_cpu_capability()
     print(
         f"device {args.device}, CPU capability {cpu}, torch threads {torch.get_num_threads()}, "
