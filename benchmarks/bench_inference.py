@@ -15,6 +15,8 @@
   768x512 RGB image: seconds per image with the default
   options (the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
   ``ratio = default time / paper U-Net time`` (one view, its default when it shipped).
+* The header names the CPU's vector capability (``AVX2``, ``AVX512``): the same
+  defaults run about 1.6x slower on AVX2-only cores.
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
 
@@ -155,8 +157,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
-    # the vector unit sets the pace: 2 views of the 3- and 4-bit defaults took 0.74-0.75 s on
-    # 2 AVX-512 cores; of the 3- and 5-bit ones, 1.22-1.24 s on 2 AVX2 (Zen 3) cores
+    # the CPU's vector unit sets the pace (AVX-512 vs AVX2: docs/results.md)
     cpu = torch.backends.cpu.get_cpu_capability()
     print(
         f"device {args.device}, CPU capability {cpu}, torch threads {torch.get_num_threads()}, "
