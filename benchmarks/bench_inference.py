@@ -16,7 +16,8 @@
   options (the mean of 2 views; budget: 1.0 s on a 2-core CPU) and
   ``ratio = default time / paper U-Net time`` (one view, its default when it shipped).
 * The header names the CPU's vector capability (``AVX2``, ``AVX512``): the same
-  defaults run about 1.6x slower on AVX2-only cores.
+  defaults ran 1.1-1.6x slower on AVX2-only cores than on AVX-512 ones, depending on the
+  host's load (``docs/results.md``).
 * Peak resident memory of a subprocess that restores an 8192x8192 RGB uint8
   image (target < 2 GB), next to the size of its input + output arrays.
 
