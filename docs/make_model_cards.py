@@ -28,6 +28,7 @@ DATA_FOLDERS = {
         "40 photographs of Debian's lomiri-wallpapers, mate-backgrounds and "
         "plasma-workspace-wallpapers (quartered)"
     ),
+    "runs/kmc42": "the 24 Kodak and 18 McMaster images (500x500 crops)",
 }
 
 

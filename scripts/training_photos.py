@@ -17,6 +17,13 @@ The shipped models' metadata names these folders (``runs/wp16t``, ``runs/wp40t``
   Nazarov, Jean-François Fortin Tam; plasma-workspace-wallpapers (LGPL-3): Maciej Wiklo,
   Risto Saukonpää, Dmitri Popov, Ian Hex, Martin Klapetek, Sigi Sagi, and Nikita Babin
   (CC BY-SA 4.0).
+- ``kmc42``: the 24 Kodak photographs (Kodak Lossless True Colour Image Suite, released by
+  Eastman Kodak for unrestricted use) and the 18 McMaster images (Zhang, Wu, Buades and Li,
+  J. Electron. Imaging 2011; research use), both as the 500x500 crops that the FFDNet
+  repository keeps in ``testsets/Kodak24`` and ``testsets/McMaster`` (github.com/cszn/FFDNet,
+  commit ``e787f46df2f374ff3591186706229cb9a0591fea``), saved as PNG: ``--ffdnet`` names a
+  local clone (a git directory or work tree) at that commit. None of them is in Set5, Set14 or
+  BSDS500.
 - ``val80`` / ``held20``: links to the first 80 / last 20 BSDS500 val images (sorted by
   name): the first go into training, the last are the held-out images that
   ``train_zoo.py --keep-best`` validates on.
@@ -24,11 +31,13 @@ The shipped models' metadata names these folders (``runs/wp16t``, ``runs/wp40t``
 Example::
 
     python scripts/training_photos.py --out runs --bsds-val ../shared/data/bsds/val
+    python scripts/training_photos.py --out runs --sets --ffdnet /path/to/FFDNet.git
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import tempfile
 from pathlib import Path
@@ -143,6 +152,41 @@ def build_photos(name: str, out: Path) -> int:
     return count
 
 
+#: The commit of github.com/cszn/FFDNet whose test images make ``kmc42``.
+FFDNET_COMMIT = "e787f46df2f374ff3591186706229cb9a0591fea"
+
+
+def build_kodak_mcmaster(ffdnet: Path, out: Path) -> int:
+    """Write the Kodak and McMaster test images of an FFDNet clone to ``out/kmc42`` as PNG
+    (``kodim01.png`` ..., ``mcmaster01.png`` ...), read at :data:`FFDNET_COMMIT`."""
+    folder = out / "kmc42"
+    folder.mkdir(parents=True, exist_ok=True)
+    git = ["git", "-C", str(ffdnet)]
+    listing = subprocess.run(
+        [
+            *git,
+            "ls-tree",
+            "-r",
+            "--name-only",
+            FFDNET_COMMIT,
+            "testsets/Kodak24",
+            "testsets/McMaster",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for member in listing:
+        data = subprocess.run(
+            [*git, "show", f"{FFDNET_COMMIT}:{member}"], check=True, capture_output=True
+        ).stdout
+        stem = Path(member).stem
+        name = stem if stem.startswith("kodim") else f"mcmaster{int(stem):02d}"
+        with Image.open(io.BytesIO(data)) as image:
+            image.convert("RGB").save(folder / f"{name}.png")
+    return len(listing)
+
+
 def split_val(bsds_val: Path, out: Path, held_out: int = 20) -> None:
     """Link BSDS500 val into ``out/val80`` (all but the last ``held_out``, sorted by name)
     and ``out/held20`` (the last ``held_out``)."""
@@ -158,12 +202,18 @@ def split_val(bsds_val: Path, out: Path, held_out: int = 20) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs"))
-    parser.add_argument("--sets", nargs="+", choices=sorted(PHOTO_SETS), default=["wp40t"])
+    parser.add_argument("--sets", nargs="*", choices=sorted(PHOTO_SETS), default=["wp40t"])
+    parser.add_argument(
+        "--ffdnet", type=Path, help="a clone of github.com/cszn/FFDNet: also make kmc42"
+    )
     parser.add_argument("--bsds-val", type=Path, help="BSDS500's val folder, to split")
     args = parser.parse_args(argv)
     for name in args.sets:
         n = build_photos(name, args.out)
         print(f"{args.out / name}: {n} quarters of {n // 4} photographs")
+    if args.ffdnet:
+        n = build_kodak_mcmaster(args.ffdnet, args.out)
+        print(f"{args.out / 'kmc42'}: {n} Kodak and McMaster images")
     if args.bsds_val:
         split_val(args.bsds_val, args.out)
         print(f"{args.out / 'val80'}, {args.out / 'held20'}: BSDS500 val split")
