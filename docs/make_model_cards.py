@@ -92,6 +92,23 @@ def _settings_in_words(difference: dict) -> str:
     )
 
 
+def _storage(meta: dict) -> str:
+    """How the file stores its weights; for int8, the float16 network's scores beside."""
+    if meta.get("dtype") != "int8":
+        return "fp16 weights"
+    before = meta.get("float16 evaluation", {})
+    scores = [
+        f"{key} {before[key]['psnr']:.2f} dB"
+        for key in ("set5+set14", "set5+set14 grey")
+        if key in before
+    ]
+    return (
+        "int8 weights (one scale per output row, half of fp16's size"
+        + (f"; the fp16 weights scored {', '.join(scores)}" if scores else "")
+        + ")"
+    )
+
+
 def _partner_lines(model: zoo.ZooModel, partner: str | None) -> list[str]:
     """How grey images are restored, for a model with a grey partner or that is one."""
     if partner:
@@ -287,7 +304,7 @@ def card(model: zoo.ZooModel) -> str:
         f"- **Task**: {what}.",
         f"- **Loss**: {loss}.",
         f"- **Network**: {network}, {channels} in and out{reads_map}, predicting a "
-        f"correction to a fixed base ({base[arch['base']]}). fp16 weights, "
+        f"correction to a fixed base ({base[arch['base']]}). {_storage(meta)}, "
         f"{model.path.stat().st_size / 2**20:.1f} MiB, sha256 {digest}….",
         f"- **Data**: {_data_in_words(meta.get('data', '?'))}; "
         f"validation {_data_in_words(meta.get('validation_data', '?'))}.",

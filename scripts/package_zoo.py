@@ -27,6 +27,12 @@ multichannel micrographs, and ``shared``, one field for all channels, as in came
 photographs; each row's ``"shared"`` says which). A ``--zoo`` model keeps its rows of the
 kinds not asked for.
 
+``--int8 NAME ...`` stores shipped models as int8 with one scale per output row
+(:func:`napari_compand.checkpoints.quantize_weights`: half the size of float16) and scores
+them again on the ``--eval`` sets, which must be every set of one-view scores they have
+(their other scores could not be kept); each file keeps its float16 scores under
+``"float16 evaluation"``.
+
 Every score is the model's own network's (``grey_partner=False``): a colour model's
 grey rows are not those of its grey partner (``<name>-grey``), which has its own.
 """
@@ -41,7 +47,7 @@ import torch
 from train_zoo import zoo_name  # this folder: the job names are train_zoo's
 
 from napari_compand._io import collect_images, read_image, to_uint8_channels
-from napari_compand.checkpoints import load_checkpoint, save_checkpoint
+from napari_compand.checkpoints import load_checkpoint, quantize_weights, save_checkpoint
 from napari_compand.degrade import KNOWN_HALFTONES, Degradation
 from napari_compand.evaluation import (
     NOISE_SIGMAS,
@@ -127,6 +133,14 @@ def main() -> None:
         "set they were never scored on (nothing else changes)",
     )
     parser.add_argument(
+        "--int8",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="shipped models to store as int8 (half of float16's size) and score again on "
+        "the --eval sets",
+    )
+    parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads (1 beside a training run)"
     )
     args = parser.parse_args()
@@ -145,6 +159,8 @@ def main() -> None:
     ensembles = {2: args.x2, 8: args.x8}
     halftone_images = sets[args.halftones] if args.halftones else None
     noisy_images = sets[args.noise] if args.noise else None
+    for name in args.int8:
+        store_int8(name, tones)
     for name in args.zoo:
         add_shipped_scores(
             name,
@@ -209,9 +225,55 @@ def main() -> None:
 
 
 def _save_weights(checkpoint, path: Path, meta: dict) -> None:
-    """Write ``checkpoint``'s weights (kept fp16 when its metadata says so) with ``meta``."""
+    """Write ``checkpoint``'s weights (kept fp16 or int8 when its metadata says so) with
+    ``meta``; an int8 file's weights come back exactly (their float16 values requantise to
+    the same rows and scales)."""
     network = checkpoint.build_model()
-    save_checkpoint(path, network.half() if meta.get("dtype") == "float16" else network, meta)
+    if meta.get("dtype") in ("float16", "int8"):
+        network = network.half()
+    save_checkpoint(path, network, meta, int8=meta.get("dtype") == "int8")
+
+
+def store_int8(name: str, sets: dict[str, tuple]) -> None:
+    """Store shipped model ``name`` as int8 and replace its one-view scores on ``sets``
+    (:func:`set_scores`) by the int8 network's; the float16 scores are kept under
+    ``"float16 evaluation"``. Refused for a model with scores of another kind (ensembles,
+    halftones, noise) or of a set not in ``sets``: those could not be kept true."""
+    from napari_compand import zoo
+
+    path = zoo.path_of(name)
+    if path is None:
+        raise SystemExit(f"no shipped model {name!r}")
+    meta = dict(load_checkpoint(path).metadata)
+    if meta.get("dtype") == "int8":
+        raise SystemExit(f"{name} is stored as int8 already")
+    old = {k: v for k, v in meta["evaluation"].items() if k != "paper (COCO)"}
+    kept = {k: v for k, v in meta["evaluation"].items() if k == "paper (COCO)"}
+    temporary = path.with_name(path.stem + ".int8-tmp.safetensors")
+    quantize_weights(path, temporary)
+    try:
+        checkpoint = load_checkpoint(temporary)
+        model = load_model(temporary)
+        degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
+        new = {}
+        for set_name, set_tones in sets.items():
+            new.update(set_scores(model, meta, degradation, set_tones, set_name, name))
+        if set(new) != set(old):
+            raise SystemExit(
+                f"{name}: its scores {sorted(set(old) - set(new))} are not one-view scores of "
+                f"the --eval sets {sorted(sets)}; it stays float16"
+            )
+        for key in sorted(new):
+            print(f"{name:34s} {key:34s} {old[key]['psnr']:.3f} -> {new[key]['psnr']:.3f} dB")
+        meta.update(
+            dtype="int8",
+            evaluation={**kept, **new},
+            **{"float16 evaluation": old},
+        )
+        _save_weights(checkpoint, path, meta)
+    finally:
+        temporary.unlink(missing_ok=True)
+    print(f"-> {path} ({path.stat().st_size / 2**20:.2f} MiB)", flush=True)
 
 
 def set_scores(

@@ -12,6 +12,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from napari_compand._device import resolve_device
@@ -19,7 +20,9 @@ from napari_compand.checkpoints import (
     CheckpointError,
     average_weights,
     export_weights,
+    int8_rows,
     load_checkpoint,
+    quantize_weights,
 )
 from napari_compand.cli import main
 from napari_compand.metrics import psnr
@@ -489,6 +492,49 @@ def test_average_weights_is_the_mean_of_one_models_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="one of the checkpoints being read"):
         export_weights(second, second)
     assert second.read_bytes() == before
+
+
+def test_int8_files_hold_the_weights_to_half_a_step_at_half_of_fp16s_size(tmp_path):
+    config = tiny_config(iterations=2)
+    trained, half = tmp_path / "m.safetensors", tmp_path / "h.safetensors"
+    list(Trainer(config, images_for(config), trained).run())
+    export_weights(trained, half, half=True)
+    small = load_checkpoint(quantize_weights(half, tmp_path / "q.safetensors"))
+    assert small.metadata["dtype"] == "int8" and small.optimizer_state is None
+    assert small.metadata["recipe"] == load_checkpoint(trained).metadata["recipe"]
+    original = load_checkpoint(half).model_state
+    for name, value in original.items():
+        if value.is_floating_point() and value.ndim >= 2:  # quantised: within half a step
+            step = value.float().reshape(len(value), -1).abs().amax(1) / 127
+            error = (small.model_state[name] - value.float()).reshape(len(value), -1).abs()
+            assert (error <= step[:, None] / 2 + 1e-6).all(), name
+            assert not torch.equal(small.model_state[name], value.float()), name
+        else:
+            assert torch.equal(small.model_state[name], value), name
+    weights = sum(v.numel() for v in original.values() if v.ndim >= 2)
+    saved = half.stat().st_size - (tmp_path / "q.safetensors").stat().st_size
+    assert saved > 0.9 * weights  # one byte per weight less
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        a, b = load_checkpoint(half).build_model().float()(x), small.build_model()(x)
+    assert 0 < (a - b).abs().max() < 0.05
+    # the rows of a zero row, and a scale for a weight that is not there, are caught
+    rows, scale = int8_rows(torch.zeros(2, 3))
+    assert rows.abs().sum() == 0 and scale.tolist() == [0.0, 0.0]
+    with safe_open(str(tmp_path / "q.safetensors"), "pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        header = handle.metadata()
+    stray = {**tensors, "scale.nothing": torch.ones(2)}
+    save_file(stray, tmp_path / "stray.safetensors", metadata=header)
+    with pytest.raises(CheckpointError, match="scales of no weight"):
+        load_checkpoint(tmp_path / "stray.safetensors")
+    name = next(k for k in tensors if k.startswith("scale."))
+    wrong = {**tensors, name: torch.ones(1)}
+    save_file(wrong, tmp_path / "wrong.safetensors", metadata=header)
+    with pytest.raises(CheckpointError, match="one float32 scale per row"):
+        load_checkpoint(tmp_path / "wrong.safetensors")
+    with pytest.raises(CheckpointError, match="one of the checkpoints being read"):
+        quantize_weights(half, half)
 
 
 def test_bad_checkpoint_files_are_rejected_without_unpickling(tmp_path):

@@ -43,7 +43,13 @@ def test_required_models_ship_small_with_full_metadata():
         for key in ("task", "loss_layer", "architecture", "recipe", "evaluation", "description"):
             assert key in meta, (model.name, key)
         assert meta["zoo_name"] == model.name
-        assert meta["dtype"] == "float16"
+        # the defaults fp16; the paper's U-Nets int8, their fp16 scores kept beside
+        assert meta["dtype"] == ("int8" if model.arch == "unet" else "float16"), model.name
+        if meta["dtype"] == "int8":
+            before = meta["float16 evaluation"]
+            assert before.keys() == model.evaluation.keys() - {"paper (COCO)"}
+            for key in ("set5+set14", "set5+set14 grey"):
+                assert abs(model.evaluation[key]["psnr"] - before[key]["psnr"]) < 0.15
         assert meta["recipe"]["crop_size"] > 0 and meta["iterations_done"] > 0
         assert "set5+set14" in model.evaluation and "set5+set14 grey" in model.evaluation
         # every model learnt grey input too (a grey partner learnt nothing else)

@@ -1,7 +1,7 @@
 """The model zoo: pretrained checkpoints shipped in the package, and session models.
 
 Shipped models live in ``napari_compand/zoo/weights`` (package data, fp16
-safetensors with JSON metadata: task, bits, loss layer, architecture, training
+safetensors, the paper's U-Nets int8, with JSON metadata: task, bits, loss layer, architecture, training
 recipe and evaluation). They are named ``<task>/<loss layer>``:
 
 >>> from napari_compand import zoo
