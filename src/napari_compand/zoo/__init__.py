@@ -1,8 +1,8 @@
 """The model zoo: pretrained checkpoints shipped in the package, and session models.
 
 Shipped models live in ``napari_compand/zoo/weights`` (package data, fp16
-safetensors, the paper's U-Nets int8, with JSON metadata: task, bits, loss layer, architecture, training
-recipe and evaluation). They are named ``<task>/<loss layer>``:
+safetensors, the paper's U-Nets int8, with JSON metadata: task, bits, loss layer,
+architecture, training recipe and evaluation). They are named ``<task>/<loss layer>``:
 
 >>> from napari_compand import zoo
 >>> "inverse-halftone/conv1_1" in zoo.names()
