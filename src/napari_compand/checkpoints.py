@@ -104,10 +104,10 @@ def save_checkpoint(
     if int8:
         if optimizer is not None:
             raise CheckpointError("an int8 file holds weights only, not a resumable run")
-        for name, value in model.state_dict().items():
+        for key, value in list(tensors.items()):
             if value.is_floating_point() and value.ndim >= 2:
-                rows, scale = int8_rows(value.detach().cpu())
-                tensors[f"model.{name}"], tensors[f"scale.{name}"] = rows, scale
+                name = key[len("model.") :]
+                tensors[key], tensors[f"scale.{name}"] = int8_rows(value)
         meta["dtype"] = "int8"
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -331,8 +331,8 @@ def export_weights(source: str | Path, target: str | Path, half: bool = False) -
 def quantize_weights(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint's weights (no optimizer state) as int8 with one scale per output
     row (:func:`int8_rows`): a 1.58 M-parameter network takes 1.6 MB instead of 3.2 MB as
-    float16. The network's outputs change a little (measure them: ``scripts/quantize_zoo.py``
-    re-scores a zoo model); biases and normalisation stay as they are.
+    float16. The network's outputs change a little (measure them: ``scripts/package_zoo.py
+    --int8`` re-scores a zoo model); biases and normalisation stay as they are.
 
     Raises
     ------
@@ -341,10 +341,8 @@ def quantize_weights(source: str | Path, target: str | Path) -> Path:
     """
     _refuse_source_as_target([source], target)
     checkpoint = load_checkpoint(source)
-    network = checkpoint.build_model()
-    if checkpoint.metadata.get("dtype") == "float16":
-        network = network.half()
-    return save_checkpoint(target, network, checkpoint.metadata, int8=True)
+    half = checkpoint.metadata.get("dtype") == "float16"
+    return _save_weights_only(target, checkpoint.build_model(), checkpoint.metadata, half, True)
 
 
 def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,13 +390,15 @@ def _refuse_source_as_target(sources: Sequence[str | Path], target: str | Path) 
 
 
 def _save_weights_only(
-    target: str | Path, model: Restorer, metadata: dict[str, Any], half: bool
+    target: str | Path, model: Restorer, metadata: dict[str, Any], half: bool, int8: bool = False
 ) -> Path:
-    """Save ``model`` without optimizer state, fp16 if ``half``, its ``dtype`` recorded."""
+    """Save ``model`` without optimizer state, fp16 if ``half`` (its weights int8 if
+    ``int8``), its ``dtype`` recorded."""
     return save_checkpoint(
         target,
         model.half() if half else model,
         {**metadata, "dtype": "float16" if half else "float32"},
+        int8=int8,
     )
 
 
