@@ -10,16 +10,24 @@ default model's colour and grey means (grey: the copy's luminance,
 :func:`napari_compand.evaluation.grey_version`) with ``restore``'s default options, next to
 mid-bin (inverse halftoning, ``--halftone``: next to the Gaussian blur).
 
-Example::
+``--luminance`` adds what the colour input knows about luminance: the PSNR of the luminance of
+the colour image's restoration against the clean luminance (the quantity the grey score
+measures, from three channels instead of one), the same for the baseline, and the mean number
+of distinct luminance values in the degraded colour and grey images.
+
+Examples::
 
     python scripts/grey_gap.py --data ../shared/data/eval/set5 ../shared/data/eval/set14 \\
         --bits 3 4 5 --halftone floyd-steinberg
+    python scripts/grey_gap.py --data ../shared/data/eval/set5 ../shared/data/eval/set14 \\
+        --bits 1 2 3 4 --as-given --luminance
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -33,6 +41,7 @@ from napari_compand.evaluation import (
     evaluate_many,
     grey_version,
     model_restorer,
+    score,
 )
 from napari_compand.vocabulary import Task
 
@@ -47,28 +56,56 @@ def jpeg_copy(image: np.ndarray, quality: int, chroma: str) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
+def luminance_psnr(images: list[np.ndarray], degradation: Degradation, restorer: Callable) -> float:
+    """Mean PSNR of the luminance of each colour image's restoration against its clean
+    luminance: ``PSNR(Y(restore(D(x))), Y(x))``, ``Y`` = :func:`grey_version`."""
+    return float(
+        np.mean(
+            [
+                score(grey_version(i), grey_version(restorer(degradation.apply(i))))[0]
+                for i in images
+            ]
+        )
+    )
+
+
+def luminance_levels(images: list[np.ndarray], degradation: Degradation) -> tuple[float, float]:
+    """Mean number of distinct luminance values in the degraded colour images and in the
+    degraded grey images."""
+    colour = np.mean([np.unique(grey_version(degradation.apply(i))).size for i in images])
+    grey = np.mean([np.unique(degradation.apply(grey_version(i))).size for i in images])
+    return float(colour), float(grey)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", nargs="+", required=True, help="clean PNG folders or files")
     parser.add_argument("--bits", nargs="*", type=int, default=[], help="Eq. 2 bit depths")
     parser.add_argument("--halftone", nargs="*", default=[], help="halftone methods")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (1-95)")
+    parser.add_argument("--as-given", action="store_true", help="skip the JPEG copies")
+    parser.add_argument(
+        "--luminance", action="store_true", help="add the colour restoration's luminance"
+    )
     args = parser.parse_args()
 
     clean = [to_uint8_channels(read_image(f), 3) for f in collect_images(args.data)]
     versions = {"as given": clean} | {
         f"JPEG q{args.quality} {chroma}": [jpeg_copy(i, args.quality, chroma) for i in clean]
         for chroma in CHROMA
+        if not args.as_given
     }
     degradations = [Degradation("quantize", bits=b) for b in args.bits] + [
         Degradation("halftone", method=m) for m in args.halftone
     ]
     if not degradations:
         parser.error("give --bits and/or --halftone")
+    extra = " colour's luminance | baseline colour's luminance | luminance levels colour / grey |"
     print(
         "| images | degradation | default model | colour | grey | grey gap | "
-        "baseline colour / grey |\n|---|---|---|---|---|---|---|"
+        "baseline colour / grey |" + (extra if args.luminance else "")
     )
+    print("|---" * (10 if args.luminance else 7) + "|")
     for degradation in degradations:
         task = Task.from_degradation(degradation)
         name = zoo.default_model_for(degradation)
@@ -81,12 +118,19 @@ def main() -> None:
             colour = evaluate_many(images, degradation, restorers)
             grey = evaluate_many([grey_version(i) for i in images], degradation, restorers)
             gap = colour["model"].psnr - grey["model"].psnr
-            print(
+            row = (
                 f"| {label} | {degradation.label} | `{name}` | {colour['model'].psnr:.2f} | "
                 f"{grey['model'].psnr:.2f} | {gap:.2f} | {classical} "
-                f"{colour['baseline'].psnr:.2f} / {grey['baseline'].psnr:.2f} |",
-                flush=True,
+                f"{colour['baseline'].psnr:.2f} / {grey['baseline'].psnr:.2f} |"
             )
+            if args.luminance:
+                levels = luminance_levels(images, degradation)
+                row += (
+                    f" {luminance_psnr(images, degradation, restorers['model']):.2f} |"
+                    f" {luminance_psnr(images, degradation, restorers['baseline']):.2f} |"
+                    f" {levels[0]:.1f} / {levels[1]:.1f} |"
+                )
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
