@@ -171,6 +171,7 @@ def main() -> None:
             noisy_images,
             args.noise,
             args.noise_kinds,
+            args.halftones or "",
         )
     # read every warm-start chain first: packaging may overwrite a parent file
     lineage = {path: warm_starts(load_checkpoint(path).metadata) for path in args.checkpoints}
@@ -328,6 +329,7 @@ def add_shipped_scores(
     noisy: list | None = None,
     noise_set: str | None = None,
     noise_kinds: Sequence[str] = NOISE_KINDS,
+    halftone_set: str = "",
 ) -> None:
     """Add the one-view scores of every set of ``sets`` that shipped model ``name`` was never
     scored on (:func:`set_scores`), the scores of ``ensembles`` (views -> set names of
@@ -356,8 +358,9 @@ def add_shipped_scores(
                 ensemble_scores(model, degradation, sets[set_name], set_name, name, views)
             )
     if halftones is not None and meta["task"] == "inverse-halftone":
-        key = next(k for k in evaluation if k.endswith(" halftones"))
-        kept = evaluation[key] if only_new else {}
+        # its key, or for a model never scored per halftone, that of the set given
+        key = next((k for k in evaluation if k.endswith(" halftones")), f"{halftone_set} halftones")
+        kept = evaluation.get(key, {}) if only_new else {}
         evaluation[key] = {**kept, **halftone_scores(model, halftones, name, 2, skip=kept)}
     if noisy is not None:
         key, noisy, noise_kinds = noise_inputs(meta, noisy, noise_set, noise_kinds)
