@@ -56,14 +56,27 @@ def jpeg_copy(image: np.ndarray, quality: int, chroma: str) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def luminance_psnr(images: list[np.ndarray], degradation: Degradation, restorer: Callable) -> float:
-    """Mean PSNR of the luminance of each colour image's restoration against its clean
-    luminance: ``PSNR(Y(restore(D(x))), Y(x))``, ``Y`` = :func:`grey_version`."""
+def recording(
+    restorer: Callable[[np.ndarray], np.ndarray], outputs: list[np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``restorer``, keeping each restoration in ``outputs`` (in the order
+    :func:`evaluate_many` restores the images)."""
+
+    def run(degraded: np.ndarray) -> np.ndarray:
+        outputs.append(restorer(degraded))
+        return outputs[-1]
+
+    return run
+
+
+def luminance_psnr(clean: list[np.ndarray], restored: list[np.ndarray]) -> float:
+    """Mean PSNR of the luminance of each colour restoration against the clean luminance:
+    ``PSNR(Y(restored), Y(clean))``, ``Y`` = :func:`grey_version`."""
     return float(
         np.mean(
             [
-                score(grey_version(i), grey_version(restorer(degradation.apply(i))))[0]
-                for i in images
+                score(grey_version(c), grey_version(r))[0]
+                for c, r in zip(clean, restored, strict=True)
             ]
         )
     )
@@ -115,7 +128,9 @@ def main() -> None:
             "model": model_restorer(name, self_ensemble=None),
         }
         for label, images in versions.items():
-            colour = evaluate_many(images, degradation, restorers)
+            outputs = {key: [] for key in restorers}
+            recorded = {key: recording(r, outputs[key]) for key, r in restorers.items()}
+            colour = evaluate_many(images, degradation, recorded)
             grey = evaluate_many([grey_version(i) for i in images], degradation, restorers)
             gap = colour["model"].psnr - grey["model"].psnr
             row = (
@@ -126,8 +141,8 @@ def main() -> None:
             if args.luminance:
                 levels = luminance_levels(images, degradation)
                 row += (
-                    f" {luminance_psnr(images, degradation, restorers['model']):.2f} |"
-                    f" {luminance_psnr(images, degradation, restorers['baseline']):.2f} |"
+                    f" {luminance_psnr(images, outputs['model']):.2f} |"
+                    f" {luminance_psnr(images, outputs['baseline']):.2f} |"
                     f" {levels[0]:.1f} / {levels[1]:.1f} |"
                 )
             print(row, flush=True)
