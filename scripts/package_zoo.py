@@ -27,6 +27,9 @@ multichannel micrographs, and ``shared``, one field for all channels, as in came
 photographs; each row's ``"shared"`` says which). A ``--zoo`` model keeps its rows of the
 kinds not asked for.
 
+``--out DIR`` writes the new files there instead of the package's zoo (to score a stage
+before deciding whether it ships).
+
 ``--int8 NAME ...`` stores shipped models as int8 with one scale per output row
 (:func:`napari_compand.checkpoints.quantize_weights`: half the size of float16) and scores
 them again on the ``--eval`` sets, which must be every set of one-view scores they have
@@ -80,7 +83,7 @@ def warm_starts(meta: dict) -> list[dict]:
     return stages
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoints", nargs="*", type=Path)
     parser.add_argument("--eval", action="append", default=[], help="NAME=DIR[,DIR...]")
@@ -141,9 +144,16 @@ def main() -> None:
         "the --eval sets",
     )
     parser.add_argument(
+        "--out",
+        type=Path,
+        default=ZOO,
+        help="where new checkpoints are written (default: the package's zoo; a scratch "
+        "folder to score a stage without touching the zoo)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads (1 beside a training run)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sets = {}
     for item in args.eval:
@@ -155,7 +165,7 @@ def main() -> None:
         name: (("", colour), (" grey", [grey_version(i) for i in colour]))
         for name, colour in sets.items()
     }
-    ZOO.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     ensembles = {2: args.x2, 8: args.x8}
     halftone_images = sets[args.halftones] if args.halftones else None
     noisy_images = sets[args.noise] if args.noise else None
@@ -220,7 +230,7 @@ def main() -> None:
             f"{meta['iterations_done']} iterations" + warm + ". " + args.note,
             evaluation=evaluation,
         )
-        target = ZOO / f"{name.replace('/', '__')}.safetensors"
+        target = args.out / f"{name.replace('/', '__')}.safetensors"
         _save_weights(checkpoint, target, meta)
         print(f"-> {target} ({target.stat().st_size / 2**20:.2f} MiB)", flush=True)
 

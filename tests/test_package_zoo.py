@@ -1,0 +1,115 @@
+"""``scripts/package_zoo.py``: a trained stage becomes a zoo file with its scores and lineage."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+
+from napari_compand.checkpoints import load_checkpoint
+from napari_compand.evaluation import baseline, evaluate_many, grey_version, model_restorer
+from napari_compand.models import ModelConfig
+from napari_compand.training import Trainer, TrainingConfig, TrainingImages
+
+from .helpers import smooth_images
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture()
+def package_zoo(monkeypatch):
+    """The script as a module (it imports ``train_zoo`` from its own folder)."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    return importlib.import_module("package_zoo")
+
+
+def _train(path: Path, init: Path | None = None, iterations: int = 2) -> None:
+    config = TrainingConfig(
+        task="expand",
+        bits=3,
+        loss_layer="conv1_1",
+        perceptual_weight=0.0,
+        pixel_weight=1.0,
+        crop_size=32,
+        batch_size=2,
+        iterations=iterations,
+        lr=1e-3,
+        validate_every=0,
+        checkpoint_every=0,
+        device="cpu",
+        model=ModelConfig(ngf=8, depth=3, max_channels=16, base="bin", bits=3),
+    )
+    images = TrainingImages(smooth_images(2), config.degradations, config.model.channels)
+    list(Trainer(config, images, path, init=init).run())
+
+
+def test_a_stage_is_scored_and_keeps_its_lineage(package_zoo, tmp_path):
+    first, stage = tmp_path / "first.safetensors", tmp_path / "ex3_tiny.safetensors"
+    _train(first, iterations=3)
+    _train(stage, init=first)
+    evaluation_dir = tmp_path / "eval"
+    evaluation_dir.mkdir()
+    pictures = [image[:, :, :3] for image in smooth_images(2, size=48, seed=5)]
+    for index, picture in enumerate(pictures):
+        iio.imwrite(evaluation_dir / f"{index}.png", picture)
+    out = tmp_path / "zoo"
+
+    package_zoo.main(
+        [str(stage), "--eval", f"tiny={evaluation_dir}", "--x2", "tiny", "--noise", "tiny"]
+        + ["--noise-kinds", "shared", "--note", "A test stage.", "--out", str(out)]
+        + ["--threads", "1"]
+    )
+
+    shipped = out / "expand-3bit__tiny.safetensors"
+    meta = load_checkpoint(shipped).metadata
+    assert meta["zoo_name"] == "expand-3bit/tiny"
+    assert meta["description"].startswith("3-bit -> 8-bit expansion")
+    assert meta["description"].endswith("A test stage.")
+    # the stage it grew from, with that stage's own iterations
+    assert meta["init"] == "see warm_starts"
+    assert [s["iterations_done"] for s in meta["warm_starts"]] == [3]
+    scores = meta["evaluation"]
+    for key in ("tiny", "tiny grey", "tiny baseline midbin", "tiny x2", "tiny grey x2"):
+        assert math.isfinite(scores[key]["psnr"]), key
+    # the stored scores are the package's own evaluation of the stage's network
+    degradation = TrainingConfig.from_dict(meta["recipe"]).degradation
+    readback = [iio.imread(evaluation_dir / f"{i}.png") for i in range(2)]
+    found = evaluate_many(
+        readback,
+        degradation,
+        {"net": model_restorer(stage, grey_partner=False), "mid": baseline("midbin", degradation)},
+    )
+    assert scores["tiny"]["psnr"] == pytest.approx(
+        found["net"].psnr, abs=5e-4
+    )  # stored to 3 decimals
+    assert scores["tiny baseline midbin"]["psnr"] == pytest.approx(
+        found["mid"].psnr, abs=5e-4
+    )  # stored to 3 decimals
+    network = {"net": model_restorer(stage, grey_partner=False)}
+    grey = evaluate_many([grey_version(i) for i in readback], degradation, network)
+    assert scores["tiny grey"]["psnr"] == pytest.approx(
+        grey["net"].psnr, abs=5e-4
+    )  # stored to 3 decimals
+    # in bin by construction: its "consistent" scores are its own
+    assert scores["tiny consistent"] == scores["tiny"]
+    # noise rows of the kind asked for only, sigma 0 included
+    rows = scores["tiny noise"]
+    assert rows and all(row["shared"] for row in rows)
+    assert min(row["sigma"] for row in rows) == 0 and len({row["sigma"] for row in rows}) > 1
+
+
+def test_the_scratch_output_leaves_the_package_zoo_alone(package_zoo, tmp_path):
+    assert package_zoo.ZOO.name == "weights" and package_zoo.ZOO.is_dir()
+    before = {p.name: p.stat().st_mtime_ns for p in package_zoo.ZOO.glob("*.safetensors")}
+    stage = tmp_path / "ex3_tiny.safetensors"
+    _train(stage)
+    evaluation_dir = tmp_path / "eval"
+    evaluation_dir.mkdir()
+    iio.imwrite(evaluation_dir / "a.png", smooth_images(1, size=48)[0][:, :, :3])
+    package_zoo.main([str(stage), "--eval", f"one={evaluation_dir}", "--out", str(tmp_path / "z")])
+    after = {p.name: p.stat().st_mtime_ns for p in package_zoo.ZOO.glob("*.safetensors")}
+    assert after == before
+    assert (tmp_path / "z" / "expand-3bit__tiny.safetensors").is_file()
