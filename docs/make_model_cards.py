@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from napari_compand import zoo
+from napari_compand import paper, zoo
 from napari_compand.evaluation import classical_baseline
 from napari_compand.vocabulary import HALFTONE_SETS_IN_WORDS
 
@@ -296,7 +296,6 @@ def card(model: zoo.ZooModel) -> str:
         if arch.get("threshold_map")
         else ""
     )
-    paper = evaluation.get("paper (COCO)")
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:16]
     lines = [
         f"## {model.name}",
@@ -315,14 +314,42 @@ def card(model: zoo.ZooModel) -> str:
         "",
         *table,
     ]
-    if paper:
-        ssim = f" / {paper['ssim']:.2f}" if paper.get("ssim") else ""
-        lines += [
-            "",
-            f"The paper reports {paper['psnr']:.2f} dB{ssim} (colour, COCO) "
-            "for this task and loss.",
-        ]
-    return "\n".join(lines)
+    return "\n".join(lines + _paper_lines(meta))
+
+
+def _paper_lines(meta: dict) -> list[str]:
+    """What Hou & Qiu report for a paper U-Net of this task, depth and VGG19 loss alone
+    (:mod:`napari_compand.paper`: Table I or III, and Table II for the 3-bit layer study;
+    both tones); nothing for other networks and losses."""
+    recipe = meta["recipe"]
+    layer = meta.get("loss_layer")
+    if meta["architecture"].get("arch", "unet") != "unet" or recipe.get("pixel_weight"):
+        return []
+    if layer not in paper.LOSS_LAYERS:
+        return []
+    task, bits = meta["task"], meta.get("bits")
+    tables = ["I", "II"] if (task, bits, layer) == ("expand", 3, "conv1_1") else [None]
+    parts = []
+    for table in tables:
+        colour = paper.reported(task, bits, layer, "colour", table)
+        grey = paper.reported(task, bits, layer, "grey", table)
+        if colour is None or grey is None:
+            continue
+        default = "III" if task == "inverse-halftone" else "I" if layer == "conv1_1" else "II"
+        name = table or default
+        parts.append(
+            f"Table {name}: colour {colour.psnr:.2f} dB / {colour.ssim:.2f}, grey "
+            f"{grey.psnr:.2f} / {grey.ssim:.2f} (its input: {colour.input_psnr:.2f} / "
+            f"{grey.input_psnr:.2f} dB)"
+        )
+    if not parts:
+        return []
+    return [
+        "",
+        "The paper reports for this task and loss, on 100 COCO validation images: "
+        + "; ".join(parts)
+        + (" (the two tables drew different samples)." if len(parts) > 1 else "."),
+    ]
 
 
 def main() -> None:

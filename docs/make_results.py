@@ -8,6 +8,7 @@ folders) and matplotlib (``pip install -e ".[docs]"``)::
     python docs/make_results.py figures
     python docs/make_results.py ablation   # --runs runs/ablation (scripts/ablation.py output)
     python docs/make_results.py defaults   # from the shipped files' metadata
+    python docs/make_results.py relayout   # the measured tables again, from their CSVs
 
 ``tables`` writes ``docs/results/set5_set14.{md,csv}`` (every shipped model, in-bin
 variants, 8x self-ensemble for Table I); ``bsds`` writes ``docs/results/bsds_test.{md,csv}``
@@ -18,7 +19,10 @@ draws ``docs/images/ablation_loss.png``; ``defaults`` writes ``docs/results/defa
 (and the same tables into ``docs/results.md`` between its ``defaults`` markers; the tables of
 ``tables`` and ``bsds`` get a note naming their models retired since): the default
 model of every task against the targets of issues 11 and 12, from the scores that
-``scripts/package_zoo.py`` measured and stored in each shipped file (no images needed).
+``scripts/package_zoo.py`` measured and stored in each shipped file (no images needed);
+``relayout`` writes the tables of ``tables`` and ``bsds`` again from their CSVs, with the
+paper's numbers of :mod:`napari_compand.paper` (no images needed). ``tables``, ``bsds`` and
+``relayout`` also fill docs/results.md's copy of those tables (its ``measured`` markers).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from napari_compand.degrade import halftone
 from napari_compand.evaluation import classical_baseline
 from napari_compand.inference import default_views, load_model, restore
 from napari_compand.metrics import psnr
+from napari_compand.paper import TABLE_I, reported
 from napari_compand.vocabulary import Task
 
 DOCS = Path(__file__).resolve().parent
@@ -61,6 +66,7 @@ def _run(images, methods, name: str, data: str, tones=paper_tables.TONES) -> Non
     (RESULTS / f"{name}.md").write_text(paper_tables.markdown(results, data=data))
     refresh_retired_note(RESULTS / f"{name}.md")
     paper_tables.write_csv(results, RESULTS / f"{name}.csv")
+    fill_block(DOCS / "results.md", "measured", measured_section())
     print((RESULTS / f"{name}.md").read_text())
 
 
@@ -187,7 +193,7 @@ def figures(folders) -> None:
                 ax.plot(
                     xs, [series[key][x] for x in xs], style, marker="o", color=colour, label=label
                 )
-        paper = {b: v[0] for (t, b, layer), v in paper_tables.PAPER.items() if t == "expand"}
+        paper = {b: row.psnr for (b, tone), row in TABLE_I.items() if tone == "colour"}
         ax.plot(list(paper), list(paper.values()), "k-", marker="s", label="Hou & Qiu (COCO)")
         ax.set(title=f"Bit-depth expansion to 8 bits, colour, {title}", xlabel="input bits")
         ax.set_ylabel("PSNR (dB)")
@@ -327,7 +333,7 @@ def defaults_table(data: str) -> str:
     """
     lines = [
         "| task | default model | target | colour | margin | 1 view colour | x8 colour | grey "
-        "| grey gap | classical colour / grey | paper (COCO) | A Little Bit More |",
+        "| grey gap | classical colour / grey | paper (COCO) colour / grey | A Little Bit More |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, bits in DEFAULT_TASKS:
@@ -357,7 +363,11 @@ def defaults_table(data: str) -> str:
         margin_text = _cell(margin, "{:+.2f}") + (" met" if met else "")
         gap = None if colour is None or grey is None else colour - grey
         gap_text = _cell(gap, "{:.2f}") + (" met" if gap is not None and gap <= 0.5 else "")
-        paper = paper_tables.PAPER.get((task, bits, "conv1_1")) if data == "set5+set14" else None
+        paper = {  # Table I or III, conv1_1 loss: the paper's network for this task
+            tone: reported(task, bits, "conv1_1", tone) if data == "set5+set14" else None
+            for tone in ("colour", "grey")
+        }
+        paper_text = " / ".join(_cell(p.psnr if p else None) for p in paper.values())
         rival = LITTLE_BIT_MORE.get(bits) if data == "set5+set14" else None
         label = "inverse halftone (Floyd–Steinberg)"
         if bits:
@@ -367,7 +377,7 @@ def defaults_table(data: str) -> str:
             f"| {label} | {model} | {target_text} | {_cell(colour)} | {margin_text} "
             f"| {_cell(one_view if views else None)} "
             f"| {_cell(_psnr(evaluation, f'{data} x8'))} | {_cell(grey)} | {gap_text} "
-            f"| {_cell(base)} / {_cell(base_grey)} | {_cell(paper[0] if paper else None)} "
+            f"| {_cell(base)} / {_cell(base_grey)} | {paper_text} "
             f"| {_cell(rival)} |"
         )
     return "\n".join(lines) + "\n"
@@ -493,20 +503,59 @@ def defaults() -> None:
     for name in MEASURED_TABLES:  # models retired since they were measured
         if (RESULTS / name).is_file():
             refresh_retired_note(RESULTS / name)
-    # and in docs/results.md, between its markers
-    page = DOCS / "results.md"
-    start, end = "<!-- defaults:start -->", "<!-- defaults:end -->"
+    fill_block(DOCS / "results.md", "defaults", text)  # and in docs/results.md
+    print(text)
+
+
+def fill_block(page: Path, name: str, text: str) -> None:
+    """Put ``text`` into ``page`` between its ``<!-- name:start -->`` and
+    ``<!-- name:end -->`` markers, replacing what was there."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     content = page.read_text()
-    if start not in content:
+    if start not in content or end not in content:
         raise SystemExit(f"{page} has no {start} ... {end} block to fill")
     before, rest = content.split(start)
     page.write_text(before + start + "\n" + text + "\n" + end + rest.split(end)[1])
-    print(text)
+
+
+#: the measured tables (``tables``, ``bsds``): file stem -> the data they were measured on
+MEASURED = {"set5_set14": "Set5 + Set14", "bsds_test": "BSDS500 test"}
+
+
+def measured_section() -> str:
+    """docs/results.md's copy of the measured tables: each table of
+    ``results/<name>.md`` under its data's name."""
+    parts = ["<!-- generated by `python docs/make_results.py relayout` from docs/results/ -->"]
+    for name, data in MEASURED.items():
+        page = RESULTS / f"{name}.md"
+        if not page.is_file():
+            continue
+        tones = "grey and colour" if "grey PSNR" in page.read_text() else "colour"
+        images = re.search(r"Mean over (\d+) images", page.read_text())
+        count = f" ({images[1]} images)" if images else ""
+        body = page.read_text().replace("### Table", f"### {data}: Table")
+        parts.append(f"## {data}{count}, {tones}\n\n{body.strip()}\n")
+    return "\n\n".join(parts)
+
+
+def relayout() -> None:
+    """Lay the measured tables out again from their CSVs, with the paper's numbers of
+    :mod:`napari_compand.paper` (no images or models needed): ``results/<name>.md`` and
+    ``.csv``, and their copy in docs/results.md."""
+    for name, data in MEASURED.items():
+        table = RESULTS / f"{name}.csv"
+        results = paper_tables.read_csv(table)
+        paper_tables.write_csv(results, table)
+        (RESULTS / f"{name}.md").write_text(paper_tables.markdown(results, data=data))
+        refresh_retired_note(RESULTS / f"{name}.md")
+    fill_block(DOCS / "results.md", "measured", measured_section())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=("tables", "bsds", "figures", "ablation", "defaults"))
+    parser.add_argument(
+        "what", choices=("tables", "bsds", "figures", "ablation", "defaults", "relayout")
+    )
     parser.add_argument("--runs", default="runs/ablation", help="scripts/ablation.py output")
     parser.add_argument(
         "--set5-set14", nargs="+", default=["../shared/data/eval/set5", "../shared/data/eval/set14"]
@@ -521,6 +570,8 @@ def main() -> None:
         ablation(Path(args.runs))
     elif args.what == "defaults":
         defaults()
+    elif args.what == "relayout":
+        relayout()
     else:
         figures(args.set5_set14)
 

@@ -63,7 +63,7 @@ from napari_compand.evaluation import (
     noise_robustness,
 )
 from napari_compand.inference import load_model
-from napari_compand.paper_tables import PAPER
+from napari_compand.paper import reported
 from napari_compand.training.config import TrainingConfig
 from napari_compand.vocabulary import ORDERED_METHODS
 
@@ -206,9 +206,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.noise:
             key, noisy, kinds = noise_inputs(meta, sets[args.noise], args.noise, args.noise_kinds)
             evaluation[key] = noise_scores(model, meta, degradation, noisy, name, kinds)
-        paper = PAPER.get((meta["task"], meta.get("bits"), meta["loss_layer"]))
-        if paper:
-            evaluation["paper (COCO)"] = {"psnr": paper[0], "ssim": paper[1]}
+        for tone in ("colour", "grey"):  # the paper's network of this task and loss
+            paper = reported(meta["task"], meta.get("bits"), meta["loss_layer"], tone)
+            if paper and not meta["recipe"].get("pixel_weight"):
+                key = "paper (COCO)" + (" grey" if tone == "grey" else "")
+                evaluation[key] = {"psnr": paper.psnr, "ssim": paper.ssim}
         what = (
             f"{meta['bits']}-bit -> 8-bit expansion"
             if meta["task"] == "expand"
@@ -258,8 +260,8 @@ def store_int8(name: str, sets: dict[str, tuple]) -> None:
     meta = dict(load_checkpoint(path).metadata)
     if meta.get("dtype") == "int8":
         raise SystemExit(f"{name} is stored as int8 already")
-    old = {k: v for k, v in meta["evaluation"].items() if k != "paper (COCO)"}
-    kept = {k: v for k, v in meta["evaluation"].items() if k == "paper (COCO)"}
+    old = {k: v for k, v in meta["evaluation"].items() if not k.startswith("paper (COCO)")}
+    kept = {k: v for k, v in meta["evaluation"].items() if k.startswith("paper (COCO)")}
     temporary = path.with_name(path.stem + ".int8-tmp.safetensors")
     quantize_weights(path, temporary)
     try:

@@ -35,7 +35,13 @@ def test_plan_lists_baselines_then_models_with_their_in_bin_variant():
     plain, in_bin = methods[2], methods[3]
     assert plain.tables == ("I", "II") and methods[1].tables == ("I", "II")
     assert methods[0].tables == ("I",)
-    assert plain.paper == (30.79, 0.90) and in_bin.paper is None
+    # Tables I and II drew different COCO samples; the as-is row is the paper's input
+    assert plain.paper("I", "colour") == (30.79, 0.90) and plain.paper("II", "grey") == (
+        32.57,
+        0.91,
+    )
+    assert in_bin.paper("I", "colour") is None and methods[1].paper("I", "colour") is None
+    assert methods[0].paper("I", "grey") == (23.16, 0.78)
     assert in_bin.consistent and not plain.consistent
     ensembled = paper_tables.plan(task="expand", bits=[3], models=[EX3], self_ensemble=True)[-1]
     assert ensembled.label == f"{EX3} x8 in bin" and ensembled.consistent
@@ -54,7 +60,10 @@ def test_plan_places_layer_models_and_halftone_baselines():
     labels = [m.label for m in methods]
     assert labels == ["halftone as-is", "Gaussian blur (sigma 1.2)", IH, "inverse-halftone/conv5_1"]
     assert all(m.tables == ("III",) for m in methods)
-    assert methods[2].paper == (31.43, 0.91) and methods[3].paper is None
+    assert methods[2].paper("III", "colour") == (31.43, 0.91)
+    assert methods[3].paper("III", "grey") == (26.48, 0.69)  # conv5_1, Table III
+    assert methods[0].paper("III", "colour") == (8.08, 0.20)  # the halftone itself
+    assert methods[1].paper("III", "colour") is None
     layer = paper_tables.plan(task="expand", bits=[3], models=["expand-3bit/conv5_1"])[-2]
     assert layer.tables == ("II",)
 
@@ -110,14 +119,16 @@ def test_markdown_and_csv_layout(photos, tmp_path):
     assert "| colour PSNR / SSIM | paper colour (COCO) |" in text
     assert "grey PSNR" not in text
     assert f"| 3 | {EX3} | " in text and "| 30.79 / 0.90 |" in text
-    assert "| conv5_1 | expand-3bit/conv5_1 | " in text
+    assert f"| conv1_1 | {EX3} | " in text and "| 32.64 / 0.93 |" in text  # Table II's sample
+    assert "| conv5_1 | expand-3bit/conv5_1 | " in text and "| 25.43 / 0.87 |" in text
+    assert "| 3 | Eq. 2 as-is | " in text and "| 23.13 / 0.85 |" in text
     assert f"| conv1_1 | {IH} | " in text and "| 31.43 / 0.91 |" in text
     assert "Mean over 1 images on two crops" in text
     written = paper_tables.write_csv(results, tmp_path / "t.csv")
     rows = list(csv.DictReader(written.read_text().splitlines()))
     assert len(rows) == len(methods)
     first = next(r for r in rows if r["method"] == EX3)
-    assert first["tables"] == "I+II" and first["paper_colour_psnr_db"] == "30.79"
+    assert first["tables"] == "I+II" and first["paper_psnr_db"] == "30.79"
     assert float(first["psnr_db"]) > 20 and first["tone"] == "colour"
     # the CSV holds everything the tables need
     assert paper_tables.markdown(paper_tables.read_csv(written), data="two crops") == text
@@ -138,6 +149,7 @@ def test_eval_command_prints_tables_and_writes_csv(photos, tmp_path, capsys):
     assert "Mean over 3 images" in out.out
     assert "eval" in out.err  # the progress bar
     assert (tmp_path / "r.md").read_text() in out.out
+    assert "Table IV" not in out.out  # none of the paper's classic images
     rows = list(csv.DictReader((tmp_path / "r.csv").read_text().splitlines()))
     assert {r["tone"] for r in rows} == {"grey", "colour"} and len(rows) == 3 * 2
     scores = {(r["method"], r["tone"]): float(r["psnr_db"]) for r in rows}
@@ -188,5 +200,62 @@ def test_table_one_quotes_the_paper_where_no_measured_row_does(photos):
     # no zoo model carries the paper's 4-bit figure (its conv1_1 U-Net was retired)
     methods = paper_tables.plan(bits=[3, 4], models=[EX3, "expand-4bit/resunet"])
     text = paper_tables.markdown(paper_tables.measure(photos[:1], methods, tones=["colour"]))
-    assert "| 4 | the paper's U-Net, conv1_1 (not measured) | – | 34.52 |" in text
+    assert "| 4 | the paper's U-Net, conv1_1 (not measured) | – | 34.52 / 0.95 |" in text
     assert "| 3 | the paper's U-Net" not in text  # EX3's own row quotes 30.79
+
+
+def test_eval_sets_the_papers_classic_images_beside_table_iv_and_fig_8(photos, tmp_path, capsys):
+    """Files named like the paper's classic images get their own rows, image by image."""
+    folder = tmp_path / "classic"
+    folder.mkdir()
+    iio.imwrite(folder / "Barbara.png", photos[0])
+    iio.imwrite(folder / "pepper.png", photos[1])  # Set14's spelling of Peppers
+    iio.imwrite(folder / "zebra.png", data.astronaut()[:64, :64])
+    args = ["eval", "--data", str(folder), "--task", "inverse-halftone", "--models", IH]
+    assert main([*args, "--per-image", str(tmp_path / "each.csv")]) == 0
+    out = capsys.readouterr().out
+    table_iv = out.split("### Table IV")[1].split("### Fig. 8")[0]
+    fig_8 = out.split("### Fig. 8")[1]
+    # colour: Barbara and Peppers (Table IV), each with its measured score and the paper's
+    each = list(csv.DictReader((tmp_path / "each.csv").read_text().splitlines()))
+    barbara = next(
+        r
+        for r in each
+        if r["image"].endswith("Barbara.png") and r["method"] == IH and r["tone"] == "colour"
+    )
+    assert f"| barbara | {IH} | {float(barbara['psnr_db']):.2f} / " in table_iv
+    assert "| 31.79 / 0.92 | LLDO 28.48 / 0.85 |" in table_iv
+    assert "| peppers | Gaussian blur (sigma 1.2) | " in table_iv
+    assert "| 31.44 / 0.89 | LLDO 31.07 / 0.87 |" in table_iv
+    assert "zebra" not in out
+    # grey: Peppers only (Fig. 8 has Lenna and Peppers; WInHD and Fastiht2 compared)
+    assert "| peppers | " in fig_8 and "| 33.22 / 0.87 | Fastiht2 31.46 / 0.83 |" in fig_8
+    assert "barbara" not in fig_8
+    # expansion alone: no inverse halftoning measured, no classic-image table
+    results = paper_tables.measure(
+        [photos[0]], paper_tables.plan("expand", [3], [EX3]), tones=["colour"]
+    )
+    assert paper_tables.classic_markdown(results, ["barbara.png"]) == ""
+
+
+def test_the_papers_numbers_by_task_depth_layer_and_tone():
+    from napari_compand import paper
+
+    assert paper.reported("expand", 5, "conv1_1", "grey").psnr == 40.24
+    assert paper.reported("expand", 3, "conv1_1").psnr == 30.79  # Table I by default
+    assert paper.reported("expand", 3, "conv1_1", table="II").psnr == 32.64
+    assert paper.reported("expand", 3, "conv4_1", "grey").psnr == 29.54  # Table II
+    assert paper.reported("expand", 4, "conv4_1") is None  # the layer study is 3-bit only
+    assert paper.reported("expand", 6, "conv1_1") is None
+    assert paper.reported("inverse-halftone", None, "conv3_1", "grey").psnr == 27.44
+    assert paper.reported("inverse-halftone", None, "none") is None
+    assert paper.classic_name("Lena") == "lenna" and paper.classic_name("baboon") is None
+    with pytest.raises(ValueError, match="tone must be"):
+        paper.reported("expand", 3, "conv1_1", "sepia")
+    with pytest.raises(ValueError, match="unknown task"):
+        paper.reported("denoise", 3, "conv1_1")
+    # every row of Tables I-III has both tones, and the input below the output
+    for table in (paper.TABLE_I, paper.TABLE_II, paper.TABLE_III):
+        keys = {key[0] for key in table}
+        assert all((key, tone) in table for key in keys for tone in ("colour", "grey"))
+        assert all(row.input_psnr < row.psnr for row in table.values())

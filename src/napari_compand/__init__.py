@@ -9,6 +9,7 @@ The Qt-free core is importable without napari:
 * :mod:`napari_compand.zoo` — the shipped pretrained models,
 * :mod:`napari_compand.evaluation` and :mod:`napari_compand.paper_tables` — scoring
   models and baselines, laid out like the paper's Tables I–III,
+* :mod:`napari_compand.paper` — the numbers the paper reports (Tables I–IV, Fig. 8),
 * :mod:`napari_compand.training` — the training engine.
 
 The napari widgets live in the private ``_widgets`` package and are wired to

@@ -354,14 +354,16 @@ def _run_eval(args: argparse.Namespace) -> int:
     with tqdm(desc="eval", unit="image", total=0) as bar:
         results = paper_tables.measure(images, methods, args.tones, progress=_advancer(bar))
     data = ", ".join(str(p) for p in args.data)
+    names = [str(path) for path in files]
     text = paper_tables.markdown(results, data=data)
+    classic = paper_tables.classic_markdown(results, names)  # the paper's Table IV, Fig. 8
+    text += "\n" + classic if classic else ""
     print(text)
     if args.markdown is not None:
         write_atomic(args.markdown, lambda temporary: temporary.write_text(text))
     if args.csv is not None:
         write_atomic(args.csv, lambda temporary: paper_tables.write_csv(results, temporary))
     if args.per_image is not None:
-        names = [str(path) for path in files]
         write_atomic(
             args.per_image,
             lambda temporary: paper_tables.write_per_image_csv(results, names, temporary),
