@@ -321,18 +321,13 @@ def _paper_lines(meta: dict) -> list[str]:
     """What Hou & Qiu report for a paper U-Net of this task, depth and VGG19 loss alone
     (:mod:`napari_compand.paper`: Table I or III, and Table II for the 3-bit layer study;
     both tones); nothing for other networks and losses."""
-    recipe = meta["recipe"]
     layer = meta.get("loss_layer")
-    if meta["architecture"].get("arch", "unet") != "unet" or recipe.get("pixel_weight"):
-        return []
-    if layer not in paper.LOSS_LAYERS:
-        return []
     task, bits = meta["task"], meta.get("bits")
     tables = ["I", "II"] if (task, bits, layer) == ("expand", 3, "conv1_1") else [None]
     parts = []
     for table in tables:
-        colour = paper.reported(task, bits, layer, "colour", table)
-        grey = paper.reported(task, bits, layer, "grey", table)
+        colour = paper.reported_for_model(meta, "colour", table)
+        grey = paper.reported_for_model(meta, "grey", table)
         if colour is None or grey is None:
             continue
         default = "III" if task == "inverse-halftone" else "I" if layer == "conv1_1" else "II"

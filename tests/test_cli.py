@@ -148,6 +148,11 @@ def test_models_lists_the_zoo(capsys):
     out = capsys.readouterr().out
     for name in ("inverse-halftone/conv1_1", "inverse-halftone/conv5_1", "expand-3bit/conv1_1"):
         assert f"| {name} |" in out
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines()}
+    # the paper's Table III beside its conv1_1 model; nothing beside our pixel-loss ResUNet
+    assert rows["inverse-halftone/conv1_1"].endswith("| 31.43 dB / 0.91 |")
+    assert rows["expand-3bit/conv2_1"].endswith("| 30.00 dB / 0.88 |")  # Table II
+    assert rows["inverse-halftone/resunet"].endswith("| - |")
 
 
 def test_train_stops_with_a_checkpoint_on_sigterm(photo_dir, tmp_path):

@@ -259,3 +259,19 @@ def test_the_papers_numbers_by_task_depth_layer_and_tone():
         keys = {key[0] for key in table}
         assert all((key, tone) in table for key in keys for tone in ("colour", "grey"))
         assert all(row.input_psnr < row.psnr for row in table.values())
+
+
+def test_the_papers_row_for_a_checkpoint_only_for_its_own_models():
+    from napari_compand import paper
+    from napari_compand.inference import load_model
+
+    assert paper.reported_for_model(load_model("expand-3bit/conv4_1").metadata).psnr == 25.74
+    grey = paper.reported_for_model(load_model("expand-1bit/conv1_1").metadata, "grey")
+    assert grey.psnr == 18.81
+    # a pixel-loss ResUNet is not the paper's network: no row, though the task matches
+    assert paper.reported_for_model(load_model("expand-3bit/resunet").metadata) is None
+    unet_with_pixel_term = {
+        "task": "expand", "bits": 3, "loss_layer": "conv1_1",
+        "architecture": {"arch": "unet"}, "recipe": {"pixel_weight": 1e5},
+    }  # fmt: skip
+    assert paper.reported_for_model(unet_with_pixel_term) is None

@@ -379,9 +379,11 @@ def _run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({m.name: m.metadata for m in zoo.models()}, indent=1))
         return 0
+    from .paper import reported_for_model
+
     print(
-        "| model | task | network | loss | Set5+Set14 PSNR / SSIM | baseline |\n"
-        "|---|---|---|---|---|---|"
+        "| model | task | network | loss | Set5+Set14 PSNR / SSIM | baseline "
+        "| paper (COCO) |\n|---|---|---|---|---|---|---|"
     )
     for m in zoo.models():
         what = f"expand {m.bits}-bit" if m.task == Task.EXPAND else Task(m.task).label
@@ -389,8 +391,13 @@ def _run_models(args: argparse.Namespace) -> int:
         base = next(
             (v for k, v in m.evaluation.items() if k.startswith("set5+set14 baseline")), None
         )
+        paper = reported_for_model(m.metadata)  # the paper's SSIM has two digits
+        paper_text = f"{paper.psnr:.2f} dB / {paper.ssim:.2f}" if paper else "-"
         fmt = lambda s: f"{s['psnr']:.2f} dB / {s['ssim']:.3f}" if s else "-"  # noqa: E731
-        print(f"| {m.name} | {what} | {m.arch} | {m.loss} | {fmt(scores)} | {fmt(base)} |")
+        print(
+            f"| {m.name} | {what} | {m.arch} | {m.loss} | {fmt(scores)} | {fmt(base)} "
+            f"| {paper_text} |"
+        )
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Reported",
     "classic_name",
     "reported",
+    "reported_for_model",
 ]
 
 #: The VGG19 layers of the paper's loss study (Tables II and III).
@@ -203,3 +204,27 @@ def reported(
     if table == "III" or loss_layer != "conv1_1" or bits is None:
         return None
     return TABLE_I.get((bits, tone))
+
+
+def reported_for_model(
+    metadata: dict, tone: str = "colour", table: str | None = None
+) -> Reported | None:
+    """The paper's row for a checkpoint's ``metadata`` (:mod:`napari_compand.checkpoints`):
+    only a paper U-Net trained with a VGG19 loss alone is the paper's model; any other
+    network or a pixel term gives ``None``.
+
+    >>> reported_for_model({"task": "inverse-halftone", "loss_layer": "conv1_1",
+    ...     "architecture": {"arch": "unet"}, "recipe": {"pixel_weight": 0.0}}).psnr
+    31.43
+    >>> reported_for_model({"task": "expand", "bits": 3, "loss_layer": "conv1_1",
+    ...     "architecture": {"arch": "resunet"}, "recipe": {"pixel_weight": 1.0}}) is None
+    True
+    """
+    if metadata.get("architecture", {}).get("arch", "unet") != "unet":
+        return None
+    if metadata.get("recipe", {}).get("pixel_weight"):
+        return None
+    layer = metadata.get("loss_layer")
+    if layer not in LOSS_LAYERS:
+        return None
+    return reported(metadata["task"], metadata.get("bits"), layer, tone, table)
