@@ -269,7 +269,8 @@ def test_self_ensemble_averages_rotations_and_flips(setting, views):
 
 
 def test_self_ensemble_helps_expansion_and_two_views_are_its_default():
-    clean = data.astronaut()[:128, :192]
+    # a whole photograph: on one small crop a view's gain is within the noise of that crop
+    clean = data.chelsea()
     low = quantize(clean, 2, rgb=True)
     model = "expand-2bit/resunet"
     one, default = restore(low, model, self_ensemble=1), restore(low, model)
