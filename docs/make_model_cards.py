@@ -92,6 +92,38 @@ def _settings_in_words(difference: dict) -> str:
     )
 
 
+def _weights_in_words(stage: dict) -> str:
+    """How a stage's weights were chosen: a weight average, its best validation, or ""."""
+    average, best = stage.get("weight_average"), stage.get("best")
+    if not average:
+        if not best:
+            return ""  # its last iteration
+        return (
+            f"; its weights are its best held-out validation (iteration "
+            f"{best['iteration']:,}: {best['psnr']:.3f} dB)"
+        )
+    if average.get("recipe_differences"):
+        runs = ", ".join(
+            f"{iterations:,} iterations"
+            + (f" with {_settings_in_words(difference)}" if difference else " as above")
+            for iterations, difference in zip(
+                average["iterations_done"], average["recipe_differences"], strict=True
+            )
+        )
+        return (
+            f"; its weights are the mean of {len(average['files'])} runs' weights "
+            f"(a model soup): {runs}"
+        )
+    sources = ", ".join(
+        f"`{Path(file).stem}` at {iterations:,}"
+        for file, iterations in zip(average["files"], average["iterations_done"], strict=True)
+    )
+    return (
+        f"; its weights are the mean of {len(average['files'])} checkpoints "
+        f"(a stochastic weight average; file at iterations of its stage: {sources})"
+    )
+
+
 def _storage(meta: dict) -> str:
     """How the file stores its weights; for int8, the float16 network's scores beside."""
     if meta.get("dtype") != "int8":
@@ -165,31 +197,9 @@ def card(model: zoo.ZooModel) -> str:
         if architecture.get("threshold_map") and not previous_map:
             # models.with_threshold_map: the map's input weights start at zero
             text += ", now also reading the dither's threshold map (its weights start at zero)"
-        stages.append(text)
+        stages.append(text + _weights_in_words(stage))
         previous_blocks = blocks
         previous_map = architecture.get("threshold_map", False)
-    average = meta.get("weight_average")
-    if average and average.get("recipe_differences"):  # checkpoints.average_weights
-        runs = ", ".join(
-            f"{iterations:,} iterations"
-            + (f" with {_settings_in_words(difference)}" if difference else " as above")
-            for iterations, difference in zip(
-                average["iterations_done"], average["recipe_differences"], strict=True
-            )
-        )
-        stages[-1] += (
-            f"; the shipped weights are the mean of {len(average['files'])} runs' weights "
-            f"(a model soup): {runs}"
-        )
-    elif average:
-        sources = ", ".join(
-            f"`{Path(file).stem}` at {iterations:,}"
-            for file, iterations in zip(average["files"], average["iterations_done"], strict=True)
-        )
-        stages[-1] += (
-            f"; the shipped weights are the mean of {len(average['files'])} checkpoints "
-            f"(a stochastic weight average; file at iterations of its stage: {sources})"
-        )
     total = sum(stage["iterations_done"] for stage in chain)
     base = {
         "gaussian": f"Gaussian blur, sigma {arch['sigma']}",

@@ -75,9 +75,13 @@ def warm_starts(meta: dict) -> list[dict]:
     """The training stages a model grew from, oldest first, each with its recipe."""
     stages, parent = [], meta.get("init")
     keys = ("recipe", "iterations_done", "device", "precision", "data", "validation")
+    # how a stage's weights were chosen: kept only where the stage recorded it
+    choices = ("weight_average", "best")
     while isinstance(parent, str) and Path(parent).is_file():
         previous = load_checkpoint(parent).metadata
-        stages.insert(0, {key: previous.get(key) for key in keys})
+        stage = {key: previous.get(key) for key in keys}
+        stage.update({key: previous[key] for key in choices if previous.get(key)})
+        stages.insert(0, stage)
         stages[:0] = previous.get("warm_starts", [])  # a packaged parent carries its own chain
         parent = previous.get("init")
     return stages

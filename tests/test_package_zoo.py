@@ -9,7 +9,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from napari_compand.checkpoints import load_checkpoint
+from napari_compand.checkpoints import average_weights, load_checkpoint
 from napari_compand.evaluation import baseline, evaluate_many, grey_version, model_restorer
 from napari_compand.models import ModelConfig
 from napari_compand.training import Trainer, TrainingConfig, TrainingImages
@@ -17,6 +17,7 @@ from napari_compand.training import Trainer, TrainingConfig, TrainingImages
 from .helpers import smooth_images
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture()
@@ -46,9 +47,12 @@ def _train(path: Path, init: Path | None = None, iterations: int = 2) -> None:
     list(Trainer(config, images, path, init=init).run())
 
 
-def test_a_stage_is_scored_and_keeps_its_lineage(package_zoo, tmp_path):
-    first, stage = tmp_path / "first.safetensors", tmp_path / "ex3_tiny.safetensors"
-    _train(first, iterations=3)
+def test_a_stage_is_scored_and_keeps_its_lineage(package_zoo, monkeypatch, tmp_path):
+    early, late = tmp_path / "early.safetensors", tmp_path / "late.safetensors"
+    _train(early, iterations=2)
+    _train(late, iterations=3)
+    first = average_weights([early, late], tmp_path / "first.safetensors")
+    stage = tmp_path / "ex3_tiny.safetensors"
     _train(stage, init=first)
     evaluation_dir = tmp_path / "eval"
     evaluation_dir.mkdir()
@@ -71,6 +75,12 @@ def test_a_stage_is_scored_and_keeps_its_lineage(package_zoo, tmp_path):
     # the stage it grew from, with that stage's own iterations
     assert meta["init"] == "see warm_starts"
     assert [s["iterations_done"] for s in meta["warm_starts"]] == [3]
+    # how that stage's weights were made travels with it, and its model card says so
+    assert meta["warm_starts"][0]["weight_average"]["iterations_done"] == [2, 3]
+    monkeypatch.syspath_prepend(str(DOCS))
+    cards = importlib.import_module("make_model_cards")
+    assert "mean of 2 checkpoints" in cards._weights_in_words(meta["warm_starts"][0])
+    assert cards._weights_in_words(meta) == ""  # its own last iteration
     scores = meta["evaluation"]
     for key in ("tiny", "tiny grey", "tiny baseline midbin", "tiny x2", "tiny grey x2"):
         assert math.isfinite(scores[key]["psnr"]), key
