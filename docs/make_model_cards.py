@@ -95,14 +95,7 @@ def _settings_in_words(difference: dict) -> str:
 def _weights_in_words(stage: dict) -> str:
     """How a stage's weights were chosen: a weight average, its best validation, or ""."""
     average, best = stage.get("weight_average"), stage.get("best")
-    if not average:
-        if not best:
-            return ""  # its last iteration
-        return (
-            f"; its weights are its best held-out validation (iteration "
-            f"{best['iteration']:,}: {best['psnr']:.3f} dB)"
-        )
-    if average.get("recipe_differences"):
+    if average and average.get("recipe_differences"):  # checkpoints.average_weights
         runs = ", ".join(
             f"{iterations:,} iterations"
             + (f" with {_settings_in_words(difference)}" if difference else " as above")
@@ -114,14 +107,21 @@ def _weights_in_words(stage: dict) -> str:
             f"; its weights are the mean of {len(average['files'])} runs' weights "
             f"(a model soup): {runs}"
         )
-    sources = ", ".join(
-        f"`{Path(file).stem}` at {iterations:,}"
-        for file, iterations in zip(average["files"], average["iterations_done"], strict=True)
-    )
-    return (
-        f"; its weights are the mean of {len(average['files'])} checkpoints "
-        f"(a stochastic weight average; file at iterations of its stage: {sources})"
-    )
+    if average:
+        sources = ", ".join(
+            f"`{Path(file).stem}` at {iterations:,}"
+            for file, iterations in zip(average["files"], average["iterations_done"], strict=True)
+        )
+        return (
+            f"; its weights are the mean of {len(average['files'])} checkpoints "
+            f"(a stochastic weight average; file at iterations of its stage: {sources})"
+        )
+    if best:
+        return (
+            f"; its weights are its best held-out validation (iteration "
+            f"{best['iteration']:,}: {best['psnr']:.3f} dB)"
+        )
+    return ""  # its last iteration
 
 
 def _storage(meta: dict) -> str:
