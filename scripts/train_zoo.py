@@ -23,6 +23,10 @@ cosine schedule fitted to the time it gets, the halftone mix degraded ahead in t
         --cache-gb 24 --validate-every 1000000 --checkpoint-every 1000000 --val-images 16 \\
         --bundle $OUT
 
+The stage of 2026-12-04 (``scripts/gpu_stage.sh``: five jobs, two of them noisy, three grown
+with ``--blocks 1 2 4 10``) found the card waiting on the crops: 6 to 20 iterations/s per job,
+slowest for noisy and Bayer crops, which are made on the CPU one at a time.
+
 The CPU photo stages train on BSDS500 train, the first 80 val images and the photographs
 of ``runs/wp40t`` (``scripts/training_photos.py`` makes those folders from Debian
 packages and BSDS500 val), validating on the last 20 val images (``runs/held20``); on a
@@ -218,19 +222,11 @@ def zoo_init(job: str) -> Path | None:
 RECIPE = {"crop_size": 256, "batch_size": 16, "lr": 2e-4, "iterations": 30_000}
 
 
-def train_one(name: str, args: argparse.Namespace) -> None:
-    """Train job ``name`` in this process, logging to ``<out>/<name>.log``."""
-    import torch
-
-    from napari_compand import checkpoints
-    from napari_compand.training import engine
+def job_config(name: str, args: argparse.Namespace) -> TrainingConfig:
+    """The training settings of job ``name``: :data:`RECIPE`, then :data:`JOBS`, then the
+    command line's overrides (sizes, blocks, learning rate, crop mix)."""
     from napari_compand.training.config import TrainingConfig
-    from napari_compand.training.data import TrainingImages
-    from napari_compand.training.engine import Progress, StateChange, Trainer, Validation
 
-    torch.set_num_threads(args.threads)
-    if engine.__version__ == "0+unknown":  # running from a source tree that is not installed
-        engine.__version__ = _source_version()
     settings = {**RECIPE, **JOBS[name], "device": args.device, "seed": args.seed, "amp": args.amp}
     settings.update(
         iterations=args.iterations or settings["iterations"],
@@ -244,6 +240,8 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     if args.resunet_size and settings["model"].get("arch") == "resunet":
         # a larger size warm-starts from a smaller shipped model (models.deeper_version)
         settings["model"] = {**settings["model"], **_resunet(args.resunet_size)}
+    if args.blocks and settings["model"].get("arch") == "resunet":
+        settings["model"] = {**settings["model"], "blocks": list(args.blocks)}
     for key in (
         "lr",
         "lr_schedule",
@@ -254,7 +252,22 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     ):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    config = TrainingConfig.from_dict(settings)
+    return TrainingConfig.from_dict(settings)
+
+
+def train_one(name: str, args: argparse.Namespace) -> None:
+    """Train job ``name`` in this process, logging to ``<out>/<name>.log``."""
+    import torch
+
+    from napari_compand import checkpoints
+    from napari_compand.training import engine
+    from napari_compand.training.data import TrainingImages
+    from napari_compand.training.engine import Progress, StateChange, Trainer, Validation
+
+    torch.set_num_threads(args.threads)
+    if engine.__version__ == "0+unknown":  # running from a source tree that is not installed
+        engine.__version__ = _source_version()
+    config = job_config(name, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / f"{name}.safetensors"
@@ -408,7 +421,8 @@ def bundle(out: Path, target: Path, limit: int = 15 * 2**20) -> None:
             combined.write(log.read_text())
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -459,6 +473,13 @@ def main() -> None:
         f"else {RESUNET_SIZE}); "
         "a larger size may warm-start from a smaller model",
     )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        help="residual blocks per level of the resunet jobs, e.g. 1 2 4 10 (at least the "
+        "warm start's: the added blocks start as the identity, models.deeper_version)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--no-amp",
@@ -498,7 +519,11 @@ def main() -> None:
         "with the last weights, validated, as OUT/export/average/<job>.safetensors",
     )
     parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.job:
         train_one(args.job, args)
         return

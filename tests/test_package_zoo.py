@@ -123,3 +123,19 @@ def test_the_scratch_output_leaves_the_package_zoo_alone(package_zoo, tmp_path):
     after = {p.name: p.stat().st_mtime_ns for p in package_zoo.ZOO.glob("*.safetensors")}
     assert after == before
     assert (tmp_path / "z" / "expand-3bit__tiny.safetensors").is_file()
+
+
+def test_train_zoo_blocks_grow_the_resunet_jobs_only(monkeypatch):
+    """``--blocks`` deepens the ResUNet jobs (their warm start is grown by the trainer) and
+    leaves the paper U-Net jobs and the other settings as the recipe has them."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    train_zoo = importlib.import_module("train_zoo")
+    common = ["--train", "t", "--val", "v", "--out", "o", "--batch-size", "64"]
+    args = train_zoo.build_parser().parse_args([*common, "--blocks", "1", "2", "4", "10"])
+    grown = train_zoo.job_config("ex3_resunet", args)
+    assert grown.model.blocks == (1, 2, 4, 10)
+    assert grown.model.widths == (16, 32, 64, 128)
+    assert grown.batch_size == 64
+    assert train_zoo.job_config("ih_conv1_1", args).model.arch.value == "unet"
+    plain = train_zoo.job_config("ex3_resunet", train_zoo.build_parser().parse_args(common))
+    assert plain.model.blocks == (1, 2, 3, 6)
