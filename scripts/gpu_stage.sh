@@ -20,9 +20,15 @@
 # them out of the index and ignore them (git rm -r -q --cached src/napari_compand/zoo/weights
 # checkpoints docs/images; list those folders in .git/info/exclude); afterwards restore the
 # index with git reset -q -- <those folders> and drop the exclude lines.
+# Only each job's best validation and weight average come back (all five jobs' last weights
+# too would pass the 64 MiB that returns): when the best validation is in the first half of
+# the schedule, the second half's best is lost (the second stage's 3-bit job, 2026-12-04).
 # Results land in OUT: the exports as 15 MiB parts of one tar (cat exports.tar.part-* >
 # exports.tar), every log in logs.txt, and cuda_checks.json.
 #
+# A second stage from the first one's exports, the grown jobs only (DATA/init holding
+# ex3_resunet, ex4_resunet and ih_resunet_fs .safetensors; DATA/weights then not needed):
+#   STAGE=grown INIT=.gpu/init SEED=131 TL=270 bash scripts/gpu_stage.sh
 # Try it on the CPU at tiny size: DEVICE=cpu TL=30 OUT=/tmp/out bash scripts/gpu_stage.sh
 set -u
 OUT=${OUT:?set OUT to the folder for the results}
@@ -30,18 +36,22 @@ DATA=${DATA:-.gpu}
 TL=${TL:-390}
 DEVICE=${DEVICE:-cuda}
 RUN=${RUN:-/tmp/gpu_stage}
+INIT=${INIT:-zoo}  # or a folder of <job>.safetensors (a later stage from this one's exports)
+SEED=${SEED:-130}
+STAGE=${STAGE:-all}  # all: the five jobs and the CUDA checks; grown: the three grown jobs
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUN" src/napari_compand/zoo/weights
 for f in "$DATA"/weights/*.safetensors; do  # the warm starts, where the checkout lacks them
+  [ -e "$f" ] || continue
   [ -e "src/napari_compand/zoo/weights/${f##*/}" ] || cp "$f" src/napari_compand/zoo/weights/
 done
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"
 } > "$RUN/machine.txt" 2>&1
 
-COMMON=(--init zoo --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DATA/data/held20"
+COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DATA/data/held20"
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
-  --grey-fraction 0.3 --seed 130 --threads 2 --iterations 1000000 --time-limit "$TL"
+  --grey-fraction 0.3 --seed "$SEED" --threads 2 --iterations 1000000 --time-limit "$TL"
   --fit-after 40 --validate-every 1000 --checkpoint-every 1000000 --validate-first
   --keep-best --snapshot-every 500 --device "$DEVICE")
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resunet ex4_resunet \
@@ -49,15 +59,17 @@ python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resune
   > "$RUN/noisy.txt" 2>&1 &
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/fs" --jobs ih_resunet_fs \
   --blocks 1 2 4 10 > "$RUN/fs.txt" 2>&1 &
-python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/clean" \
-  --jobs ex1_resunet ih_resunet_ordered > "$RUN/clean.txt" 2>&1 &
-if [ "$DEVICE" = cuda ]; then  # beside the training: it times nothing that is scored
+if [ "$STAGE" = all ]; then
+  python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/clean" \
+    --jobs ex1_resunet ih_resunet_ordered > "$RUN/clean.txt" 2>&1 &
+fi
+if [ "$DEVICE" = cuda ] && [ "$STAGE" = all ]; then  # beside the training: nothing it times is scored
   timeout 240 python3 scripts/cuda_checks.py --out "$OUT/cuda_checks.json" \
     > "$RUN/cuda_checks.txt" 2>&1 &
 fi
 wait
 
-(cd "$RUN" && tar cf "$RUN.tar" noisy/export fs/export clean/export)
+(cd "$RUN" && tar cf "$RUN.tar" */export)
 split -b 15m "$RUN.tar" "$OUT/exports.tar.part-"
 for f in "$RUN"/machine.txt "$RUN"/*.txt "$RUN"/*/*.log "$RUN"/*/*.stdout; do
   [ -e "$f" ] && { echo "===== $f"; cat "$f"; }
