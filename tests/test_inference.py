@@ -419,6 +419,36 @@ def test_a_grey_partner_must_fit_its_colour_model(zoo_pair, tmp_path):
         load_model("expand-3bit/pair")  # not loaded before: each test writes its own files
 
 
+def test_a_deeper_colour_model_keeps_its_grey_partner(zoo_pair, tmp_path):
+    """A colour model grown deeper (models.deeper_version) sees further than its partner:
+    the pair still loads and grey images still go through the partner; a partner that
+    sees further than its colour model is refused."""
+    from napari_compand.checkpoints import load_checkpoint, save_checkpoint
+    from napari_compand.models import deeper_version
+
+    def ship(name: str, model: Restorer, file: str) -> None:
+        meta = {"task": "expand", "bits": 3, "zoo_name": name}
+        meta["architecture"] = model.config.to_dict()
+        path = save_checkpoint(tmp_path / file, model, meta)
+        zoo_pair[name] = zoo.ZooModel(name, path, meta)
+
+    grey_path = zoo_pair["expand-3bit/pair-grey"].path
+    shallow = load_checkpoint(zoo_pair["expand-3bit/pair"].path).build_model()
+    deep = deeper_version(shallow, (2, 3))
+    assert deep.receptive_radius > shallow.receptive_radius
+    ship("expand-3bit/pair", deep, "deep.safetensors")
+    loaded = load_model("expand-3bit/pair")
+    assert loaded.grey is not None and loaded.grey.name == "expand-3bit/pair-grey"
+    low = quantize(data.camera()[:96, :128], bits=3)
+    assert np.array_equal(restore(low, "expand-3bit/pair"), restore(low, grey_path))
+
+    wide = deeper_version(load_checkpoint(grey_path).build_model(), (3, 4))
+    ship("expand-3bit/pair-grey", wide, "wide-grey.safetensors")
+    ship("expand-3bit/pair", deep, "deep-again.safetensors")  # a file not loaded before
+    with pytest.raises(CheckpointError, match="sees further"):
+        load_model("expand-3bit/pair")
+
+
 class _EchoMap(torch.nn.Module):
     """A stand-in network that outputs the threshold map it is given, on every channel."""
 

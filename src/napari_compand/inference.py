@@ -198,7 +198,13 @@ def load_model(model: str | Path | Restorer | LoadedModel) -> LoadedModel:
 
 
 def _grey_partner(network: Restorer, grey: LoadedModel) -> LoadedModel:
-    """``grey``, checked to restore what ``network`` restores, on the same tiles."""
+    """``grey``, checked to restore what ``network`` restores, on tiles planned for it.
+
+    The partner needs one channel and the colour model's base, bits and grid; its
+    receptive field may be smaller than the colour model's (a colour model grown deeper,
+    ``models.deeper_version``, keeps its partner), not larger: tile sizes that callers
+    plan for the colour model (:func:`least_tile_size`) then also fit the partner.
+    """
     from .checkpoints import CheckpointError
 
     mine, theirs = network.config, grey.network.config
@@ -208,8 +214,12 @@ def _grey_partner(network: Restorer, grey: LoadedModel) -> LoadedModel:
             f"{grey.name} cannot be the grey partner of a {mine.channels}-channel "
             f"{mine.base.value} model: it needs 1 channel and the same base and grid"
         )
-    if network.receptive_radius != grey.network.receptive_radius:
-        raise CheckpointError(f"{grey.name} has another receptive field than its colour model")
+    if grey.network.receptive_radius > network.receptive_radius:
+        raise CheckpointError(
+            f"{grey.name} sees further ({grey.network.receptive_radius} px) than its colour "
+            f"model ({network.receptive_radius} px), so tiles planned for the colour model "
+            "would not fit it"
+        )
     return grey
 
 

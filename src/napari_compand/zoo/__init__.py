@@ -168,6 +168,7 @@ RETIRED = {
     "expand-3bit/conv1_1-pixel": "expand-3bit/resunet",
     "inverse-halftone/conv1_1-pixel": "inverse-halftone/resunet",
     "expand-2bit/resunet-grey": "expand-2bit/resunet",
+    "expand-3bit/resunet-grey": "expand-3bit/resunet",
     "expand-4bit/conv1_1": "expand-4bit/resunet",
 }
 
