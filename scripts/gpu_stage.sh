@@ -53,7 +53,7 @@ COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DAT
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
   --grey-fraction 0.3 --seed "$SEED" --threads 2 --iterations 1000000 --time-limit "$TL"
   --fit-after 40 --validate-every 1000 --checkpoint-every 1000000 --validate-first
-  --keep-best --snapshot-every 500 --device "$DEVICE")
+  --keep-best --snapshot-every 500 --cache-gb 16 --device "$DEVICE")
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resunet ex4_resunet \
   --blocks 1 2 4 10 --noise-fraction 0.5 --noise-sigma 10 --noise-shared 0.5 \
   > "$RUN/noisy.txt" 2>&1 &

@@ -613,3 +613,38 @@ def test_keep_in_dither_passes_alpha_and_checks_its_inputs():
         keep_in_dither(rgba[:16], dots, "bayer-4x4")
     with pytest.raises(ValueError, match="not an ordered dither"):
         keep_in_dither(rgba, dots, "floyd-steinberg")
+
+
+def test_small_planes_are_degraded_without_a_thread_pool(monkeypatch):
+    """Training degrades thousands of crops and photographs: starting a thread pool for
+    each costs more than the work, so planes under THREADED_PLANE_PIXELS run in the
+    calling thread; large planes still spread over the cores, with the same result."""
+    import napari_compand.degrade as degrade_module
+
+    pools = []
+
+    class CountingPool(degrade_module.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get("max_workers", args[0] if args else None))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(degrade_module, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(degrade_module, "_available_cores", lambda: 4)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    side = int(np.sqrt(degrade_module.THREADED_PLANE_PIXELS)) + 1
+    large = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    for method in ("floyd-steinberg", "bayer-4x4"):
+        halftone(small, method=method, rgb=True)
+    quantize(small, bits=3, rgb=True)
+    assert pools == []
+    threaded = quantize(large, bits=3, rgb=True)
+    assert pools == [3]  # one worker per plane, at most the cores
+    one_thread = Degradation("quantize", bits=3).apply(large, rgb=True, workers=1)
+    assert np.array_equal(threaded, one_thread) and pools == [3]
+
+
+def test_bayer_matrix_is_built_once_and_read_only():
+    assert bayer_matrix(8) is bayer_matrix(8)
+    with pytest.raises(ValueError, match="read-only"):
+        bayer_matrix(8)[0, 0] = 1

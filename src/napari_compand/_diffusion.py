@@ -74,16 +74,22 @@ _KERNEL_ARRAYS = {
 
 
 def bayer_matrix(size: int) -> np.ndarray:
-    """Bayer index matrix of ``size`` x ``size`` (values 0 .. size**2 - 1).
+    """Bayer index matrix of ``size`` x ``size`` (values 0 .. size**2 - 1), read-only.
 
     Built by the recursion ``M_2n = [[4M, 4M + 2], [4M + 3, 4M + 1]]`` from
-    ``M_1 = [[0]]``.
+    ``M_1 = [[0]]``, once per size (training asks for it for every crop).
     """
     if size not in BAYER_SIZES:
         raise ValueError(f"Bayer matrix size must be one of {BAYER_SIZES}, got {size}")
+    return _bayer_matrix(size)
+
+
+@functools.cache
+def _bayer_matrix(size: int) -> np.ndarray:
     matrix = np.zeros((1, 1), dtype=np.int64)
     while matrix.shape[0] < size:
         matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
+    matrix.flags.writeable = False
     return matrix
 
 

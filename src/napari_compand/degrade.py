@@ -846,6 +846,13 @@ def _halftone_steps(image, method, serpentine, *, rgb=None, workers=None):
     )
 
 
+#: Planes of fewer pixels run in the calling thread unless ``workers`` is given: starting
+#: and joining a thread pool (about a millisecond) costs more than degrading a training
+#: crop or photograph (a 481x321 plane quantizes in about 0.1 ms); it pays for the large
+#: images of napari layers.
+THREADED_PLANE_PIXELS = 512 * 512
+
+
 def _available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -861,8 +868,9 @@ def _map_planes(
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Apply ``plane_func(src, out)`` to every independent 2D plane of ``image``.
 
-    Planes run in up to ``workers`` threads (the kernels release the GIL); the
-    result starts as a copy of ``image`` so that alpha channels pass through.
+    Planes run in up to ``workers`` threads (the kernels release the GIL; by default one
+    per core, or none beside the caller's for planes under :data:`THREADED_PLANE_PIXELS`);
+    the result starts as a copy of ``image`` so that alpha channels pass through.
     float16 planes are computed in float32 (the compiled kernels need it).
     """
     is_rgb = guess_rgb(image, rgb)
@@ -883,7 +891,10 @@ def _map_planes(
         else:
             plane_func(src, target)
 
-    n_workers = min(total, workers or _available_cores())
+    if workers is None:
+        small = total == 0 or image[indices[0]].size < THREADED_PLANE_PIXELS
+        workers = 1 if small else _available_cores()
+    n_workers = min(total, workers)
     if n_workers <= 1:
         for done, index in enumerate(indices, start=1):
             one(index)
