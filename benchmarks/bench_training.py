@@ -10,6 +10,12 @@ A second table times the engine on the zoo defaults' network (ResUNet M, pixel M
 mixed precision (bf16 autocast on CUDA and on CPUs with native bf16) and without
 (``--no-amp``): ``speed-up = float32 time / mixed time``.
 
+A third times the making of one batch of 64 crops of 128² (what a GPU stage waits on) for
+the noisy 3-bit recipe and the Bayer recipe, on photographs whose degraded versions are not
+cached yet (as in training, where they outnumber the cache), against the same with a thread
+pool for every plane (``degrade.THREADED_PLANE_PIXELS = 0``, before 2026-12-04):
+``speed-up = pooled time / our time``.
+
 Run: ``python benchmarks/bench_training.py [--layers conv1_1 conv5_1] [--iterations 4]``.
 Prints the device, per-layer seconds per iteration, images/s and the ratios.
 """
@@ -109,6 +115,44 @@ def main() -> None:
     print("|---|---|---|---|")
     fp32, mixed = seconds[False], seconds[True]
     print(f"| 3-bit expansion | {fp32:.3f} | {mixed:.3f} | {fp32 / mixed:.2f} |")
+    crop_making()
+
+
+def crop_making(batches: int = 5) -> None:
+    """Milliseconds per batch of 64 x 128² crops, small planes in the calling thread or not."""
+    from napari_compand import degrade
+    from napari_compand.degrade import Degradation
+
+    photos = [samples.astronaut(), samples.coffee(), samples.chelsea(), samples.rocket()]
+    recipes = {
+        "3 bits, half the crops noisy": (
+            [Degradation("quantize", bits=3)],
+            {"noise_fraction": 0.5, "noise_sigma": 10.0, "noise_shared": 0.5},
+        ),
+        "Bayer 4x4 + 8x8, threshold maps": (
+            [Degradation("halftone", method=m) for m in ("bayer-4x4", "bayer-8x8")],
+            {"threshold_map": True},
+        ),
+    }
+    shipped = degrade.THREADED_PLANE_PIXELS
+    print(
+        "\n| crops (batch 64 x 128², 30 % grey) | ms/batch | pool per plane ms/batch | speed-up |"
+    )
+    print("|---|---|---|---|")
+    for label, (degradations, options) in recipes.items():
+        seconds = {}
+        for threshold in (shipped, 0):
+            degrade.THREADED_PLANE_PIXELS = threshold
+            images = TrainingImages(photos, degradations, scales=(1.0, 0.7, 0.5))
+            images.cache_bytes = 0  # every version degraded again, as when they outnumber it
+            rng = np.random.default_rng(0)
+            start = time.perf_counter()
+            for _ in range(batches):
+                images.sample(rng, 64, 128, grey_fraction=0.3, **options)
+            seconds[threshold] = (time.perf_counter() - start) / batches
+        degrade.THREADED_PLANE_PIXELS = shipped
+        ours, pooled = seconds[shipped] * 1e3, seconds[0] * 1e3
+        print(f"| {label} | {ours:.0f} | {pooled:.0f} | {pooled / ours:.2f} |")
 
 
 def sample_images(config: TrainingConfig) -> TrainingImages:
