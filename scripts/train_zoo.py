@@ -25,7 +25,8 @@ cosine schedule fitted to the time it gets, the halftone mix degraded ahead in t
 
 The stage of 2026-12-04 (``scripts/gpu_stage.sh``: five jobs, two of them noisy, three grown
 with ``--blocks 1 2 4 10``) found the card waiting on the crops: 6 to 20 iterations/s per job,
-slowest for noisy and Bayer crops, which are made on the CPU one at a time.
+slowest for noisy and Bayer crops, which are made on the CPU in each job's main thread
+(2-3x faster since, without a thread pool per crop: benchmarks/bench_training.py).
 
 The CPU photo stages train on BSDS500 train, the first 80 val images and the photographs
 of ``runs/wp40t`` (``scripts/training_photos.py`` makes those folders from Debian

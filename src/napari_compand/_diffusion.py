@@ -73,6 +73,7 @@ _KERNEL_ARRAYS = {
 #: Sizes of the supported Bayer threshold matrices.
 
 
+@functools.cache
 def bayer_matrix(size: int) -> np.ndarray:
     """Bayer index matrix of ``size`` x ``size`` (values 0 .. size**2 - 1), read-only.
 
@@ -81,11 +82,6 @@ def bayer_matrix(size: int) -> np.ndarray:
     """
     if size not in BAYER_SIZES:
         raise ValueError(f"Bayer matrix size must be one of {BAYER_SIZES}, got {size}")
-    return _bayer_matrix(size)
-
-
-@functools.cache
-def _bayer_matrix(size: int) -> np.ndarray:
     matrix = np.zeros((1, 1), dtype=np.int64)
     while matrix.shape[0] < size:
         matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
