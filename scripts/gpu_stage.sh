@@ -9,7 +9,9 @@
 #
 # Every job warm-starts from the shipped model, trains 128² crops in batches of 64 (bf16
 # autocast) with a cosine schedule fitted to TL seconds, validates every 1,000 iterations on
-# the 20 held-out photographs and exports its best validation and its weight average.
+# the 20 held-out photographs and exports by the stages' rule (train_zoo.py --late-best: its
+# weight average, unless the best validation of the schedule's second half read higher) and,
+# for the record, its weight average.
 #
 # The upload holds the data and the warm starts in an ignored folder (DATA, default .gpu):
 #   DATA/data/train   BSDS500 train, runs/val80, runs/wp40t and runs/kmc42 (the last two as
@@ -20,9 +22,9 @@
 # them out of the index and ignore them (git rm -r -q --cached src/napari_compand/zoo/weights
 # checkpoints docs/images; list those folders in .git/info/exclude); afterwards restore the
 # index with git reset -q -- <those folders> and drop the exclude lines.
-# Only each job's best validation and weight average come back (all five jobs' last weights
-# too would pass the 64 MiB that returns): when the best validation is in the first half of
-# the schedule, the second half's best is lost (the second stage's 3-bit job, 2026-12-04).
+# Only each job's export and weight average come back; before --late-best the export was the
+# best validation of the whole run, and when that was in the first half of the schedule the
+# file the rule asked for was lost (the second stage's 3-bit job, 2026-12-04).
 # Results land in OUT: the exports as 15 MiB parts of one tar (cat exports.tar.part-* >
 # exports.tar), every log in logs.txt, and cuda_checks.json.
 #
@@ -53,7 +55,7 @@ COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DAT
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
   --grey-fraction 0.3 --seed "$SEED" --threads 2 --iterations 1000000 --time-limit "$TL"
   --fit-after 40 --validate-every 1000 --checkpoint-every 1000000 --validate-first
-  --keep-best --snapshot-every 500 --cache-gb 16 --device "$DEVICE")
+  --late-best --snapshot-every 500 --cache-gb 16 --device "$DEVICE")
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resunet ex4_resunet \
   --blocks 1 2 4 10 --noise-fraction 0.5 --noise-sigma 10 --noise-shared 0.5 \
   > "$RUN/noisy.txt" 2>&1 &

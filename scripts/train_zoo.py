@@ -44,6 +44,9 @@ validation only if one beats where it started.
 last weights (``export/average/<job>.safetensors``, validated in the log): a stochastic
 weight average. On the CPU stages measured so far it beat the last weights only where the
 stage itself gained nothing (docs/results.md); the packaging's scores decide what ships.
+``--late-best`` (with ``--snapshot-every``) exports by the rule the stages have followed since
+2026-12-04: the weight average, unless the best validation of the schedule's second half read
+higher (then those weights); a first-half best does not count.
 
 One job in the foreground::
 
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -342,6 +346,9 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         print(_validation_line(name, v), file=log)
         trainer._save()
         trainer._save_if_best(v)
+    if args.late_best:
+        _export_by_rule(trainer, name, ckpt, snapshots, log)
+        return
     best = engine.best_path(ckpt)
     chosen = best if args.keep_best and best.exists() else ckpt
     checkpoints.export_weights(chosen, out / "export" / f"{name}.safetensors", half=True)
@@ -361,15 +368,62 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         _export_average(trainer, name, ckpt, sorted(snapshots.glob(f"{name}-*.safetensors")), log)
 
 
-def _export_average(trainer, name: str, last: Path, snapshots: list[Path], log) -> None:
+def late_best(history: list[dict], iterations: int) -> dict | None:
+    """The best validation (highest PSNR) of the schedule's second half: iteration
+    ``>= iterations / 2`` of ``iterations`` scheduled; ``None`` if none was made there."""
+    late = [v for v in history if v["iteration"] > 0 and v["iteration"] >= iterations / 2]
+    return max(late, key=lambda v: v["psnr"], default=None)
+
+
+def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> None:
+    """Export ``<out>/export/<name>.safetensors`` by the stages' rule: the weight average,
+    unless the best validation of the schedule's second half read higher (then those
+    weights: a snapshot, or the last weights). A best validation in the first half does
+    not count: the held-out crops separate weights only to a few hundredths of a dB, and
+    an early peak is more often their noise than a better model (docs/results.md)."""
+    from napari_compand import checkpoints
+
+    pick = late_best(trainer.history, trainer.config.iterations)
+    average = _export_average(
+        trainer, name, last, sorted(snapshots.glob(f"{name}-*.safetensors")), log
+    )
+    target = last.parent / "export" / f"{name}.safetensors"
+    source = None
+    if pick is not None and (average is None or pick["psnr"] > average.psnr):
+        iteration = int(pick["iteration"])
+        source = (
+            last
+            if iteration == trainer.iteration
+            else (snapshots / f"{name}-{iteration:07d}.safetensors")
+        )
+        if not source.exists():  # --validate-every not a multiple of --snapshot-every
+            print(f"{name}: no weights kept for iteration {iteration}", file=log)
+            source = None
+    if source is not None:
+        checkpoints.export_weights(source, target, half=True)
+        print(
+            f"{name} exported the second half's best validation (iteration {iteration}, "
+            f"{pick['psnr']:.3f} dB" + (f" > average {average.psnr:.3f})" if average else ")"),
+            file=log,
+        )
+    elif average is not None:
+        shutil.copyfile(last.parent / "export" / "average" / f"{name}.safetensors", target)
+        print(f"{name} exported the weight average ({average.psnr:.3f} dB)", file=log)
+    else:
+        checkpoints.export_weights(last, target, half=True)
+        print(f"{name} exported the last weights (no average, no late validation)", file=log)
+
+
+def _export_average(trainer, name: str, last: Path, snapshots: list[Path], log):
     """Export the mean of a run's snapshots and its last weights (a stochastic weight
-    average), validated like the run."""
+    average), validated like the run; returns that validation (``None``: not validated
+    or nothing to average)."""
     from napari_compand import checkpoints
 
     sources = [s for s in snapshots if s.stem != f"{name}-{trainer.iteration:07d}"] + [last]
     if len(sources) < 2:
         print(f"{name}: no snapshots to average", file=log)
-        return
+        return None
     target = last.parent / "export" / "average" / f"{name}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.average_weights(sources, target, half=True)
@@ -378,7 +432,10 @@ def _export_average(trainer, name: str, last: Path, snapshots: list[Path], log) 
         trainer.model.load_state_dict(mean.state_dict())
         v = trainer.validate()
         print(_validation_line(name, v) + f" (mean of {len(sources)} weights)", file=log)
+    else:
+        v = None
     print(f"{name} exported the mean of {len(sources)} weights to {target}", file=log)
+    return v
 
 
 def _validation_line(name: str, v) -> str:
@@ -519,12 +576,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep the weights every N iterations (OUT/snapshots) and export their mean "
         "with the last weights, validated, as OUT/export/average/<job>.safetensors",
     )
+    parser.add_argument(
+        "--late-best",
+        action="store_true",
+        help="export (OUT/export/<job>.safetensors) the weight average of --snapshot-every, "
+        "unless the best validation of the schedule's second half read higher: then those "
+        "weights (make --validate-every a multiple of --snapshot-every); the rule the stages "
+        "have followed since 2026-12-04",
+    )
     parser.add_argument("--bundle", help="pack exports and logs into tars in this folder")
     return parser
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
+    if args.late_best and not args.snapshot_every:
+        parser.error("--late-best chooses between snapshots: give --snapshot-every too")
     if args.job:
         train_one(args.job, args)
         return

@@ -139,3 +139,69 @@ def test_train_zoo_blocks_grow_the_resunet_jobs_only(monkeypatch):
     assert train_zoo.job_config("ih_conv1_1", args).model.arch.value == "unet"
     plain = train_zoo.job_config("ex3_resunet", train_zoo.build_parser().parse_args(common))
     assert plain.model.blocks == (1, 2, 3, 6)
+
+
+def test_late_best_ignores_the_first_half_of_the_schedule(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    train_zoo = importlib.import_module("train_zoo")
+    history = [
+        {"iteration": 0, "psnr": 30.0},  # the warm start never counts
+        {"iteration": 1000, "psnr": 29.9},  # first half: not counted however high
+        {"iteration": 2000, "psnr": 29.5},
+        {"iteration": 3000, "psnr": 29.6},
+    ]
+    assert train_zoo.late_best(history, 4000)["iteration"] == 3000
+    assert train_zoo.late_best(history, 8000) is None
+    history[1]["psnr"] = 28.0
+    assert train_zoo.late_best(history, 2000)["iteration"] == 3000
+
+
+@pytest.mark.parametrize("late_wins", [False, True])
+def test_train_zoo_late_best_exports_what_the_rule_picks(monkeypatch, tmp_path, late_wins):
+    """A tiny real stage: the export is the weight average unless the log's best validation
+    of the second half read higher (then those weights), never a first-half best."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    train_zoo = importlib.import_module("train_zoo")
+    for folder, seed in (("train", 1), ("val", 2)):
+        (tmp_path / folder).mkdir()
+        for index, image in enumerate(smooth_images(2, size=40, seed=seed)):
+            iio.imwrite(tmp_path / folder / f"{index}.png", image[..., :3])
+    out = tmp_path / "out"
+    common = ["--train", str(tmp_path / "train"), "--val", str(tmp_path / "val")]
+    args = train_zoo.build_parser().parse_args(
+        [*common, "--out", str(out), "--crop-size", "32", "--batch-size", "2"]
+        + ["--iterations", "6", "--validate-every", "1", "--snapshot-every", "1"]
+        + ["--checkpoint-every", "0", "--lr", "1e-3", "--val-images", "2", "--late-best"]
+        + ["--resunet-size", "S", "--blocks", "1", "1", "1", "1", "--validate-first"]
+    )
+    engine = importlib.import_module("napari_compand.training.engine")
+    original = engine.Trainer.validate
+
+    def rigged(self):
+        """Iteration 5 reads far above (late_wins) or every late one far below any average."""
+        fresh = all(record["iteration"] != self.iteration for record in self.history)
+        result = original(self)
+        shift = 0.0
+        if fresh and late_wins and self.iteration == 5:
+            shift = 100.0
+        elif fresh and not late_wins and self.iteration >= 3:
+            shift = -100.0
+        self.history[-1]["psnr"] += shift
+        return type(result)(result.iteration, result.psnr + shift, result.ssim)
+
+    monkeypatch.setattr(engine.Trainer, "validate", rigged)
+    train_zoo.train_one("ex3_resunet", args)
+    log = (out / "ex3_resunet.log").read_text()
+    exported = load_checkpoint(out / "export" / "ex3_resunet.safetensors")
+    if late_wins:
+        assert "exported the second half's best validation (iteration 5" in log
+        source = load_checkpoint(out / "snapshots" / "ex3_resunet-0000005.safetensors")
+    else:
+        assert "exported the weight average" in log
+        source = load_checkpoint(out / "export" / "average" / "ex3_resunet.safetensors")
+    assert exported.model_state.keys() == source.model_state.keys()
+    for key, value in exported.model_state.items():
+        expected = source.model_state[key].half().float().numpy()
+        assert np.array_equal(value.float().numpy(), expected)
