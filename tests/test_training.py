@@ -36,6 +36,7 @@ from napari_compand.training import (
     Validation,
     best_path,
 )
+from napari_compand.training.data import to_tensor
 
 from .helpers import smooth_images
 
@@ -133,6 +134,28 @@ def test_batches_are_degraded_crops_and_repeatable():
     assert float(targets.std()) > 0
     again = data.sample(np.random.default_rng([0, 0, 5]), 4, 32)
     assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
+
+
+def test_to_tensor_is_planes_over_255_wherever_it_is_converted():
+    batch = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    planes = to_tensor(batch)
+    assert planes.shape == (2, 3, 5, 7) and planes.dtype == torch.float32
+    assert planes.is_contiguous()
+    expected = torch.from_numpy(batch.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    assert torch.equal(planes, expected)
+    assert torch.equal(to_tensor(batch, "cpu"), planes)
+
+
+def test_crops_asked_for_on_a_device_are_the_same_crops():
+    """``sample(device=...)`` (the trainer asks for its own device: on a GPU the uint8 crops
+    are converted there) gives the crops of a plain call, threshold maps and noise too."""
+    config = tiny_config(halftone_method="ordered", model=replace(RES_TINY, threshold_map=True))
+    data = TrainingImages(smooth_images(2), config.degradations, 3)
+    options = {"grey_fraction": 0.5, "threshold_map": True, "noise_fraction": 0.5}
+    plain = data.sample(np.random.default_rng(9), 4, 32, **options)
+    placed = data.sample(np.random.default_rng(9), 4, 32, device="cpu", **options)
+    assert plain[0].shape == (4, 4, 32, 32)
+    assert all(torch.equal(a, b) for a, b in zip(plain, placed, strict=True))
 
 
 def test_grey_training_images_and_small_images_are_handled():

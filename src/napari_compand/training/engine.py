@@ -321,6 +321,7 @@ class Trainer:
                 noise_fraction=config.noise_fraction,
                 noise_sigma=config.noise_sigma,
                 noise_shared=config.noise_shared,
+                device=self.device,
             )
             try:
                 loss = self.step(inputs, targets)
