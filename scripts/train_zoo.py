@@ -329,7 +329,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
             if args.snapshot_every and update.iteration % args.snapshot_every == 0:
                 snapshots.mkdir(exist_ok=True)
                 checkpoints.save_checkpoint(
-                    snapshots / f"{name}-{update.iteration:07d}.safetensors",
+                    _snapshot(snapshots, name, update.iteration),
                     trainer.model,
                     trainer.metadata(),
                 )
@@ -365,7 +365,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
     else:
         print(f"{name} exported", file=log)
     if args.snapshot_every:
-        _export_average(trainer, name, ckpt, sorted(snapshots.glob(f"{name}-*.safetensors")), log)
+        _export_average(trainer, name, ckpt, snapshots, log)
 
 
 def late_best(history: list[dict], iterations: int) -> dict | None:
@@ -384,18 +384,12 @@ def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> Non
     from napari_compand import checkpoints
 
     pick = late_best(trainer.history, trainer.config.iterations)
-    average = _export_average(
-        trainer, name, last, sorted(snapshots.glob(f"{name}-*.safetensors")), log
-    )
+    average = _export_average(trainer, name, last, snapshots, log)
     target = last.parent / "export" / f"{name}.safetensors"
     source = None
     if pick is not None and (average is None or pick["psnr"] > average.psnr):
         iteration = int(pick["iteration"])
-        source = (
-            last
-            if iteration == trainer.iteration
-            else (snapshots / f"{name}-{iteration:07d}.safetensors")
-        )
+        source = last if iteration == trainer.iteration else _snapshot(snapshots, name, iteration)
         if not source.exists():  # --validate-every not a multiple of --snapshot-every
             print(f"{name}: no weights kept for iteration {iteration}", file=log)
             source = None
@@ -414,13 +408,20 @@ def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> Non
         print(f"{name} exported the last weights (no average, no late validation)", file=log)
 
 
-def _export_average(trainer, name: str, last: Path, snapshots: list[Path], log):
-    """Export the mean of a run's snapshots and its last weights (a stochastic weight
-    average), validated like the run; returns that validation (``None``: not validated
-    or nothing to average)."""
+def _snapshot(snapshots: Path, name: str, iteration: int) -> Path:
+    """The weights ``--snapshot-every`` kept of job ``name`` at ``iteration``."""
+    return snapshots / f"{name}-{iteration:07d}.safetensors"
+
+
+def _export_average(trainer, name: str, last: Path, snapshots: Path, log):
+    """Export the mean of a run's snapshots (in folder ``snapshots``) and its last weights
+    (a stochastic weight average), validated like the run; returns that validation
+    (``None``: not validated or nothing to average)."""
     from napari_compand import checkpoints
 
-    sources = [s for s in snapshots if s.stem != f"{name}-{trainer.iteration:07d}"] + [last]
+    kept = sorted(snapshots.glob(f"{name}-*.safetensors"))
+    final = _snapshot(snapshots, name, trainer.iteration)
+    sources = [s for s in kept if s != final] + [last]
     if len(sources) < 2:
         print(f"{name}: no snapshots to average", file=log)
         return None

@@ -284,8 +284,7 @@ class TrainingImages:
                     targets[n], inputs[n] = self.noisy_crop(
                         targets[n], sigma, grey, kind, noise_rng, shared
                     )
-        inputs_, targets_ = to_tensor(inputs, device), to_tensor(targets, device)
-        return self._with_maps(inputs_, maps), targets_
+        return self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
 
     def noisy_crop(
         self,
