@@ -36,7 +36,7 @@ from napari_compand.training import (
     Validation,
     best_path,
 )
-from napari_compand.training.data import to_tensor
+from napari_compand.training.data import batch_rng, to_tensor
 
 from .helpers import smooth_images
 
@@ -156,6 +156,25 @@ def test_crops_asked_for_on_a_device_are_the_same_crops():
     placed = data.sample(np.random.default_rng(9), 4, 32, device="cpu", **options)
     assert plain[0].shape == (4, 4, 32, 32)
     assert all(torch.equal(a, b) for a, b in zip(plain, placed, strict=True))
+
+
+def test_batches_made_by_worker_processes_are_the_batches_of_the_loop():
+    """``batches(workers=2)`` makes in two processes exactly the batches :meth:`sample`
+    draws in the loop for the same iterations: threshold maps, grey and noisy crops too."""
+    config = tiny_config(halftone_method="ordered", model=replace(RES_TINY, threshold_map=True))
+    data = TrainingImages(smooth_images(2), config.degradations, 3)
+    options = {"grey_fraction": 0.5, "threshold_map": True, "noise_fraction": 0.5}
+    expected = [
+        data.sample(batch_rng(3, 1, iteration), 4, 32, **options) for iteration in (7, 8, 9, 10)
+    ]
+    stream = data.batches(3, 1, 7, 4, 32, workers=2, **options)
+    made = [next(stream) for _ in expected]
+    stream.close()
+    assert made[0][0].shape == (4, 4, 32, 32)
+    for (inputs, targets), (want_in, want_target) in zip(made, expected, strict=True):
+        assert torch.equal(inputs, want_in) and torch.equal(targets, want_target)
+    with pytest.raises(ValueError, match="workers must be 0 or more"):
+        next(data.batches(3, 1, 0, 4, 32, workers=-1))
 
 
 def test_grey_training_images_and_small_images_are_handled():
@@ -382,6 +401,36 @@ def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path):
             straight.optimizer.state[a]["exp_avg"], resumed.optimizer.state[b]["exp_avg"]
         )
         assert torch.equal(straight.optimizer.state[a]["step"], resumed.optimizer.state[b]["step"])
+
+
+def test_worker_processes_train_the_same_weights_and_stop_with_the_run(tmp_path):
+    """A trainer whose batches come from worker processes ends with the weights of one
+    that makes them in its loop; stopping the run stops the processes."""
+    import multiprocessing
+
+    config = tiny_config(iterations=4)
+    in_loop = Trainer(config, images_for(config))
+    list(in_loop.run())
+    ahead = Trainer(config, images_for(config), workers=2)
+    for update in ahead.run():
+        if isinstance(update, Progress) and update.iteration == 2:
+            assert len(multiprocessing.active_children()) >= 2  # the workers run
+    for key, value in in_loop.model.state_dict().items():
+        assert torch.equal(value, ahead.model.state_dict()[key]), key
+    assert ahead.data_seconds > 0
+
+    stopped = Trainer(config, images_for(config), workers=2)
+    updates = []
+    for update in stopped.run():
+        updates.append(update)
+        if isinstance(update, Progress) and update.iteration == 1:
+            stopped.stop()
+    assert updates[-1].state == "stopped" and updates[-1].iteration == 1
+    for child in multiprocessing.active_children():
+        child.join(timeout=10)
+    assert multiprocessing.active_children() == []
+    with pytest.raises(ValueError, match="workers must be 0 or more"):
+        Trainer(config, images_for(config), workers=-1)
 
 
 def test_resume_needs_the_same_recipe(tmp_path):
@@ -647,13 +696,15 @@ def test_cli_train_then_resume(image_folder, tmp_path, capsys):
                 "--resume",
                 str(out),
                 "--iterations",
-                "3",
+                "4",
+                "--workers",
+                "1",
             ]
         )
         == 0
     )
     meta = load_checkpoint(out).metadata
-    assert meta["iterations_done"] == 3 and meta["bits"] == 3
+    assert meta["iterations_done"] == 4 and meta["bits"] == 3
 
 
 def test_cli_reports_and_protects_the_best_validation_file(image_folder, tmp_path, capsys):
@@ -673,6 +724,9 @@ def test_cli_reports_and_protects_the_best_validation_file(image_folder, tmp_pat
 def test_cli_train_errors_are_clear(image_folder, tmp_path, capsys):
     assert main(tiny_cli(image_folder, tmp_path / "x.safetensors", "--bits", "9")) == 2
     assert "bits must be between 1 and 7" in capsys.readouterr().err
+    assert main(tiny_cli(image_folder, tmp_path / "y.safetensors", "--workers", "-1")) == 2
+    assert "workers must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "y.safetensors").exists()
 
 
 def test_torchrun_two_cpu_processes(image_folder, tmp_path):

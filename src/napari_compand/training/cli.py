@@ -72,6 +72,14 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "a ResUNet with fewer --blocks for a deeper one)",
     )
     train.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make the training batches ahead in N processes (the same batches; they pay "
+        "where a GPU waits for the crops); default 0: in the training loop",
+    )
+    train.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an existing --out file (not needed to continue --resume X --out X)",
@@ -274,7 +282,15 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
             val = TrainingImages.from_paths(
                 args.val_data, config.degradations, config.model.channels
             )
-        trainer = Trainer(config, data, args.out, val_data=val, resume=args.resume, init=args.init)
+        trainer = Trainer(
+            config,
+            data,
+            args.out,
+            val_data=val,
+            resume=args.resume,
+            init=args.init,
+            workers=args.workers,
+        )
         bar = tqdm(
             total=config.iterations,
             initial=trainer.iteration,

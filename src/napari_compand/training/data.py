@@ -10,38 +10,46 @@ a resumed run sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import os
+import signal
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import product
+from itertools import count, product
 from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.color import rgb2gray
 from skimage.util import img_as_ubyte
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .._compat import release_freed_memory
 from .._io import collect_images, read_image, to_uint8_channels
 from ..degrade import Degradation, add_noise, dither_thresholds
 
-__all__ = ["SCALE_COPIES", "TrainingImages", "batch_rng", "downscaled", "to_tensor"]
+__all__ = ["PREFETCH", "SCALE_COPIES", "TrainingImages", "batch_rng", "downscaled", "to_tensor"]
 
 #: The sizes the zoo's defaults were last trained at (each image also at 0.7 and 0.5 of its
 #: size): the Train widget's "smaller copies" and the CLI's ``--scales 1 0.7 0.5``.
 SCALE_COPIES = (1.0, 0.7, 0.5)
 
 
-def to_tensor(batch: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+def to_tensor(
+    batch: np.ndarray | torch.Tensor, device: torch.device | str | None = None
+) -> torch.Tensor:
     """uint8 ``(N, H, W, C)`` -> float32 ``(N, C, H, W)`` in [0, 1], ``x / 255``.
 
     With ``device`` the uint8 batch is moved there first and converted there (a quarter of
-    the bytes to copy, and no float work left for the CPU that makes the crops).
+    the bytes to copy, and no float work left for the CPU that makes the crops); on a GPU
+    the result keeps the channels-last layout the models train in there.
     """
-    planes = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+    planes = torch.as_tensor(batch)
     if device is not None:
         planes = planes.to(device, non_blocking=True)
+    planes = planes.permute(0, 3, 1, 2)
+    if not planes.is_cuda:
+        planes = planes.contiguous()
     return planes.to(torch.float32).div_(255.0)
 
 
@@ -257,6 +265,31 @@ class TrainingImages:
         seeded by ``rng`` after the crops are cut, so the crops are those of the same
         batch without noise.
         """
+        inputs, targets, maps = self.crops(
+            rng,
+            batch_size,
+            crop,
+            grey_fraction,
+            threshold_map,
+            noise_fraction=noise_fraction,
+            noise_sigma=noise_sigma,
+            noise_shared=noise_shared,
+        )
+        return self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
+
+    def crops(
+        self,
+        rng: np.random.Generator,
+        batch_size: int,
+        crop: int,
+        grey_fraction: float = 0.0,
+        threshold_map: bool = False,
+        noise_fraction: float = 0.0,
+        noise_sigma: float = 8.0,
+        noise_shared: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`sample`'s batch before conversion: uint8 ``(N, crop, crop, C)`` degraded
+        and clean crops, and the float32 ``(N, 1, crop, crop)`` threshold maps (or None)."""
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
         maps = np.empty((batch_size, 1, crop, crop), np.float32) if threshold_map else None
@@ -284,7 +317,53 @@ class TrainingImages:
                     targets[n], inputs[n] = self.noisy_crop(
                         targets[n], sigma, grey, kind, noise_rng, shared
                     )
-        return self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
+        return inputs, targets, maps
+
+    def batches(
+        self,
+        seed: int,
+        rank: int,
+        start: int,
+        batch_size: int,
+        crop: int,
+        *,
+        workers: int = 0,
+        device: torch.device | str | None = None,
+        **options: float | bool,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of iterations ``start``, ``start + 1``, ... : each the one
+        :meth:`sample` draws with :func:`batch_rng` ``(seed, rank, iteration)``.
+
+        ``workers`` > 0 makes them ahead in that many processes (forked; each reads the
+        degraded versions cached so far, e.g. by :meth:`prepare`, and keeps at most
+        ``cache_bytes / workers`` of its own), :data:`PREFETCH` batches per process, so
+        crops are cut and degraded while the trainer's device computes: the same batches,
+        sooner where crop making is what the device waits for (noisy crops on a GPU).
+        ``options`` are :meth:`sample`'s (``grey_fraction``, ``threshold_map``, ...).
+        Closing the generator stops the processes.
+        """
+        if workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {workers}")
+        if workers == 0:
+            for iteration in count(start):
+                rng = batch_rng(seed, rank, iteration)
+                yield self.sample(rng, batch_size, crop, device=device, **options)
+            return
+        loader = DataLoader(
+            _Batches(self, seed, rank, batch_size, crop, options),
+            batch_size=None,
+            sampler=count(start),
+            num_workers=workers,
+            prefetch_factor=PREFETCH,
+            pin_memory=torch.device(device or "cpu").type == "cuda",
+            worker_init_fn=_start_worker,
+        )
+        stream = iter(loader)
+        try:
+            for inputs, targets, maps in stream:
+                yield self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
+        finally:
+            del stream  # shuts the worker processes down
 
     def noisy_crop(
         self,
@@ -316,10 +395,10 @@ class TrainingImages:
         return dither_thresholds(self.degradations[kind].method, (size, size), (y, x))
 
     @staticmethod
-    def _with_maps(inputs: torch.Tensor, maps: np.ndarray | None) -> torch.Tensor:
+    def _with_maps(inputs: torch.Tensor, maps: np.ndarray | torch.Tensor | None) -> torch.Tensor:
         if maps is None:
             return inputs
-        return torch.cat([inputs, torch.from_numpy(maps).to(inputs.device)], dim=1)
+        return torch.cat([inputs, torch.as_tensor(maps).to(inputs.device)], dim=1)
 
     def center_crops(
         self, size: int, limit: int, threshold_map: bool = False
@@ -371,3 +450,39 @@ def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
     if pad_y or pad_x:
         return np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
     return image
+
+
+#: Batches each worker process of :meth:`TrainingImages.batches` makes ahead.
+PREFETCH = 4
+
+
+class _Batches(Dataset):
+    """Iteration -> the uint8 crops :meth:`TrainingImages.crops` draws for it (what the
+    worker processes of :meth:`TrainingImages.batches` make)."""
+
+    def __init__(
+        self,
+        images: TrainingImages,
+        seed: int,
+        rank: int,
+        batch_size: int,
+        crop: int,
+        options: dict[str, float | bool],
+    ) -> None:
+        self.images = images
+        self.seed, self.rank = seed, rank
+        self.batch_size, self.crop = batch_size, crop
+        self.options = options
+
+    def __getitem__(self, iteration: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        rng = batch_rng(self.seed, self.rank, iteration)
+        return self.images.crops(rng, self.batch_size, self.crop, **self.options)
+
+
+def _start_worker(worker: int) -> None:
+    """Set up a worker process of :meth:`TrainingImages.batches`: its part of the
+    degraded-image cache, ``cache_bytes / workers``; Ctrl+C left to the training process
+    (which stops the run with a checkpoint, then the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    info = get_worker_info()
+    info.dataset.images.cache_bytes //= info.num_workers

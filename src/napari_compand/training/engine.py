@@ -49,7 +49,7 @@ from ..models import (
 )
 from ..vocabulary import Arch, PixelLoss, Task
 from .config import TrainingConfig
-from .data import TrainingImages, batch_rng
+from .data import TrainingImages
 
 __all__ = [
     "NonFiniteLossError",
@@ -185,6 +185,11 @@ class Trainer:
         fresh optimizer, iteration 0).
     validation_images
         How many of ``val_data``'s images give a centre crop for validation.
+    workers
+        Processes that make the batches ahead (:meth:`TrainingImages.batches`; the same
+        batches as without them). They pay where the device waits for crops, as a GPU
+        does for noisy ones; 0 (default) makes each batch in the training loop.
+        :attr:`data_seconds` says how long the loop waited for batches.
     """
 
     def __init__(
@@ -197,7 +202,10 @@ class Trainer:
         resume: str | Path | None = None,
         init: str | Path | None = None,
         validation_images: int = VALIDATION_IMAGES,
+        workers: int = 0,
     ) -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {workers}")
         if data.degradations != config.degradations:
             raise ValueError(
                 f"training images are degraded as "
@@ -213,6 +221,10 @@ class Trainer:
         self.config = config
         self.data = data
         self.val_data = val_data
+        self.workers = workers
+        #: Seconds :meth:`run` has waited for training batches (making them, or for the
+        #: worker processes); compare with the run's wall time.
+        self.data_seconds = 0.0
         self.out = Path(out) if out is not None else None
         self.device = resolve_device(config.device)
         if self.device.type == "cuda" and self.device.index is None:
@@ -304,6 +316,29 @@ class Trainer:
         yield StateChange(
             "started", self.iteration, message=f"training on {self.device}{precision}"
         )
+        batches = self.data.batches(
+            config.seed,
+            self.rank,
+            self.iteration,
+            config.batch_size,
+            config.crop_size,
+            workers=self.workers,
+            device=self.device,
+            grey_fraction=config.grey_fraction,
+            threshold_map=config.model.threshold_map,
+            noise_fraction=config.noise_fraction,
+            noise_sigma=config.noise_sigma,
+            noise_shared=config.noise_shared,
+        )
+        try:
+            yield from self._iterate(batches)
+        finally:
+            batches.close()  # stops the worker processes
+
+    def _iterate(
+        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+    ) -> Iterator[TrainingUpdate]:
+        config = self.config
         seconds_per_iteration: float | None = None
         while self.iteration < config.iterations:
             if self._stop.is_set():
@@ -311,18 +346,8 @@ class Trainer:
                 yield StateChange("stopped", self.iteration, path, "stopped by request")
                 return
             started = time.perf_counter()
-            rng = batch_rng(config.seed, self.rank, self.iteration)
-            inputs, targets = self.data.sample(
-                rng,
-                config.batch_size,
-                config.crop_size,
-                config.grey_fraction,
-                config.model.threshold_map,
-                noise_fraction=config.noise_fraction,
-                noise_sigma=config.noise_sigma,
-                noise_shared=config.noise_shared,
-                device=self.device,
-            )
+            inputs, targets = next(batches)
+            self.data_seconds += time.perf_counter() - started
             try:
                 loss = self.step(inputs, targets)
             except NonFiniteLossError as err:
