@@ -41,6 +41,9 @@ RUN=${RUN:-/tmp/gpu_stage}
 INIT=${INIT:-zoo}  # or a folder of <job>.safetensors (a later stage from this one's exports)
 SEED=${SEED:-130}
 STAGE=${STAGE:-all}  # all: the five jobs and the CUDA checks; grown: the three grown jobs
+NOISY_WORKERS=${NOISY_WORKERS:-4}  # per noisy job (16 cores: 2 x 4 + 3 x 2, beside 5 trainers)
+WORKERS=${WORKERS:-2}  # per other job
+PREPARE=${PREPARE:-4}  # threads per job that degrade the whole images before training
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUN" src/napari_compand/zoo/weights
 for f in "$DATA"/weights/*.safetensors; do  # the warm starts, where the checkout lacks them
@@ -55,15 +58,18 @@ COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DAT
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
   --grey-fraction 0.3 --seed "$SEED" --threads 2 --iterations 1000000 --time-limit "$TL"
   --fit-after 40 --validate-every 1000 --checkpoint-every 1000000 --validate-first
-  --late-best --snapshot-every 500 --cache-gb 16 --device "$DEVICE")
+  --late-best --snapshot-every 500 --cache-gb 16 --prepare "$PREPARE" --device "$DEVICE")
+# the batches are made ahead in worker processes (--workers; the same batches as in the loop):
+# noisy crops cost the CPU most (about 120 ms per batch of 64 in one process), so those jobs
+# get the most; every job degrades its whole images ahead (--prepare) before the workers fork
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resunet ex4_resunet \
   --blocks 1 2 4 10 --noise-fraction 0.5 --noise-sigma 10 --noise-shared 0.5 \
-  > "$RUN/noisy.txt" 2>&1 &
+  --workers "$NOISY_WORKERS" > "$RUN/noisy.txt" 2>&1 &
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/fs" --jobs ih_resunet_fs \
-  --blocks 1 2 4 10 > "$RUN/fs.txt" 2>&1 &
+  --blocks 1 2 4 10 --workers "$WORKERS" > "$RUN/fs.txt" 2>&1 &
 if [ "$STAGE" = all ]; then
   python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/clean" \
-    --jobs ex1_resunet ih_resunet_ordered > "$RUN/clean.txt" 2>&1 &
+    --jobs ex1_resunet ih_resunet_ordered --workers "$WORKERS" > "$RUN/clean.txt" 2>&1 &
 fi
 if [ "$DEVICE" = cuda ] && [ "$STAGE" = all ]; then  # beside the training: nothing it times is scored
   timeout 240 python3 scripts/cuda_checks.py --out "$OUT/cuda_checks.json" \

@@ -25,8 +25,10 @@ cosine schedule fitted to the time it gets, the halftone mix degraded ahead in t
 
 The stage of 2026-12-04 (``scripts/gpu_stage.sh``: five jobs, two of them noisy, three grown
 with ``--blocks 1 2 4 10``) found the card waiting on the crops: 6 to 20 iterations/s per job,
-slowest for noisy and Bayer crops, which are made on the CPU in each job's main thread
+slowest for noisy and Bayer crops, which were made on the CPU in each job's main thread
 (2-3x faster since, without a thread pool per crop: benchmarks/bench_training.py).
+``--workers N`` now makes each job's batches ahead in N processes (the same batches), and
+every progress line says which share of the job's time went to waiting for them ("wait").
 
 The CPU photo stages train on BSDS500 train, the first 80 val images and the photographs
 of ``runs/wp40t`` (``scripts/training_photos.py`` makes those folders from Debian
@@ -298,6 +300,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         resume=resume,
         init=init if init is not None and init.exists() and resume is None else None,
         validation_images=args.val_images,
+        workers=args.workers,
     )
     snapshots = out / "snapshots"
     deadline = time.monotonic() + args.time_limit
@@ -312,8 +315,11 @@ def train_one(name: str, args: argparse.Namespace) -> None:
             now = time.monotonic()
             if update.iteration % 100 == 0:
                 rate = update.iteration / (now - started)
+                wait = trainer.data_seconds / (now - started)
                 print(
-                    f"{name} it {update.iteration} loss {update.loss:.4g} {rate:.2f} it/s", file=log
+                    f"{name} it {update.iteration} loss {update.loss:.4g} {rate:.2f} it/s "
+                    f"wait {wait:.0%}",
+                    file=log,
                 )
             if args.fit_after and probe is None and update.iteration >= 20:
                 probe = (update.iteration, now)  # after warm-up (cuDNN's choices, caches)
@@ -516,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="degrade every training image version ahead in this many threads (0: on demand)",
     )
     parser.add_argument("--cache-gb", type=float, default=4.0, help="degraded-image cache")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes per job that make its batches ahead (0: in the training loop)",
+    )
     parser.add_argument("--lr", type=float, help="default: the recipe's 2e-4")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"))
     parser.add_argument("--grey-fraction", type=float, help="share of grey crops")

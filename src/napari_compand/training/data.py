@@ -335,8 +335,9 @@ class TrainingImages:
         :meth:`sample` draws with :func:`batch_rng` ``(seed, rank, iteration)``.
 
         ``workers`` > 0 makes them ahead in that many processes (forked; each reads the
-        degraded versions cached so far, e.g. by :meth:`prepare`, and keeps at most
-        ``cache_bytes / workers`` of its own), :data:`PREFETCH` batches per process, so
+        degraded versions cached so far, e.g. by :meth:`prepare`, and keeps at most its part
+        of the cache's room left, ``/ workers``, of its own), :data:`PREFETCH` batches per
+        process, so
         crops are cut and degraded while the trainer's device computes: the same batches,
         sooner where crop making is what the device waits for (noisy crops on a GPU).
         ``options`` are :meth:`sample`'s (``grey_fraction``, ``threshold_map``, ...).
@@ -480,9 +481,12 @@ class _Batches(Dataset):
 
 
 def _start_worker(worker: int) -> None:
-    """Set up a worker process of :meth:`TrainingImages.batches`: its part of the
-    degraded-image cache, ``cache_bytes / workers``; Ctrl+C left to the training process
-    (which stops the run with a checkpoint, then the workers)."""
+    """Set up a worker process of :meth:`TrainingImages.batches`: the degraded versions
+    cached before the fork (shared, copy-on-write) plus its part of the room left,
+    ``(cache_bytes - cached) / workers``; Ctrl+C left to the training process (which stops
+    the run with a checkpoint, then the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     info = get_worker_info()
-    info.dataset.images.cache_bytes //= info.num_workers
+    images = info.dataset.images
+    room = max(0, images.cache_bytes - images._cached_bytes)
+    images.cache_bytes = images._cached_bytes + room // info.num_workers
