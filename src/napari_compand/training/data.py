@@ -334,13 +334,14 @@ class TrainingImages:
         """The batches of iterations ``start``, ``start + 1``, ... : each the one
         :meth:`sample` draws with :func:`batch_rng` ``(seed, rank, iteration)``.
 
-        ``workers`` > 0 makes them ahead in that many processes (forked; each reads the
-        degraded versions cached so far, e.g. by :meth:`prepare`, and keeps at most its part
-        of the cache's room left, ``/ workers``, of its own), :data:`PREFETCH` batches per
-        process, so
-        crops are cut and degraded while the trainer's device computes: the same batches,
-        sooner where crop making is what the device waits for (noisy crops on a GPU).
-        ``options`` are :meth:`sample`'s (``grey_fraction``, ``threshold_map``, ...).
+        ``workers`` > 0 makes them ahead in that many processes, :data:`PREFETCH` batches
+        per process, so crops are cut, degraded and made noisy while the trainer's device
+        computes: the same batches, sooner where crop making is what the device waits for
+        (noisy crops on a GPU). On Linux the processes are forked: each reads the degraded
+        versions cached so far (e.g. by :meth:`prepare`) and keeps its part of the cache's
+        room left, ``/ workers``, for its own; where processes are spawned (macOS, Windows)
+        each gets a copy of the images. ``options`` are :meth:`sample`'s (``grey_fraction``,
+        ``threshold_map``, ...).
         Closing the generator stops the processes.
         """
         if workers < 0:
