@@ -11,7 +11,10 @@
 # autocast) with a cosine schedule fitted to TL seconds, validates every 1,000 iterations on
 # the 20 held-out photographs and exports by the stages' rule (train_zoo.py --late-best: its
 # weight average, unless the best validation of the schedule's second half read higher) and,
-# for the record, its weight average.
+# for the record, its weight average. The stage of 2026-12-04 waited on crops made in each
+# job's loop (6-20 it/s); every job now degrades its images ahead (--prepare) and makes its
+# batches in worker processes (--workers, the same batches); its log's "wait" is the share of
+# time the job still waited for them.
 #
 # The upload holds the data and the warm starts in an ignored folder (DATA, default .gpu):
 #   DATA/data/train   BSDS500 train, runs/val80, runs/wp40t and runs/kmc42 (the last two as
@@ -52,7 +55,15 @@ for f in "$DATA"/weights/*.safetensors; do  # the warm starts, where the checkou
 done
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"
+  df -h /dev/shm
 } > "$RUN/machine.txt" 2>&1
+# worker processes hand their batches over in shared memory (/dev/shm; a container's default
+# of 64 MB would fail them): with less than 2 GiB there, every job makes its batches in its loop
+SHM_KB=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')
+if [ "${SHM_KB:-0}" -lt 2097152 ]; then
+  echo "only ${SHM_KB:-0} KiB free in /dev/shm: no worker processes" >> "$RUN/machine.txt"
+  NOISY_WORKERS=0 WORKERS=0
+fi
 
 COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DATA/data/held20"
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
