@@ -2,7 +2,8 @@
 # One prepared GPU stage for the defaults that miss issue 11's and 12's targets, run through
 # the `device` tool (one H200, about 9 minutes), then the CUDA checks no CPU can run.
 #
-#   * 3-bit and 4-bit expansion: noisy-crop recipe, grown to 1/2/4/10 residual blocks
+#   * 3-bit and 4-bit expansion and the 4-bit grey partner: noisy-crop recipe, grown to
+#     1/2/4/10 residual blocks
 #     (models.deeper_version: the added blocks start as the identity).
 #   * Floyd–Steinberg inverse halftoning: clean crops, grown to 1/2/4/10 blocks.
 #   * 1-bit expansion (size S) and the Bayer specialist (size M): clean crops, same size.
@@ -20,7 +21,7 @@
 #   DATA/data/train   BSDS500 train, runs/val80, runs/wp40t and runs/kmc42 (the last two as
 #                     JPEG quality 95 without chroma subsampling, to fit 64 MiB)
 #   DATA/data/held20  the last 20 images of BSDS500 val
-#   DATA/weights      the shipped files of the five warm starts
+#   DATA/weights      the shipped files of the six warm starts
 # The tracked zoo weights (83 MB) alone are over the upload's limit: before the call, take
 # them out of the index and ignore them (git rm -r -q --cached src/napari_compand/zoo/weights
 # checkpoints docs/images; list those folders in .git/info/exclude); afterwards restore the
@@ -32,7 +33,8 @@
 # exports.tar), every log in logs.txt, and cuda_checks.json.
 #
 # A second stage from the first one's exports, the grown jobs only (DATA/init holding
-# ex3_resunet, ex4_resunet and ih_resunet_fs .safetensors; DATA/weights then not needed):
+# ex3_resunet, ex4_resunet, ex4_resunet_grey and ih_resunet_fs .safetensors; DATA/weights
+# then not needed; a job whose file is missing there would start from scratch):
 #   STAGE=grown INIT=.gpu/init SEED=131 TL=270 bash scripts/gpu_stage.sh
 # Try it on the CPU at tiny size: DEVICE=cpu TL=30 OUT=/tmp/out bash scripts/gpu_stage.sh
 set -u
@@ -43,9 +45,9 @@ DEVICE=${DEVICE:-cuda}
 RUN=${RUN:-/tmp/gpu_stage}
 INIT=${INIT:-zoo}  # or a folder of <job>.safetensors (a later stage from this one's exports)
 SEED=${SEED:-130}
-STAGE=${STAGE:-all}  # all: the five jobs and the CUDA checks; grown: the three grown jobs
-NOISY_WORKERS=${NOISY_WORKERS:-4}  # per noisy job (16 cores: 2 x 4 + 3 x 2, beside 5 trainers)
-WORKERS=${WORKERS:-2}  # per other job
+STAGE=${STAGE:-all}  # all: the six jobs and the CUDA checks; grown: the four grown jobs
+NOISY_WORKERS=${NOISY_WORKERS:-3}  # per noisy job (16 cores: 3 x 3 + 3 x 1, beside 6 trainers)
+WORKERS=${WORKERS:-1}  # per clean job (cutting prepared crops is cheap; one keeps it off the loop)
 PREPARE=${PREPARE:-4}  # threads per job that degrade the whole images before training
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUN" src/napari_compand/zoo/weights
@@ -71,10 +73,11 @@ COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DAT
   --fit-after 40 --validate-every 1000 --checkpoint-every 1000000 --validate-first
   --late-best --snapshot-every 500 --cache-gb 16 --prepare "$PREPARE" --device "$DEVICE")
 # the batches are made ahead in worker processes (--workers; the same batches as in the loop):
-# noisy crops cost the CPU most (about 120 ms per batch of 64 in one process), so those jobs
-# get the most; every job degrades its whole images ahead (--prepare) before the workers fork
+# noisy crops cost the CPU most (25-45 ms per batch of 64 on one core of the 2-core machine,
+# versions prepared), so those jobs get the most; every job degrades its whole images ahead
+# (--prepare) before the workers fork
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/noisy" --jobs ex3_resunet ex4_resunet \
-  --blocks 1 2 4 10 --noise-fraction 0.5 --noise-sigma 10 --noise-shared 0.5 \
+  ex4_resunet_grey --blocks 1 2 4 10 --noise-fraction 0.5 --noise-sigma 10 --noise-shared 0.5 \
   --workers "$NOISY_WORKERS" > "$RUN/noisy.txt" 2>&1 &
 python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/fs" --jobs ih_resunet_fs \
   --blocks 1 2 4 10 --workers "$WORKERS" > "$RUN/fs.txt" 2>&1 &
