@@ -66,6 +66,31 @@ if [ "${SHM_KB:-0}" -lt 2097152 ]; then
   echo "only ${SHM_KB:-0} KiB free in /dev/shm: no worker processes" >> "$RUN/machine.txt"
   NOISY_WORKERS=0 WORKERS=0
 fi
+# preflight (about 15 s): the workers' batches on this device must equal the loop's, or no job
+# uses workers (a failure here must not cost the stage)
+if [ "$NOISY_WORKERS$WORKERS" != 00 ] && ! DEVICE=$DEVICE timeout 90 python3 - \
+  >> "$RUN/machine.txt" 2>&1 <<'PREFLIGHT'
+import itertools, os
+import torch
+from skimage import data
+from napari_compand.degrade import Degradation
+from napari_compand.training.data import TrainingImages
+device = torch.device(os.environ["DEVICE"])
+images = TrainingImages([data.astronaut(), data.coffee()], Degradation(bits=3))
+images.prepare(2)
+opts = dict(grey_fraction=0.3, noise_fraction=0.5, noise_sigma=10.0, noise_shared=0.5)
+loop = list(itertools.islice(images.batches(0, 0, 0, 8, 64, device=device, **opts), 3))
+stream = images.batches(0, 0, 0, 8, 64, workers=2, device=device, **opts)
+ahead = list(itertools.islice(stream, 3))
+stream.close()
+assert all(torch.equal(a, b) for x, y in zip(loop, ahead) for a, b in zip(x, y))
+print("preflight: the workers' batches equal the loop's on", device)
+PREFLIGHT
+then
+  echo "worker processes failed the preflight: every job makes its batches in its loop" \
+    >> "$RUN/machine.txt"
+  NOISY_WORKERS=0 WORKERS=0
+fi
 
 COMMON=(--init "$INIT" --train "$DATA/data/train" --scales 1 0.7 0.5 --val "$DATA/data/held20"
   --val-images 20 --crop-size 128 --batch-size 64 --lr 1e-4 --lr-schedule cosine
