@@ -6,7 +6,8 @@
 #     1/2/4/10 residual blocks
 #     (models.deeper_version: the added blocks start as the identity).
 #   * Floyd–Steinberg inverse halftoning: clean crops, grown to 1/2/4/10 blocks.
-#   * 1-bit expansion (size S) and the Bayer specialist (size M): clean crops, same size.
+#   * the Bayer specialist (size M): clean crops, same size. (The 1-bit default left the stage
+#     after two GPU stages that overfit it, 2026-11-29 and 2026-12-04.)
 #
 # Every job warm-starts from the shipped model, trains 128² crops in batches of 64 (bf16
 # autocast) with a cosine schedule fitted to TL seconds, validates every 1,000 iterations on
@@ -21,11 +22,12 @@
 #   DATA/data/train   BSDS500 train, runs/val80, runs/wp40t and runs/kmc42 (the last two as
 #                     JPEG quality 95 without chroma subsampling, to fit 64 MiB)
 #   DATA/data/held20  the last 20 images of BSDS500 val
-#   DATA/weights      the shipped files of the six warm starts
-# The tracked zoo weights (83 MB) alone are over the upload's limit: before the call, take
-# them out of the index and ignore them (git rm -r -q --cached src/napari_compand/zoo/weights
-# checkpoints docs/images; list those folders in .git/info/exclude); afterwards restore the
-# index with git reset -q -- <those folders> and drop the exclude lines.
+#   DATA/weights      the shipped files of the five warm starts (.safetensors or .safetensors.xz)
+# The tracked zoo weights (83 MB) alone are over the upload's limit, and since three warm
+# starts were grown (6.7 MiB each) so were the data and warm starts as session 43 packed them:
+#   python scripts/gpu_upload.py prepare   # makes .gpu (59 MiB with the code), takes the
+#                                          # weights out of git's index; carry [".gpu"]
+#   python scripts/gpu_upload.py restore   # after the call, before committing
 # Only each job's export and weight average come back; before --late-best the export was the
 # best validation of the whole run, and when that was in the first half of the schedule the
 # file the rule asked for was lost (the second stage's 3-bit job, 2026-12-04).
@@ -45,15 +47,23 @@ DEVICE=${DEVICE:-cuda}
 RUN=${RUN:-/tmp/gpu_stage}
 INIT=${INIT:-zoo}  # or a folder of <job>.safetensors (a later stage from this one's exports)
 SEED=${SEED:-130}
-STAGE=${STAGE:-all}  # all: the six jobs and the CUDA checks; grown: the four grown jobs
-NOISY_WORKERS=${NOISY_WORKERS:-3}  # per noisy job (16 cores: 3 x 3 + 3 x 1, beside 6 trainers)
+STAGE=${STAGE:-all}  # all: the five jobs and the CUDA checks; grown: the four grown jobs
+NOISY_WORKERS=${NOISY_WORKERS:-3}  # per noisy job (16 cores: 3 x 3 + 2 x 1, beside 5 trainers)
 WORKERS=${WORKERS:-1}  # per clean job (cutting prepared crops is cheap; one keeps it off the loop)
 PREPARE=${PREPARE:-4}  # threads per job that degrade the whole images before training
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUN" src/napari_compand/zoo/weights
-for f in "$DATA"/weights/*.safetensors; do  # the warm starts, where the checkout lacks them
-  [ -e "$f" ] || continue
-  [ -e "src/napari_compand/zoo/weights/${f##*/}" ] || cp "$f" src/napari_compand/zoo/weights/
+for f in "$DATA"/weights/*.safetensors "$DATA"/weights/*.safetensors.xz; do
+  [ -e "$f" ] || continue  # the warm starts, where the checkout lacks them
+  name=${f##*/}
+  name=${name%.xz}
+  [ -e "src/napari_compand/zoo/weights/$name" ] && continue
+  if [ "${f%.xz}" != "$f" ]; then
+    python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" \
+      "$f" "src/napari_compand/zoo/weights/$name"
+  else
+    cp "$f" src/napari_compand/zoo/weights/
+  fi
 done
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"
@@ -108,7 +118,7 @@ python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/fs" --jobs ih_resunet_fs
   --blocks 1 2 4 10 --workers "$WORKERS" > "$RUN/fs.txt" 2>&1 &
 if [ "$STAGE" = all ]; then
   python3 scripts/train_zoo.py "${COMMON[@]}" --out "$RUN/clean" \
-    --jobs ex1_resunet ih_resunet_ordered --workers "$WORKERS" > "$RUN/clean.txt" 2>&1 &
+    --jobs ih_resunet_ordered --workers "$WORKERS" > "$RUN/clean.txt" 2>&1 &
 fi
 if [ "$DEVICE" = cuda ] && [ "$STAGE" = all ]; then  # beside the training: nothing it times is scored
   timeout 240 python3 scripts/cuda_checks.py --out "$OUT/cuda_checks.json" \

@@ -205,3 +205,34 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(monkeypatch, tmp_path, 
     for key, value in exported.model_state.items():
         expected = source.model_state[key].half().float().numpy()
         assert np.array_equal(value.float().numpy(), expected)
+
+
+def test_gpu_upload_keeps_jpeg_pixels_and_packs_warm_starts(monkeypatch, tmp_path):
+    """``scripts/gpu_upload.py``: a JPEG reaches the upload with the same pixels (rewritten
+    losslessly or copied), a PNG as JPEG quality 95 without chroma subsampling, and a job's
+    warm start as xz that unpacks to the shipped file's bytes."""
+    import lzma
+
+    from napari_compand.metrics import psnr
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    upload = importlib.import_module("gpu_upload")
+    source = tmp_path / "photos"
+    source.mkdir()
+    photo, other = smooth_images(2, size=96)
+    iio.imwrite(source / "a.jpg", photo, quality=90)
+    iio.imwrite(source / "b.png", other)
+    upload.copy_images(source, tmp_path / "train", prefix="photos_")
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == [
+        "photos_a.jpg",
+        "photos_b.jpg",
+    ]
+    assert (iio.imread(tmp_path / "train/photos_a.jpg") == iio.imread(source / "a.jpg")).all()
+    assert psnr(other, iio.imread(tmp_path / "train/photos_b.jpg"), rgb=True) > 40
+
+    upload.pack_warm_starts(["ex4_resunet_grey"], tmp_path / "weights")
+    train_zoo = importlib.import_module("train_zoo")
+    shipped = train_zoo.zoo_init("ex4_resunet_grey")
+    packed = tmp_path / "weights" / f"{shipped.name}.xz"
+    assert lzma.decompress(packed.read_bytes()) == shipped.read_bytes()
+    assert packed.stat().st_size < shipped.stat().st_size
