@@ -35,8 +35,9 @@
 # exports.tar), every log in logs.txt, and cuda_checks.json.
 #
 # A second stage from the first one's exports, the grown jobs only (DATA/init holding
-# ex3_resunet, ex4_resunet, ex4_resunet_grey and ih_resunet_fs .safetensors; DATA/weights
-# then not needed; a job whose file is missing there would start from scratch):
+# ex3_resunet, ex4_resunet, ex4_resunet_grey and ih_resunet_fs .safetensors[.xz]; a job
+# whose file is missing there would start from scratch; `gpu_upload.py prepare --init
+# <folder of the exports>` packs them instead of the zoo's warm starts):
 #   STAGE=grown INIT=.gpu/init SEED=131 TL=270 bash scripts/gpu_stage.sh
 # Try it on the CPU at tiny size: DEVICE=cpu TL=30 OUT=/tmp/out bash scripts/gpu_stage.sh
 set -u
@@ -53,18 +54,26 @@ WORKERS=${WORKERS:-1}  # per clean job (cutting prepared crops is cheap; one kee
 PREPARE=${PREPARE:-4}  # threads per job that degrade the whole images before training
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUN" src/napari_compand/zoo/weights
+unxz_to() {  # unxz_to FILE.xz TARGET: python's lzma, whether or not xz is installed
+  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" \
+    "$1" "$2"
+}
 for f in "$DATA"/weights/*.safetensors "$DATA"/weights/*.safetensors.xz; do
   [ -e "$f" ] || continue  # the warm starts, where the checkout lacks them
   name=${f##*/}
   name=${name%.xz}
   [ -e "src/napari_compand/zoo/weights/$name" ] && continue
   if [ "${f%.xz}" != "$f" ]; then
-    python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" \
-      "$f" "src/napari_compand/zoo/weights/$name"
+    unxz_to "$f" "src/napari_compand/zoo/weights/$name"
   else
     cp "$f" src/napari_compand/zoo/weights/
   fi
 done
+if [ "$INIT" != zoo ]; then  # a later stage's warm starts, packed by gpu_upload.py --init
+  for f in "$INIT"/*.safetensors.xz; do
+    [ -e "$f" ] && [ ! -e "${f%.xz}" ] && unxz_to "$f" "${f%.xz}"
+  done
+fi
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"
   df -h /dev/shm

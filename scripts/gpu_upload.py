@@ -12,7 +12,9 @@
   fewer bytes), other files become JPEG quality 95 without chroma subsampling.
 * ``data/held20``: the held-out validation images, the same way.
 * ``weights``: the shipped warm start of every job, xz-compressed (about 11 % fewer bytes);
-  ``gpu_stage.sh`` unpacks them into the zoo folder.
+  ``gpu_stage.sh`` unpacks them into the zoo folder. With ``--init FOLDER`` (a second stage
+  from the first one's exports): ``init`` with that folder's files instead, for
+  ``STAGE=grown INIT=.gpu/init``.
 
 It then takes the tracked folders that the device does not need (the zoo's 83 MB of weights,
 checkpoints, docs/images) out of git's index and lists them in ``.git/info/exclude``, so the
@@ -57,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--held", type=Path, default=ROOT / "runs/held20")
     parser.add_argument("--jobs", nargs="+", default=list(JOBS))
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="a later stage: pack this folder's <job>.safetensors (the last stage's exports) "
+        "into <out>/init instead of the zoo's warm starts",
+    )
     args = parser.parse_args(argv)
     if args.action == "restore":
         restore()
@@ -66,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for source in args.train:
         copy_images(source, data / "train", prefix=f"{source.name}_")
     copy_images(args.held, data / "held20")
-    pack_warm_starts(args.jobs, args.out / "weights")
+    if args.init is None:
+        pack_warm_starts(args.jobs, args.out / "weights")
+    else:
+        for path in sorted(args.init.glob("*.safetensors")):
+            xz(path, args.out / "init" / f"{path.name}.xz")
     size = upload_bytes(args.out)
     print(f"upload: {size / 2**20:.1f} MiB of {LIMIT / 2**20:.0f} (tracked files + {args.out})")
     if size > LIMIT:
@@ -109,8 +121,13 @@ def pack_warm_starts(jobs: Sequence[str], target: Path) -> None:
         path = zoo_init(job)
         if path is None:
             sys.exit(f"{job}: no shipped model to start from")
-        packed = target / f"{path.name}.xz"
-        packed.write_bytes(lzma.compress(path.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
+        xz(path, target / f"{path.name}.xz")
+
+
+def xz(path: Path, packed: Path) -> None:
+    """``path`` compressed as tightly as xz can (fp16 weights: about 11 % fewer bytes)."""
+    packed.parent.mkdir(parents=True, exist_ok=True)
+    packed.write_bytes(lzma.compress(path.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
 
 
 def upload_bytes(carried: Path) -> int:
