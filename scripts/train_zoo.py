@@ -396,9 +396,10 @@ def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> Non
     if pick is not None and (average is None or pick["psnr"] > average.psnr):
         iteration = int(pick["iteration"])
         source = last if iteration == trainer.iteration else _snapshot(snapshots, name, iteration)
-        if not source.exists():  # --validate-every not a multiple of --snapshot-every
+        if not source.exists():  # no snapshot there: the run's best file, if it is that one
+            source = _best_file_of(last, iteration)
+        if source is None:
             print(f"{name}: no weights kept for iteration {iteration}", file=log)
-            source = None
     if source is not None:
         checkpoints.export_weights(source, target, half=True)
         print(
@@ -412,6 +413,17 @@ def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> Non
     else:
         checkpoints.export_weights(last, target, half=True)
         print(f"{name} exported the last weights (no average, no late validation)", file=log)
+
+
+def _best_file_of(last: Path, iteration: int) -> Path | None:
+    """The run's best-validation file (``engine.best_path``) if it holds ``iteration``."""
+    from napari_compand import checkpoints
+    from napari_compand.training import engine
+
+    best = engine.best_path(last)
+    if best.exists() and checkpoints.read_metadata(best)["best"]["iteration"] == iteration:
+        return best
+    return None
 
 
 def _snapshot(snapshots: Path, name: str, iteration: int) -> Path:
@@ -606,6 +618,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.late_best and not args.snapshot_every:
         parser.error("--late-best chooses between snapshots: give --snapshot-every too")
+    if args.late_best and args.validate_every % args.snapshot_every:
+        parser.error(
+            "--late-best needs the weights of every validation: make --validate-every a "
+            "multiple of --snapshot-every"
+        )
     if args.job:
         train_one(args.job, args)
         return

@@ -156,10 +156,13 @@ def test_late_best_ignores_the_first_half_of_the_schedule(monkeypatch):
     assert train_zoo.late_best(history, 2000)["iteration"] == 3000
 
 
-@pytest.mark.parametrize("late_wins", [False, True])
-def test_train_zoo_late_best_exports_what_the_rule_picks(monkeypatch, tmp_path, late_wins):
+@pytest.mark.parametrize(("late_wins", "snapshot_every"), [(False, 1), (True, 1), (True, 2)])
+def test_train_zoo_late_best_exports_what_the_rule_picks(
+    monkeypatch, tmp_path, late_wins, snapshot_every
+):
     """A tiny real stage: the export is the weight average unless the log's best validation
-    of the second half read higher (then those weights), never a first-half best."""
+    of the second half read higher (then those weights: its snapshot, or the run's best file
+    where no snapshot was kept at that iteration), never a first-half best."""
     import numpy as np
 
     monkeypatch.syspath_prepend(str(SCRIPTS))
@@ -172,7 +175,7 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(monkeypatch, tmp_path, 
     common = ["--train", str(tmp_path / "train"), "--val", str(tmp_path / "val")]
     args = train_zoo.build_parser().parse_args(
         [*common, "--out", str(out), "--crop-size", "32", "--batch-size", "2"]
-        + ["--iterations", "6", "--validate-every", "1", "--snapshot-every", "1"]
+        + ["--iterations", "6", "--validate-every", "1", "--snapshot-every", str(snapshot_every)]
         + ["--checkpoint-every", "0", "--lr", "1e-3", "--val-images", "2", "--late-best"]
         + ["--resunet-size", "S", "--blocks", "1", "1", "1", "1", "--validate-first"]
     )
@@ -197,7 +200,11 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(monkeypatch, tmp_path, 
     exported = load_checkpoint(out / "export" / "ex3_resunet.safetensors")
     if late_wins:
         assert "exported the second half's best validation (iteration 5" in log
-        source = load_checkpoint(out / "snapshots" / "ex3_resunet-0000005.safetensors")
+        snapshot = out / "snapshots" / "ex3_resunet-0000005.safetensors"
+        assert snapshot.exists() == (snapshot_every == 1)
+        source = load_checkpoint(
+            snapshot if snapshot.exists() else out / "ex3_resunet-best.safetensors"
+        )
     else:
         assert "exported the weight average" in log
         source = load_checkpoint(out / "export" / "average" / "ex3_resunet.safetensors")
