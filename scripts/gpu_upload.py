@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LEFT_OUT = ("src/napari_compand/zoo/weights", "checkpoints", "docs/images")
 #: The ``device`` tool's upload limit: working tree plus carried folders.
 LIMIT = 64 * 2**20
-#: What ``gpu_stage.sh`` trains (its six jobs; the four grown ones in a second stage).
+#: What ``gpu_stage.sh`` trains (its five jobs; the four grown ones in a second stage).
 JOBS = ("ex3_resunet", "ex4_resunet", "ex4_resunet_grey", "ih_resunet_fs", "ih_resunet_ordered")
 MARK = "# gpu_upload.py: left out of the device's upload"
 
@@ -54,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--train",
         nargs="+",
         type=Path,
-        default=[ROOT / p for p in ("../shared/data/bsds/train", "runs/val80", "runs/wp40t")]
-        + [ROOT / "runs/kmc42"],
+        default=[
+            ROOT / folder
+            for folder in ("../shared/data/bsds/train", "runs/val80", "runs/wp40t", "runs/kmc42")
+        ],
     )
     parser.add_argument("--held", type=Path, default=ROOT / "runs/held20")
     parser.add_argument("--jobs", nargs="+", default=list(JOBS))

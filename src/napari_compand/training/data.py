@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import count, product
@@ -275,7 +275,7 @@ class TrainingImages:
             noise_sigma=noise_sigma,
             noise_shared=noise_shared,
         )
-        return self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
+        return self._tensors(inputs, targets, maps, device)
 
     def crops(
         self,
@@ -330,7 +330,7 @@ class TrainingImages:
         workers: int = 0,
         device: torch.device | str | None = None,
         **options: float | bool,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         """The batches of iterations ``start``, ``start + 1``, ... : each the one
         :meth:`sample` draws with :func:`batch_rng` ``(seed, rank, iteration)``.
 
@@ -363,7 +363,7 @@ class TrainingImages:
         stream = iter(loader)
         try:
             for inputs, targets, maps in stream:
-                yield self._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
+                yield self._tensors(inputs, targets, maps, device)
         finally:
             del stream  # shuts the worker processes down
 
@@ -395,6 +395,17 @@ class TrainingImages:
         """The threshold map of degradation ``kind`` on a crop at ``(y, x)`` (each
         version is dithered whole, from its top-left pixel)."""
         return dither_thresholds(self.degradations[kind].method, (size, size), (y, x))
+
+    @classmethod
+    def _tensors(
+        cls,
+        inputs: np.ndarray | torch.Tensor,
+        targets: np.ndarray | torch.Tensor,
+        maps: np.ndarray | torch.Tensor | None,
+        device: torch.device | str | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`crops`' arrays as the ``(degraded, clean)`` tensors :meth:`sample` returns."""
+        return cls._with_maps(to_tensor(inputs, device), maps), to_tensor(targets, device)
 
     @staticmethod
     def _with_maps(inputs: torch.Tensor, maps: np.ndarray | torch.Tensor | None) -> torch.Tensor:

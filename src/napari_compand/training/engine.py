@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,7 +336,7 @@ class Trainer:
             batches.close()  # stops the worker processes
 
     def _iterate(
-        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+        self, batches: Generator[tuple[torch.Tensor, torch.Tensor], None, None]
     ) -> Iterator[TrainingUpdate]:
         config = self.config
         seconds_per_iteration: float | None = None
