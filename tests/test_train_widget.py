@@ -280,3 +280,19 @@ def test_too_many_held_out_images_are_refused(widget):
     widget._held_out.value = 2  # the fixture's two layers hold two planes
     assert widget.start() is None
     assert "leave none of the 2 image planes" in widget._status.value
+
+
+def test_crop_workers_train_the_same_run_in_worker_processes(widget, qtbot, tmp_path):
+    """The crop-workers box reaches the trainer; its processes end with the run."""
+    import multiprocessing
+
+    widget._iterations.value = 3
+    widget._workers.value = 1
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget._start.enabled, timeout=120_000)  # worker finished
+    assert widget._queue_holder[0].current.workers == 1
+    assert widget._queue_holder[0].current.data_seconds > 0
+    qtbot.waitUntil(lambda: len(widget.finished_paths) == 1, timeout=10_000)
+    done = load_checkpoint(widget.finished_paths[0]).metadata["iterations_done"]
+    assert done == 3
+    qtbot.waitUntil(lambda: not multiprocessing.active_children(), timeout=10_000)

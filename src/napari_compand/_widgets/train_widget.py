@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -280,6 +281,16 @@ class TrainWidget(WidgetActions, Container):
             label="lr schedule", choices=[s.value for s in LrSchedule], value="cosine"
         )
         self._device = ComboBox(label="device", choices=available_devices())
+        self._workers = SpinBox(
+            label="crop workers",
+            min=0,
+            max=os.cpu_count() or 1,
+            value=0,
+            tooltip="processes that cut and degrade the next training crops while the "
+            "network trains on the current ones (the same crops as without them): for a GPU, "
+            "which otherwise waits for noisy or Bayer crops; on a CPU leave 0, since the "
+            "crops and the network share its cores",
+        )
         self._out = FileEdit(
             label="output",
             mode="w",
@@ -322,6 +333,7 @@ class TrainWidget(WidgetActions, Container):
                 self._copies,
                 self._schedule,
                 self._device,
+                self._workers,
                 self._out,
                 self._replace,
                 self._start,
@@ -417,10 +429,13 @@ class TrainWidget(WidgetActions, Container):
         self.progress.max = self._total
         self.progress.value = 0
         self.loss_plot.clear()
+        workers = self._workers.value
 
         def make_queue() -> TrainingQueue:
             train, validation = make_images()
-            return TrainingQueue([(c, resumable_path(out)) for c, out in runs], train, validation)
+            return TrainingQueue(
+                [(c, resumable_path(out)) for c, out in runs], train, validation, workers=workers
+            )
 
         worker = create_worker(
             _train_job,

@@ -548,7 +548,7 @@ class TrainingQueue:
     ----------
     runs
         ``(config, out)`` pairs, trained in order on the same ``data``.
-    data, val_data
+    data, val_data, workers
         As for :class:`Trainer`.
     """
 
@@ -557,12 +557,15 @@ class TrainingQueue:
         runs: list[tuple[TrainingConfig, Path]],
         data: TrainingImages,
         val_data: TrainingImages | None = None,
+        *,
+        workers: int = 0,
     ) -> None:
         if not runs:
             raise ValueError("nothing to train: no runs given")
         self.runs = runs
         self.data = data
         self.val_data = val_data
+        self.workers = workers
         self.current: Trainer | None = None
         self._stop = threading.Event()
 
@@ -577,7 +580,9 @@ class TrainingQueue:
         for index, (config, out) in enumerate(self.runs):
             if self._stop.is_set():
                 return
-            self.current = Trainer(config, self.data, out, val_data=self.val_data)
+            self.current = Trainer(
+                config, self.data, out, val_data=self.val_data, workers=self.workers
+            )
             if self._stop.is_set():  # stop() came while the trainer was being built
                 self.current.stop()
             for update in self.current.run():
