@@ -400,8 +400,8 @@ def _export_by_rule(trainer, name: str, last: Path, snapshots: Path, log) -> Non
             source = _best_file_of(last, iteration)
         if source is None:
             print(f"{name}: no weights kept for iteration {iteration}", file=log)
-    if source is not None:
-        checkpoints.export_weights(source, target, half=True)
+    if source is not None:  # recorded as "best", so the model card says how it was chosen
+        checkpoints.export_weights(source, target, half=True, metadata={"best": dict(pick)})
         print(
             f"{name} exported the second half's best validation (iteration {iteration}, "
             f"{pick['psnr']:.3f} dB" + (f" > average {average.psnr:.3f})" if average else ")"),

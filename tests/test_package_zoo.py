@@ -205,6 +205,9 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(
         source = load_checkpoint(
             snapshot if snapshot.exists() else out / "ex3_resunet-best.safetensors"
         )
+        # how the weights were chosen, for the model card: that validation
+        assert exported.metadata["best"]["iteration"] == 5
+        assert exported.metadata["best"]["psnr"] > 100
     else:
         assert "exported the weight average" in log
         source = load_checkpoint(out / "export" / "average" / "ex3_resunet.safetensors")

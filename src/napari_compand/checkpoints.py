@@ -315,8 +315,14 @@ def _check_layout(
         raise CheckpointError(f"{path}: scales of no weight of the architecture ({stray[:3]})")
 
 
-def export_weights(source: str | Path, target: str | Path, half: bool = False) -> Path:
-    """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16.
+def export_weights(
+    source: str | Path,
+    target: str | Path,
+    half: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Copy a checkpoint without its optimizer state (for shipping); ``half`` stores fp16;
+    ``metadata`` entries are added to (or replace) the source's.
 
     Raises
     ------
@@ -325,7 +331,8 @@ def export_weights(source: str | Path, target: str | Path, half: bool = False) -
     """
     _refuse_source_as_target([source], target)
     checkpoint = load_checkpoint(source)
-    return _save_weights_only(target, checkpoint.build_model(), checkpoint.metadata, half)
+    record = {**checkpoint.metadata, **(metadata or {})}
+    return _save_weights_only(target, checkpoint.build_model(), record, half)
 
 
 def quantize_weights(source: str | Path, target: str | Path) -> Path:
