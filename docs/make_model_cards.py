@@ -29,6 +29,7 @@ DATA_FOLDERS = {
         "plasma-workspace-wallpapers (quartered)"
     ),
     "runs/kmc42": "the 24 Kodak and 18 McMaster images (500x500 crops)",
+    "runs/urban100": "the 100 colour Urban100 photographs",
 }
 
 

@@ -24,6 +24,11 @@ The shipped models' metadata names these folders (``runs/wp16t``, ``runs/wp40t``
   commit ``e787f46df2f374ff3591186706229cb9a0591fea``), saved as PNG: ``--ffdnet`` names a
   local clone (a git directory or work tree) at that commit. None of them is in Set5, Set14 or
   BSDS500.
+- ``urban100``: the 100 colour Urban100 photographs (Huang, Singh and Ahuja, CVPR 2015; Flickr
+  photographs of buildings, research use), lossless PNG, about 1,024 px on the long side, from
+  ``CUrban100`` of github.com/majedelhelou/denoising_datasets (commit ``58234876``, the one
+  that Set5 and Set14 in ``shared/data`` come from): ``--urban`` names a local clone. None of
+  them is in Set5, Set14 or BSDS500.
 - ``val80`` / ``held20``: links to the first 80 / last 20 BSDS500 val images (sorted by
   name): the first go into training, the last are the held-out images that
   ``train_zoo.py --keep-best`` validates on.
@@ -32,6 +37,7 @@ Example::
 
     python scripts/training_photos.py --out runs --bsds-val ../shared/data/bsds/val
     python scripts/training_photos.py --out runs --sets --ffdnet /path/to/FFDNet.git
+    python scripts/training_photos.py --out runs --sets --urban /path/to/denoising_datasets.git
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import argparse
 import io
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -156,35 +163,54 @@ def build_photos(name: str, out: Path) -> int:
 FFDNET_COMMIT = "e787f46df2f374ff3591186706229cb9a0591fea"
 
 
+def _images_at(clone: Path, commit: str, *folders: str) -> Iterator[tuple[str, Image.Image]]:
+    """``(path, image)`` for every file under ``folders`` of a git clone at ``commit``."""
+    git = ["git", "-C", str(clone)]
+    listing = subprocess.run(
+        [*git, "ls-tree", "-r", "--name-only", commit, *folders],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if not listing:
+        raise ValueError(f"{clone} has no files under {', '.join(folders)} at {commit}")
+    for member in listing:
+        data = subprocess.run(
+            [*git, "show", f"{commit}:{member}"], check=True, capture_output=True
+        ).stdout
+        with Image.open(io.BytesIO(data)) as image:
+            yield member, image.convert("RGB")
+
+
 def build_kodak_mcmaster(ffdnet: Path, out: Path) -> int:
     """Write the Kodak and McMaster test images of an FFDNet clone to ``out/kmc42`` as PNG
     (``kodim01.png`` ..., ``mcmaster01.png`` ...), read at :data:`FFDNET_COMMIT`."""
     folder = out / "kmc42"
     folder.mkdir(parents=True, exist_ok=True)
-    git = ["git", "-C", str(ffdnet)]
-    listing = subprocess.run(
-        [
-            *git,
-            "ls-tree",
-            "-r",
-            "--name-only",
-            FFDNET_COMMIT,
-            "testsets/Kodak24",
-            "testsets/McMaster",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    for member in listing:
-        data = subprocess.run(
-            [*git, "show", f"{FFDNET_COMMIT}:{member}"], check=True, capture_output=True
-        ).stdout
+    count = 0
+    for member, image in _images_at(ffdnet, FFDNET_COMMIT, "testsets/Kodak24", "testsets/McMaster"):
         stem = Path(member).stem
         name = stem if stem.startswith("kodim") else f"mcmaster{int(stem):02d}"
-        with Image.open(io.BytesIO(data)) as image:
-            image.convert("RGB").save(folder / f"{name}.png")
-    return len(listing)
+        image.save(folder / f"{name}.png")
+        count += 1
+    return count
+
+
+#: The commit of github.com/majedelhelou/denoising_datasets whose ``CUrban100`` makes
+#: ``urban100`` (the commit that Set5 and Set14 in ``shared/data`` come from).
+DENOISING_DATASETS_COMMIT = "58234876fef6f1b56306705c78dfd40cdb837b86"
+
+
+def build_urban100(clone: Path, out: Path) -> int:
+    """Write the 100 colour Urban100 photographs of a denoising_datasets clone to
+    ``out/urban100`` (``img_001.png`` ...), read at :data:`DENOISING_DATASETS_COMMIT`."""
+    folder = out / "urban100"
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for member, image in _images_at(clone, DENOISING_DATASETS_COMMIT, "CUrban100"):
+        image.save(folder / f"{Path(member).stem}.png")
+        count += 1
+    return count
 
 
 def split_val(bsds_val: Path, out: Path, held_out: int = 20) -> None:
@@ -206,6 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ffdnet", type=Path, help="a clone of github.com/cszn/FFDNet: also make kmc42"
     )
+    parser.add_argument(
+        "--urban",
+        type=Path,
+        help="a clone of github.com/majedelhelou/denoising_datasets: also make urban100",
+    )
     parser.add_argument("--bsds-val", type=Path, help="BSDS500's val folder, to split")
     args = parser.parse_args(argv)
     for name in args.sets:
@@ -214,6 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.ffdnet:
         n = build_kodak_mcmaster(args.ffdnet, args.out)
         print(f"{args.out / 'kmc42'}: {n} Kodak and McMaster images")
+    if args.urban:
+        n = build_urban100(args.urban, args.out)
+        print(f"{args.out / 'urban100'}: {n} Urban100 photographs")
     if args.bsds_val:
         split_val(args.bsds_val, args.out)
         print(f"{args.out / 'val80'}, {args.out / 'held20'}: BSDS500 val split")

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from napari_compand.checkpoints import average_weights, load_checkpoint
@@ -163,7 +164,6 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(
     """A tiny real stage: the export is the weight average unless the log's best validation
     of the second half read higher (then those weights: its snapshot, or the run's best file
     where no snapshot was kept at that iteration), never a first-half best."""
-    import numpy as np
 
     monkeypatch.syspath_prepend(str(SCRIPTS))
     train_zoo = importlib.import_module("train_zoo")
@@ -246,3 +246,42 @@ def test_gpu_upload_keeps_jpeg_pixels_and_packs_warm_starts(monkeypatch, tmp_pat
     packed = tmp_path / "weights" / f"{shipped.name}.xz"
     assert lzma.decompress(packed.read_bytes()) == shipped.read_bytes()
     assert packed.stat().st_size < shipped.stat().st_size
+
+
+def test_training_photos_reads_urban100_at_its_commit(monkeypatch, tmp_path):
+    """``scripts/training_photos.py --urban``: the colour Urban100 files of a
+    denoising_datasets clone, read at the pinned commit, become ``urban100/*.png`` with the
+    same pixels; a clone without them is a clear error."""
+    import subprocess
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    photos = importlib.import_module("training_photos")
+    clone = tmp_path / "clone"
+    (clone / "CUrban100").mkdir(parents=True)
+    images = smooth_images(2, size=48)
+    for i, image in enumerate(images, start=1):
+        iio.imwrite(clone / "CUrban100" / f"img_{i:03d}.png", image)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "images"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (clone / "CUrban100" / "img_003.png").write_bytes(b"not at the commit")
+    monkeypatch.setattr(photos, "DENOISING_DATASETS_COMMIT", commit)
+
+    assert photos.build_urban100(clone, tmp_path / "runs") == 2
+    written = sorted((tmp_path / "runs" / "urban100").iterdir())
+    assert [p.name for p in written] == ["img_001.png", "img_002.png"]
+    for path, image in zip(written, images, strict=True):
+        assert np.array_equal(iio.imread(path), image)
+
+    subprocess.run([*git, "rm", "-q", "-r", "CUrban100"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "none"], check=True)
+    empty = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    monkeypatch.setattr(photos, "DENOISING_DATASETS_COMMIT", empty)
+    with pytest.raises(ValueError, match="no files under CUrban100"):
+        photos.build_urban100(clone, tmp_path / "again")
