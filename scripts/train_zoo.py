@@ -4,8 +4,9 @@ This is how the shipped checkpoints were made. All jobs run concurrently (one
 process each, sharing one GPU, or the CPU), stop at ``--iterations`` or at the
 wall-clock ``--time-limit``, whichever comes first, and write a full checkpoint
 (weights + Adam state, resumable with ``napari-compand train --resume``) plus an
-fp16 export of the weights. ``--bundle`` packs the exports into tar files of at
-most ~15 MiB (for copying them off a machine that returns few, small files).
+fp16 export of the weights (``kill`` or Ctrl+C ends every job the same way, sooner).
+``--bundle`` packs the exports into tar files of at most ~15 MiB (for copying them off a
+machine that returns few, small files).
 
 Example (all jobs, 9 minutes)::
 
@@ -60,6 +61,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -302,6 +304,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         validation_images=args.val_images,
         workers=args.workers,
     )
+    trainer.stop_on_signals()  # kill / Ctrl-C: the stage ends as at its time limit, exported
     snapshots = out / "snapshots"
     deadline = time.monotonic() + args.time_limit
     started = time.monotonic()
@@ -644,9 +647,14 @@ def main() -> None:
             stdout=open(out / f"{name}.stdout", "w"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,
         )
-    start = time.monotonic()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # each job ends with its export
+        signal.signal(signum, lambda sig, _: [c.send_signal(sig) for c in children.values()])
+    start = last_report = time.monotonic()
     while any(c.poll() is None for c in children.values()):
-        time.sleep(30)
+        time.sleep(1)
+        if time.monotonic() - last_report < 30:
+            continue
+        last_report = time.monotonic()
         lines = []
         for name in children:
             log = out / f"{name}.log"

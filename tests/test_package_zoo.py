@@ -217,6 +217,46 @@ def test_train_zoo_late_best_exports_what_the_rule_picks(
         assert np.array_equal(value.float().numpy(), expected)
 
 
+def test_train_zoo_ends_each_job_with_its_export_when_killed(tmp_path):
+    """``kill`` (SIGTERM) of a running ``train_zoo.py`` reaches its jobs, and each ends as at
+    its time limit: a checkpoint, then the export."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for folder, seed in (("train", 1), ("val", 2)):
+        (tmp_path / folder).mkdir()
+        for index, image in enumerate(smooth_images(2, size=40, seed=seed)):
+            iio.imwrite(tmp_path / folder / f"{index}.png", image[..., :3])
+    out = tmp_path / "out"
+    command = [  # far too long to finish
+        sys.executable, str(SCRIPTS / "train_zoo.py"), "--jobs", "ex3_resunet",
+        "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val"), "--out", str(out),
+        "--crop-size", "32", "--batch-size", "2", "--iterations", "10000000",
+        "--time-limit", "100000", "--validate-every", "0", "--checkpoint-every", "0",
+        "--val-images", "2", "--resunet-size", "S", "--blocks", "1", "1", "1", "1",
+        "--threads", "1",
+    ]  # fmt: skip
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = out / "ex3_resunet.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and " it 100 " not in (
+        log.read_text() if log.exists() else ""
+    ):
+        time.sleep(0.5)
+    parent.send_signal(signal.SIGTERM)
+    output = parent.communicate(timeout=120)[0].decode()
+    text = log.read_text()
+    assert parent.returncode == 0, output + text
+    stopped = [line for line in text.splitlines() if line.startswith("ex3_resunet stopped at")]
+    assert stopped, text
+    done = int(stopped[0].split()[-1])
+    assert 100 <= done < 10000000
+    assert load_checkpoint(out / "ex3_resunet.safetensors").metadata["iterations_done"] == done
+    assert (out / "export" / "ex3_resunet.safetensors").exists()
+
+
 def test_gpu_upload_keeps_jpeg_pixels_and_packs_warm_starts(monkeypatch, tmp_path):
     """``scripts/gpu_upload.py``: a JPEG reaches the upload with the same pixels (rewritten
     losslessly or copied), a PNG as JPEG quality 95 without chroma subsampling, and a job's

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from dataclasses import fields
@@ -300,7 +299,7 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
             dynamic_ncols=True,
         )
         started, last_loss, last_val, best = time.perf_counter(), float("nan"), None, None
-        _stop_on_signals(trainer)
+        trainer.stop_on_signals()
         try:
             for update in trainer.run():
                 if isinstance(update, Progress):
@@ -377,16 +376,6 @@ def _check_out(args: argparse.Namespace) -> None:
             overwrite=args.overwrite or in_place,
             what="the best-validation checkpoint next to --out",
         )
-
-
-def _stop_on_signals(trainer) -> None:
-    """Ctrl-C and SIGTERM (``kill``, job schedulers) end the run with a checkpoint.
-
-    Installing the handlers also covers runs started in the background
-    (``nohup ... &``), where the shell makes the process ignore Ctrl-C's SIGINT.
-    """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: trainer.stop())
 
 
 def _init_distributed(config: TrainingConfig) -> None:

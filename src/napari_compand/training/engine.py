@@ -22,6 +22,7 @@ writes files and reports validation.
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -277,6 +278,14 @@ class Trainer:
     def stop(self) -> None:
         """Ask the run to end after the current iteration (thread-safe)."""
         self._stop.set()
+
+    def stop_on_signals(self) -> None:
+        """Make Ctrl-C (SIGINT) and SIGTERM (``kill``, job schedulers) :meth:`stop` the run,
+        which then ends with a checkpoint. For command-line processes (call it from the main
+        thread); it also covers runs started in the background (``nohup ... &``), where the
+        shell makes the process ignore Ctrl-C's SIGINT."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.stop())
 
     @property
     def writes_files(self) -> bool:
