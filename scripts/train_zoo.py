@@ -647,8 +647,12 @@ def main() -> None:
             stdout=open(out / f"{name}.stdout", "w"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,
         )
-    for signum in (signal.SIGINT, signal.SIGTERM):  # each job ends with its export
-        signal.signal(signum, lambda sig, _: [c.send_signal(sig) for c in children.values()])
+    def forward(signum: int, _frame) -> None:  # each job ends with its export
+        for child in children.values():
+            child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
     start = last_report = time.monotonic()
     while any(c.poll() is None for c in children.values()):
         time.sleep(1)
