@@ -647,6 +647,7 @@ def main() -> None:
             stdout=open(out / f"{name}.stdout", "w"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,
         )
+
     def forward(signum: int, _frame) -> None:  # each job ends with its export
         for child in children.values():
             child.send_signal(signum)
