@@ -118,7 +118,9 @@ def crops_on_device_check(batches: int = 10) -> dict:
         for device in ("cpu", "cuda"):
             start = time.perf_counter()
             made = [
-                images.sample(np.random.default_rng(i), 64, 128, 0.3, device=device, **options)
+                images.sample(
+                    np.random.default_rng(i), 64, 128, grey_fraction=0.3, device=device, **options
+                )
                 for i in range(batches)
             ]
             torch.cuda.synchronize()

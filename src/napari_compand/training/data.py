@@ -245,36 +245,14 @@ class TrainingImages:
         rng: np.random.Generator,
         batch_size: int,
         crop: int,
-        grey_fraction: float = 0.0,
-        threshold_map: bool = False,
-        noise_fraction: float = 0.0,
-        noise_sigma: float = 8.0,
-        noise_shared: float = 0.0,
+        *,
         device: torch.device | str | None = None,
+        **options: float | bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``(degraded, clean)`` crops as ``(N, C, crop, crop)`` tensors in [0, 1]
-        (on ``device``, converted there from uint8: see :func:`to_tensor`).
-
-        With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
-        probability. With several degradations each crop draws one. With
-        ``threshold_map`` (ordered dithers only) the degraded crops get one more
-        channel: the dither's thresholds at the crop's place in the image. With
-        ``noise_fraction > 0`` each crop is noisy with that probability (see
-        :meth:`noisy_crop`), and a noisy colour crop's noise is one field for all
-        channels with probability ``noise_shared``; the noise comes from a generator
-        seeded by ``rng`` after the crops are cut, so the crops are those of the same
-        batch without noise.
-        """
-        inputs, targets, maps = self.crops(
-            rng,
-            batch_size,
-            crop,
-            grey_fraction,
-            threshold_map,
-            noise_fraction=noise_fraction,
-            noise_sigma=noise_sigma,
-            noise_shared=noise_shared,
-        )
+        (on ``device``, converted there from uint8: see :func:`to_tensor`); ``options`` are
+        :meth:`crops`' (``grey_fraction``, ``threshold_map``, ``noise_fraction``, ...)."""
+        inputs, targets, maps = self.crops(rng, batch_size, crop, **options)
         return self._tensors(inputs, targets, maps, device)
 
     def crops(
@@ -289,7 +267,18 @@ class TrainingImages:
         noise_shared: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """:meth:`sample`'s batch before conversion: uint8 ``(N, crop, crop, C)`` degraded
-        and clean crops, and the float32 ``(N, 1, crop, crop)`` threshold maps (or None)."""
+        and clean crops, and the float32 ``(N, 1, crop, crop)`` threshold maps (or None).
+
+        With ``grey_fraction > 0`` each crop is grey (see :meth:`pair`) with that
+        probability. With several degradations each crop draws one. With
+        ``threshold_map`` (ordered dithers only) the degraded crops get one more
+        channel: the dither's thresholds at the crop's place in the image. With
+        ``noise_fraction > 0`` each crop is noisy with that probability (see
+        :meth:`noisy_crop`), and a noisy colour crop's noise is one field for all
+        channels with probability ``noise_shared``; the noise comes from a generator
+        seeded by ``rng`` after the crops are cut, so the crops are those of the same
+        batch without noise.
+        """
         inputs = np.empty((batch_size, crop, crop, self.channels), np.uint8)
         targets = np.empty_like(inputs)
         maps = np.empty((batch_size, 1, crop, crop), np.float32) if threshold_map else None
